@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Local infrastructure without Docker: a real Apache Kafka broker (KRaft, single node) and
+# FerretDB (MongoDB wire protocol on SQLite), fetched, built, cached and run on loopback.
+#
+#   deploy/local/stack.sh start     fetch/build if needed, start both, wait until ready
+#   deploy/local/stack.sh stop      stop both (SIGTERM, then SIGKILL after a grace period)
+#   deploy/local/stack.sh status    say what is running
+#   deploy/local/stack.sh logs      print where the logs are
+#   deploy/local/stack.sh kafka-restart | db-stop | db-start   (used by fault tests)
+#
+# Environment:
+#   CITYHELP_CACHE    downloads and builds, kept between runs   (default ~/.cache/cityhelp)
+#   CITYHELP_RUN_DIR  data, logs and pid files                  (default <repo>/.run)
+#   CITYHELP_FRESH=1  wipe broker and database data before start (used by `make test`)
+#   KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), MONGODB_PORT (27017), KAFKA_HEAP (512m)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+cache="${CITYHELP_CACHE:-$HOME/.cache/cityhelp}"
+run="${CITYHELP_RUN_DIR:-$repo/.run}"
+kafka_port="${KAFKA_PORT:-9092}"
+controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
+mongo_port="${MONGODB_PORT:-27017}"
+heap="${KAFKA_HEAP:-512m}"
+
+say() { printf '[stack] %s\n' "$*"; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+need() {
+  local cmd="$1" hint="$2"
+  command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is missing. $hint"
+}
+
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------- Kafka
+kafka_libs() {
+  need java "Install Java 17 or newer (Debian: apt-get install -y openjdk-17-jre-headless)."
+  need mvn "Install Maven (Debian: apt-get install -y maven)."
+  local key; key="$(hash_of "$here/kafka/pom.xml")"
+  local dir="$cache/kafka-$key"
+  if [ ! -f "$dir/.complete" ]; then
+    say "fetching Apache Kafka jars from Maven Central into $dir (first run only, about 30 s)..."
+    rm -rf "$dir"; mkdir -p "$dir/libs"
+    mvn -B -q -Dstyle.color=never -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$dir/libs" >"$dir.mvn.log" 2>&1 \
+      || die "Maven could not fetch Kafka (see $dir.mvn.log); check that Maven Central is reachable, then run again."
+    say "fetched $(ls "$dir/libs" | wc -l) jars"
+    touch "$dir/.complete"
+  fi
+  echo "$dir/libs"
+}
+
+kafka_start() {
+  if port_open "$kafka_port"; then say "Kafka already answers on 127.0.0.1:$kafka_port"; return; fi
+  local libs; libs="$(kafka_libs)"
+  mkdir -p "$run/kafka" "$run/logs"
+  local props="$run/kafka/server.properties"
+  sed -e "s#@DATA@#$run/kafka/data#" -e "s#@PORT@#$kafka_port#g" \
+      -e "s#@CPORT@#$controller_port#g" "$here/kafka/server.properties.in" > "$props"
+  if [ ! -f "$run/kafka/data/meta.properties" ]; then
+    say "formatting Kafka storage in $run/kafka/data"
+    java -cp "$libs/*" -Dlog4j2.configurationFile="$here/kafka/log4j2.yaml" \
+      kafka.tools.StorageTool format --ignore-formatted \
+      -t "cityhelp-local-cluster-1" -c "$props" >"$run/logs/kafka-format.log" 2>&1 \
+      || { cat "$run/logs/kafka-format.log" >&2; die "Kafka storage format failed (log above)."; }
+  fi
+  say "starting Kafka on 127.0.0.1:$kafka_port (log: $run/logs/kafka.log)"
+  KAFKA_LOG_DIR="$run/logs" nohup java -Xms256m -Xmx"$heap" -XX:+UseG1GC \
+    -Dlog4j2.configurationFile="$here/kafka/log4j2.yaml" -Dkafka.logs.dir="$run/logs" \
+    -cp "$libs/*" kafka.Kafka "$props" >"$run/logs/kafka.log" 2>&1 &
+  echo $! > "$run/kafka.pid"
+  local i
+  for i in $(seq 1 120); do
+    if grep -q "Kafka Server started" "$run/logs/kafka.log" 2>/dev/null && port_open "$kafka_port"; then
+      say "Kafka is ready after ${i}s"; return
+    fi
+    kill -0 "$(cat "$run/kafka.pid")" 2>/dev/null || { tail -30 "$run/logs/kafka.log" >&2; die "Kafka exited during start (log above)."; }
+    [ $((i % 10)) -eq 0 ] && say "waiting for Kafka... ${i}s"
+    sleep 1
+  done
+  die "Kafka did not become ready in 120 s; see $run/logs/kafka.log"
+}
+
+# ---------------------------------------------------------------- FerretDB
+ferret_bin() {
+  need go "Install Go 1.22 or newer (Debian: apt-get install -y golang, or from go.dev)."
+  local key; key="$(hash_of "$here/ferretdb/main.go" "$here/ferretdb/go.mod" "$here/ferretdb/go.sum")"
+  local bin="$cache/ferretdb-$key/ferretdb-local"
+  if [ ! -x "$bin" ]; then
+    say "building FerretDB v1.24.2 (SQLite backend) from the Go module proxy into $bin"
+    say "first build only: it compiles a pure-Go SQLite and takes about 2-4 minutes on 2 cores..."
+    mkdir -p "$(dirname "$bin")"
+    ( cd "$here/ferretdb" && GOFLAGS=-mod=mod go build -o "$bin.tmp" . ) &
+    local pid=$! t=0
+    while kill -0 "$pid" 2>/dev/null; do sleep 5; t=$((t + 5)); [ $((t % 30)) -eq 0 ] && say "still building FerretDB... ${t}s"; done
+    wait "$pid" || die "FerretDB build failed; check that the Go module proxy is reachable (GOPROXY), then run again."
+    mv "$bin.tmp" "$bin"
+    say "FerretDB built"
+  fi
+  echo "$bin"
+}
+
+db_start() {
+  if port_open "$mongo_port"; then say "a MongoDB-compatible server already answers on 127.0.0.1:$mongo_port"; return; fi
+  local bin; bin="$(ferret_bin)"
+  mkdir -p "$run/ferretdb/data" "$run/logs"
+  say "starting FerretDB on 127.0.0.1:$mongo_port (log: $run/logs/ferretdb.log)"
+  nohup "$bin" -listen "127.0.0.1:$mongo_port" -data "$run/ferretdb/data" >"$run/logs/ferretdb.log" 2>&1 &
+  echo $! > "$run/ferretdb.pid"
+  local i
+  for i in $(seq 1 60); do
+    if port_open "$mongo_port"; then say "FerretDB is ready after ${i}s"; return; fi
+    kill -0 "$(cat "$run/ferretdb.pid")" 2>/dev/null || { tail -30 "$run/logs/ferretdb.log" >&2; die "FerretDB exited during start (log above)."; }
+    sleep 1
+  done
+  die "FerretDB did not become ready in 60 s; see $run/logs/ferretdb.log"
+}
+
+# ---------------------------------------------------------------- stop
+stop_pid() {
+  local name="$1" file="$run/$1.pid"
+  [ -f "$file" ] || return 0
+  local pid; pid="$(cat "$file")"
+  if kill -0 "$pid" 2>/dev/null; then
+    say "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    local i
+    for i in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && { say "$name did not stop in 15 s; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
+  fi
+  rm -f "$file"
+}
+
+status() {
+  local n
+  for n in kafka ferretdb; do
+    if [ -f "$run/$n.pid" ] && kill -0 "$(cat "$run/$n.pid")" 2>/dev/null; then
+      say "$n running (pid $(cat "$run/$n.pid"))"
+    else
+      say "$n not running"
+    fi
+  done
+}
+
+cmd="${1:-start}"
+case "$cmd" in
+  start)
+    if [ "${CITYHELP_FRESH:-0}" = "1" ]; then
+      stop_pid kafka; stop_pid ferretdb
+      say "fresh start: wiping $run/kafka and $run/ferretdb"
+      rm -rf "$run/kafka" "$run/ferretdb"
+    fi
+    # Fetch and build first (in parallel), so that both servers start quickly afterwards.
+    kafka_libs >/dev/null & kpid=$!
+    ferret_bin >/dev/null & fpid=$!
+    wait $kpid || die "fetching Kafka failed"
+    wait $fpid || die "building FerretDB failed"
+    db_start
+    kafka_start
+    ;;
+  stop) stop_pid kafka; stop_pid ferretdb ;;
+  status) status ;;
+  logs) say "logs are in $run/logs"; ls -1 "$run/logs" 2>/dev/null || true ;;
+  kafka-start) kafka_start ;;
+  kafka-stop) stop_pid kafka ;;
+  kafka-restart) stop_pid kafka; kafka_start ;;
+  db-start) db_start ;;
+  db-stop) stop_pid ferretdb ;;
+  fetch) kafka_libs >/dev/null; ferret_bin >/dev/null ;;
+  *) die "unknown command '$cmd' (start|stop|status|logs|fetch|kafka-restart|db-stop|db-start)" ;;
+esac
