@@ -1,0 +1,1 @@
+"""Route: picks the department and team for each verified request and dispatches it."""

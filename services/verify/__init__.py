@@ -1,0 +1,1 @@
+"""Verify: checks each submitted request (phone, place, duplicates, abuse) and triages it."""

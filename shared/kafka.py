@@ -1,0 +1,157 @@
+"""Kafka wiring: the broker factory, the event bus every service publishes through, topic set-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import BaseModel
+
+from shared.envelope import Envelope, derive_id, event_type, utcnow
+from shared.metrics import registry
+from shared.settings import ServiceSettings
+from shared.topics import Topic, TopicNames, load_partitions
+
+logger = logging.getLogger(__name__)
+
+
+def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
+    """SASL (SCRAM or PLAIN) and TLS from configuration; None for plaintext."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    use_ssl = protocol in ("SSL", "SASL_SSL")
+    context: ssl.SSLContext | None = None
+    if use_ssl:
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    kinds: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+        "PLAIN": SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }
+    kind = kinds[settings.kafka_sasl_mechanism]
+    return kind(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password,
+        ssl_context=context,
+        use_ssl=use_ssl,
+    )
+
+
+def build_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
+    """A broker whose producer is idempotent and waits for all in-sync replicas (acks=all)."""
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"cityhelp-{service}",
+        acks="all",
+        enable_idempotence=True,
+        security=kafka_security(settings),
+        middlewares=(KafkaPrometheusMiddleware(registry=registry(), app_name=service),),
+        # Per-record "Received/Processed" lines are FastStream's; keep them out of INFO.
+        log_level=logging.DEBUG,
+        graceful_timeout=15.0,
+    )
+
+
+class EventBus:
+    """Publishes the contract's events: key = request id, value = JSON, CloudEvents headers."""
+
+    def __init__(self, broker: KafkaBroker, names: TopicNames, *, source: str) -> None:
+        self._broker = broker
+        self._names = names
+        self.source = source
+        self._publishers: dict[Topic, Any] = {}
+
+    def declare(self, topic: Topic, *, schema: type[BaseModel] | None = None) -> None:
+        """Register a topic this service writes (documented in its AsyncAPI)."""
+        if topic not in self._publishers:
+            self._publishers[topic] = self._broker.publisher(
+                self._names(topic), schema=schema, title=f"{self._names(topic)}:publish"
+            )
+
+    async def emit(
+        self,
+        topic: Topic,
+        value: BaseModel,
+        *,
+        key: str,
+        name: str,
+        event_id: str,
+        subject: str | None = None,
+        cause: Envelope | None = None,
+    ) -> Envelope:
+        """Publish one event and wait until the broker acknowledged it (acks=all)."""
+        envelope = Envelope(
+            id=event_id,
+            type=event_type(name),
+            source=self.source,
+            subject=subject or key,
+            time=utcnow(),
+            trace_id=(cause.trace_id or cause.id) if cause else event_id,
+            causation_id=cause.id if cause else None,
+        )
+        await self.emit_raw(
+            topic, value.model_dump_json().encode("utf-8"), key=key, headers=envelope.headers()
+        )
+        return envelope
+
+    async def emit_raw(
+        self, topic: Topic, value: bytes, *, key: bytes | str | None, headers: Mapping[str, str]
+    ) -> None:
+        publisher = self._publishers.get(topic)
+        if publisher is None:
+            raise KeyError(f"topic {topic} was not declared by {self.source}")
+        raw_key = key.encode("utf-8") if isinstance(key, str) else key
+        await publisher.publish(value, key=raw_key, headers=dict(headers))
+
+
+def effect_id(stage: str, *parts: str) -> str:
+    """The id of an effect a stage produces from an input; stable across redeliveries."""
+    return derive_id(stage, *parts)
+
+
+async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> list[str]:
+    """Create the contract's topics that are missing; returns the names created."""
+    names = TopicNames(settings.topic_prefix)
+    wanted = load_partitions(settings.config_dir / "topics.toml")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="cityhelp-topics"
+    )
+    for attempt in range(1, attempts + 1):
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError:
+            if attempt == attempts:
+                raise
+            logger.info(
+                "waiting for Kafka at %s (%d/%d)", settings.kafka_bootstrap, attempt, attempts
+            )
+            await asyncio.sleep(1)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(names(topic), num_partitions=partitions, replication_factor=replication)
+            for topic, (partitions, replication) in wanted.items()
+            if names(topic) not in existing
+        ]
+        created: list[str] = []
+        for new in missing:
+            try:
+                await admin.create_topics([new])
+                created.append(new.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        await admin.close()

@@ -1,0 +1,75 @@
+"""Prometheus metrics shared by the four services.
+
+Metric names are a closed set defined here, so a typo fails at import or type checking.
+Labels never carry personal data: only services, topics, categories, priorities, districts,
+departments, channels and outcome codes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+NAMESPACE = "cityhelp"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+MESSAGES_RECEIVED = Counter(
+    "messages_received_total",
+    "Records a stage received from an input topic.",
+    ["service", "topic"],
+    namespace=NAMESPACE,
+)
+MESSAGES_PROCESSED = Counter(
+    "messages_processed_total",
+    "Records a stage finished, by outcome (ok, dead_lettered).",
+    ["service", "topic", "outcome"],
+    namespace=NAMESPACE,
+)
+MESSAGES_FAILED = Counter(
+    "messages_failed_total",
+    "Transient failures (retried without advancing the offset), by error kind.",
+    ["service", "topic", "error"],
+    namespace=NAMESPACE,
+)
+DEAD_LETTERS = Counter(
+    "dead_letters_total",
+    "Records sent to the service's dead-letter topic, by reason code.",
+    ["service", "topic", "reason"],
+    namespace=NAMESPACE,
+)
+PROCESSING_SECONDS = Histogram(
+    "processing_seconds",
+    "Time a stage spent on one record.",
+    ["service", "topic"],
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
+END_TO_END_SECONDS = Histogram(
+    "end_to_end_latency_seconds",
+    "Time from a request's submission until a stage finished with it.",
+    ["stage"],
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
+REQUESTS = Counter(
+    "requests_total",
+    "Requests passing a lifecycle step (received, verified, dispatched, resolved, ...).",
+    ["step", "category", "priority", "district"],
+    namespace=NAMESPACE,
+)
+STAGE_HALTED = Gauge(
+    "stage_halted",
+    "1 while a stage has stopped consuming because its dead-letter limit was reached.",
+    ["service"],
+    namespace=NAMESPACE,
+)
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by route template and status code.",
+    ["service", "route", "method", "status"],
+    namespace=NAMESPACE,
+)
+
+
+def registry() -> CollectorRegistry:
+    """The registry all services expose on /metrics."""
+    return REGISTRY

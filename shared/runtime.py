@@ -1,0 +1,235 @@
+"""The composition root every service builds on: broker, database, stage, HTTP app, serving.
+
+A service's ``build_app(settings, **overrides)`` creates a :class:`Runtime`, registers its
+subscribers and routes on it, and returns ``runtime.http_app(...)``. Nothing connects at import
+time; connections open in the app's lifespan and close on shutdown (SIGTERM finishes in-flight
+records, commits and exits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from shared import logs
+from shared.db import Client, Database, build_client, ping
+from shared.kafka import EventBus, build_broker, ensure_topics
+from shared.metrics import HTTP_REQUESTS, registry
+from shared.settings import ServiceSettings
+from shared.stage import AT_LEAST_ONCE, Handler, Stage
+from shared.topics import ServiceName, Topic, TopicNames
+
+logger = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    service: ServiceName
+    settings: ServiceSettings
+    broker: KafkaBroker
+    client: Client
+    names: TopicNames
+    bus: EventBus
+    stage: Stage
+    create_topics: bool = True
+    startup: list[Hook] = field(default_factory=list)
+    background: list[Hook] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        service: ServiceName,
+        settings: ServiceSettings,
+        *,
+        broker: KafkaBroker | None = None,
+        client: Client | None = None,
+        create_topics: bool = True,
+    ) -> Runtime:
+        broker = broker or build_broker(settings, service=service)
+        names = TopicNames(settings.topic_prefix)
+        bus = EventBus(broker, names, source=f"cityhelp/{service}")
+        stage = Stage(
+            service=service,
+            bus=bus,
+            dlq_consecutive_limit=settings.dlq_consecutive_limit,
+            retry_initial_seconds=settings.retry_initial_seconds,
+            retry_max_seconds=settings.retry_max_seconds,
+        )
+        return cls(
+            service=service,
+            settings=settings,
+            broker=broker,
+            client=client or build_client(settings, app_name=service),
+            names=names,
+            bus=bus,
+            stage=stage,
+            create_topics=create_topics,
+        )
+
+    @property
+    def db(self) -> Database:
+        return self.client[self.settings.mongodb_database]
+
+    def group(self, name: str | None = None) -> str:
+        """Consumer group id; the topic prefix keeps isolated runs apart."""
+        return f"{self.settings.topic_prefix}cityhelp-{name or self.service}"
+
+    def subscribe(
+        self, topics: Sequence[Topic], handler: Handler, *, name: str, group: str | None = None
+    ) -> None:
+        """Consume ``topics`` at least once through the shared stage policy."""
+        stage = self.stage
+
+        async def consume(body: bytes, message: KafkaMessage) -> None:
+            await stage.run(message, handler)
+
+        self.broker.subscriber(
+            *[self.names(t) for t in topics],
+            group_id=self.group(group),
+            title=f"{self.service}.{name}",
+            **AT_LEAST_ONCE,
+        )(consume)
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            checks["kafka"] = "ok" if await self.broker.ping(timeout=2.0) else "unreachable"
+        except Exception as exc:  # readiness reports, never raises
+            checks["kafka"] = f"error: {type(exc).__name__}"
+        try:
+            await asyncio.wait_for(ping(self.client), timeout=2.0)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["stage"] = "halted: dead-letter limit reached" if self.stage.halted else "ok"
+        return checks
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        if self.create_topics:
+            await ensure_topics(self.settings)
+        for hook in self.startup:
+            await _retrying(hook, what=getattr(hook, "__name__", "startup"))
+        await self.broker.start()
+        self._tasks = [asyncio.create_task(_supervised(hook)) for hook in self.background]
+        logger.info("started", extra={"stage": self.service})
+        try:
+            yield
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.broker.stop()
+            await self.client.close()
+            logger.info("stopped", extra={"stage": self.service})
+
+    def http_app(
+        self, *, title: str, routers: Sequence[APIRouter] = (), version: str = "1.0.0"
+    ) -> FastAPI:
+        """The service's HTTP app: its routes plus /healthz, /readyz and /metrics."""
+        app = FastAPI(title=title, version=version, lifespan=self.lifespan)
+        app.add_middleware(_HttpMetrics, service=self.service)
+        app.state.runtime = self
+
+        @app.get("/healthz", tags=["operations"], summary="Alive")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok", "service": self.service}
+
+        @app.get("/readyz", tags=["operations"], summary="Connected to Kafka and the database")
+        async def readyz() -> JSONResponse:
+            checks = await self.readiness()
+            ok = all(v == "ok" for v in checks.values())
+            return JSONResponse(
+                {
+                    "status": "ready" if ok else "not ready",
+                    "service": self.service,
+                    "checks": checks,
+                },
+                status_code=200 if ok else 503,
+            )
+
+        @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+        async def metrics() -> Response:
+            return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)
+
+        for router in routers:
+            app.include_router(router)
+        return app
+
+
+class _HttpMetrics(BaseHTTPMiddleware):
+    def __init__(self, app: Any, service: str) -> None:
+        super().__init__(app)
+        self.service = service
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(
+            self.service, template, request.method, str(response.status_code)
+        ).inc()
+        return response
+
+
+async def _retrying(hook: Hook, *, what: str, attempts: int = 60) -> None:
+    """Start-up steps wait for the database to come up instead of failing the service."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await hook()
+            return
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            logger.warning(
+                "%s failed (%s); retrying (%d/%d)", what, type(exc).__name__, attempt, attempts
+            )
+            await asyncio.sleep(1)
+
+
+async def _supervised(hook: Hook) -> None:
+    """Keep a background loop (timers, sweepers) running across transient failures."""
+    while True:
+        try:
+            await hook()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("background task failed; restarting it in 2 s")
+            await asyncio.sleep(2)
+
+
+def serve(app: FastAPI, settings: ServiceSettings, *, service: str) -> None:
+    """Run the app with uvicorn on the service's port until SIGINT or SIGTERM."""
+    logs.configure(service, level=settings.log_level, fmt=settings.log_format)
+    started = time.monotonic()
+    logger.info("listening on http://%s:%d", settings.http_host, settings.http_port)
+    uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=20,
+            lifespan="on",
+        )
+    ).run()
+    logger.info("exited after %.0fs", time.monotonic() - started)

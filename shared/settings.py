@@ -1,0 +1,52 @@
+"""Settings common to every service, read from the environment by pydantic-settings.
+
+Common connection settings use fixed names (``KAFKA_BOOTSTRAP``, ``MONGODB_URI``, ...); each
+service subclasses :class:`ServiceSettings` with its own ``env_prefix`` (``INTAKE_``, ...) for
+the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "config"
+
+
+class ServiceSettings(BaseSettings):
+    """Connection and runtime settings every service has."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP")
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        "PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = Field(
+        "SCRAM-SHA-512", validation_alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str = Field("", validation_alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: str = Field("", validation_alias="KAFKA_SASL_PASSWORD")
+    kafka_ssl_cafile: str = Field("", validation_alias="KAFKA_SSL_CAFILE")
+    topic_prefix: str = Field("", validation_alias="TOPIC_PREFIX")
+    mongodb_uri: str = Field(
+        "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false",
+        validation_alias="MONGODB_URI",
+    )
+    mongodb_database: str = Field("cityhelp", validation_alias="MONGODB_DATABASE")
+    config_dir: Path = Field(CONFIG_DIR, validation_alias="CITYHELP_CONFIG_DIR")
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    log_format: Literal["json", "text"] = Field("json", validation_alias="LOG_FORMAT")
+    instance_id: str = Field("", validation_alias="INSTANCE_ID")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    # Consecutive records sent to the dead-letter topic before the stage stops consuming.
+    dlq_consecutive_limit: int = 1000
+    # Back-off for transient failures (database or broker unavailable), in seconds.
+    retry_initial_seconds: float = 0.5
+    retry_max_seconds: float = 15.0

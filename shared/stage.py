@@ -1,0 +1,278 @@
+"""The consume step every stage shares: parse, handle, dead-letter or retry, then commit.
+
+Delivery semantics (used by every subscriber through :data:`AT_LEAST_ONCE`): the offset is
+committed only after the handler returned, i.e. after its effects are stored and its events
+acknowledged by the broker. Two kinds of failure:
+
+- a record that can never succeed (:class:`PermanentError`, or an unexpected error) goes to the
+  service's dead-letter topic with its original bytes and headers, the reason and its origin;
+  the offset then advances and the stage moves on;
+- a transient failure (database or broker unavailable) is retried with back-off: the handler
+  raises, FastStream seeks the partition back (``NACK_ON_ERROR``) and the record comes again.
+
+Too many consecutive dead letters stop the stage (it stops consuming and reports not ready)
+rather than drain a topic into the dead letters after a bad deploy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaMessage
+from pydantic import BaseModel, ValidationError
+from pymongo.errors import ConnectionFailure, WriteConcernError
+
+from shared.envelope import Envelope, decode_headers, utcnow
+from shared.kafka import EventBus
+from shared.metrics import (
+    DEAD_LETTERS,
+    MESSAGES_FAILED,
+    MESSAGES_PROCESSED,
+    MESSAGES_RECEIVED,
+    PROCESSING_SECONDS,
+    STAGE_HALTED,
+)
+from shared.topics import ServiceName, dlq_topic
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def raw_body(message: Any) -> Any:
+    """FastStream decoder that hands the handler the record's bytes untouched: parsing is the
+    stage's job, so that bad bytes become a dead letter rather than a framework error."""
+    return message.body
+
+
+# Subscriber options for every stage: manual offsets, committed after the handler; on a raised
+# (transient) error the partition is rewound so the record is redelivered.
+AT_LEAST_ONCE: Final[dict[str, Any]] = {
+    "ack_policy": AckPolicy.NACK_ON_ERROR,
+    "auto_offset_reset": "earliest",
+    "decoder": raw_body,
+}
+
+MAX_VALUE_BYTES: Final = 256 * 1024
+
+# DLQ header names.
+DLQ_REASON = "dlq_reason"
+DLQ_DETAIL = "dlq_detail"
+DLQ_SERVICE = "dlq_service"
+DLQ_ORIGIN_TOPIC = "dlq_origin_topic"
+DLQ_ORIGIN_PARTITION = "dlq_origin_partition"
+DLQ_ORIGIN_OFFSET = "dlq_origin_offset"
+DLQ_ATTEMPTS = "dlq_attempts"
+DLQ_AT = "dlq_at"
+
+
+class PermanentError(Exception):
+    """A record that will never succeed: it goes to the dead-letter topic."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+TRANSIENT_ERRORS: Final = (
+    ConnectionFailure,
+    WriteConcernError,
+    KafkaError,
+    asyncio.TimeoutError,
+    OSError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed Kafka record, as the stage's handlers see it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+    timestamp_ms: int
+
+    @classmethod
+    def from_message(cls, message: KafkaMessage) -> Record:
+        raw = message.raw_message
+        if isinstance(raw, tuple):  # a batch; stages consume one record at a time
+            raise TypeError("batch messages are not supported by Stage.run")
+        return cls(
+            topic=raw.topic,
+            partition=raw.partition,
+            offset=raw.offset,
+            key=raw.key,
+            value=raw.value or b"",
+            headers=decode_headers(raw.headers or ()),
+            timestamp_ms=raw.timestamp,
+        )
+
+    @property
+    def envelope(self) -> Envelope | None:
+        return Envelope.from_headers(self.headers)
+
+    def parse(self, model: type[M]) -> M:
+        """The value as ``model``; a :class:`PermanentError` naming the problem otherwise."""
+        if len(self.value) > MAX_VALUE_BYTES:
+            raise PermanentError("oversized", f"{len(self.value)} bytes > {MAX_VALUE_BYTES}")
+        try:
+            text = self.value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PermanentError("invalid_utf8", str(exc)) from exc
+        try:
+            return model.model_validate_json(text)
+        except ValidationError as exc:
+            kinds = sorted({str(e["type"]) for e in exc.errors()})
+            fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+            reason = "invalid_json" if "json_invalid" in kinds else "schema_violation"
+            raise PermanentError(reason, f"{','.join(kinds)} at {','.join(fields)}"[:500]) from exc
+
+
+Handler = Callable[[Record], Awaitable[None]]
+
+
+@dataclass
+class Stage:
+    """Runs a service's handlers with the shared failure policy and metrics."""
+
+    service: ServiceName
+    bus: EventBus
+    dlq_consecutive_limit: int = 1000
+    retry_initial_seconds: float = 0.5
+    retry_max_seconds: float = 15.0
+    halted: bool = False
+    _consecutive_dead: int = 0
+    _consecutive_transient: int = 0
+    _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.bus.declare(dlq_topic(self.service))
+        STAGE_HALTED.labels(self.service).set(0)
+
+    async def run(self, message: KafkaMessage, handler: Handler) -> None:
+        """Process one record; raises only for transient failures (the record is retried)."""
+        record = Record.from_message(message)
+        await self.process(record, handler)
+
+    async def process(self, record: Record, handler: Handler) -> None:
+        topic_label = _label(record.topic)
+        if self.halted:
+            # Stay stopped: do not commit, do not drain. An operator restarts the stage.
+            await asyncio.sleep(self.retry_max_seconds)
+            raise StageHaltedError(self.service)
+        MESSAGES_RECEIVED.labels(self.service, topic_label).inc()
+        started = time.perf_counter()
+        origin = (record.topic, record.partition, record.offset)
+        try:
+            await handler(record)
+        except PermanentError as exc:
+            await self._dead_letter(record, exc.reason, exc.detail)
+        except TRANSIENT_ERRORS as exc:
+            self._attempts[origin] = self._attempts.get(origin, 0) + 1
+            self._consecutive_transient += 1
+            delay = min(
+                self.retry_max_seconds,
+                self.retry_initial_seconds * 2 ** min(self._consecutive_transient - 1, 10),
+            )
+            MESSAGES_FAILED.labels(self.service, topic_label, type(exc).__name__).inc()
+            logger.warning(
+                "transient failure, retrying in %.1fs",
+                delay,
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "error": type(exc).__name__,
+                },
+            )
+            await asyncio.sleep(delay)
+            raise
+        except Exception as exc:
+            # A bug or an input nobody foresaw: one record must not block its partition.
+            logger.exception(
+                "unexpected error; dead-lettering the record",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                },
+            )
+            await self._dead_letter(record, "unexpected_error", type(exc).__name__)
+        else:
+            self._consecutive_dead = 0
+            MESSAGES_PROCESSED.labels(self.service, topic_label, "ok").inc()
+        finally:
+            PROCESSING_SECONDS.labels(self.service, topic_label).observe(
+                time.perf_counter() - started
+            )
+        self._consecutive_transient = 0
+        self._attempts.pop(origin, None)
+
+    async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
+        self._consecutive_dead += 1
+        if self._consecutive_dead > self.dlq_consecutive_limit:
+            self.halted = True
+            STAGE_HALTED.labels(self.service).set(1)
+            logger.critical(
+                "dead-letter limit reached (%d in a row); the stage stops consuming",
+                self.dlq_consecutive_limit,
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                },
+            )
+            raise StageHaltedError(self.service)
+        headers = dict(record.headers)
+        headers.update(
+            {
+                DLQ_REASON: reason,
+                DLQ_DETAIL: detail[:1000],
+                DLQ_SERVICE: self.service,
+                DLQ_ORIGIN_TOPIC: record.topic,
+                DLQ_ORIGIN_PARTITION: str(record.partition),
+                DLQ_ORIGIN_OFFSET: str(record.offset),
+                DLQ_ATTEMPTS: str(
+                    self._attempts.get((record.topic, record.partition, record.offset), 0) + 1
+                ),
+                DLQ_AT: utcnow().isoformat(),
+            }
+        )
+        await self.bus.emit_raw(
+            dlq_topic(self.service), record.value, key=record.key, headers=headers
+        )
+        DEAD_LETTERS.labels(self.service, _label(record.topic), reason).inc()
+        MESSAGES_PROCESSED.labels(self.service, _label(record.topic), "dead_lettered").inc()
+        logger.warning(
+            "record dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason,
+            },
+        )
+
+
+class StageHaltedError(RuntimeError):
+    """Raised while a stage is halted so that FastStream does not commit the record."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"{service} halted: dead-letter limit reached; fix the cause and restart")
+
+
+def _label(topic: str) -> str:
+    """Topic label for metrics: the contract name without a test prefix."""
+    index = topic.find("help.")
+    return topic[index:] if index >= 0 else topic

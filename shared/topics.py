@@ -1,0 +1,88 @@
+"""The topic registry: every topic name of the public contract, in one place."""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+Department = Literal["police", "community", "medical", "command"]
+ServiceName = Literal["intake", "verify", "route", "notify"]
+
+DEPARTMENTS: tuple[Department, ...] = ("police", "community", "medical", "command")
+SERVICES: tuple[ServiceName, ...] = ("intake", "verify", "route", "notify")
+
+
+class Topic(StrEnum):
+    PARTNER_INBOUND = "help.partner.inbound"
+    SUBMITTED = "help.requests.submitted"
+    VERIFIED = "help.requests.verified"
+    REVIEW = "help.requests.review"
+    REJECTED = "help.requests.rejected"
+    DISPATCH_POLICE = "help.dispatch.police"
+    DISPATCH_COMMUNITY = "help.dispatch.community"
+    DISPATCH_MEDICAL = "help.dispatch.medical"
+    DISPATCH_COMMAND = "help.dispatch.command"
+    STATUS = "help.status"
+    NOTIFICATIONS = "help.notifications"
+    DLQ_INTAKE = "help.dlq.intake"
+    DLQ_VERIFY = "help.dlq.verify"
+    DLQ_ROUTE = "help.dlq.route"
+    DLQ_NOTIFY = "help.dlq.notify"
+
+
+_DISPATCH: dict[Department, Topic] = {
+    "police": Topic.DISPATCH_POLICE,
+    "community": Topic.DISPATCH_COMMUNITY,
+    "medical": Topic.DISPATCH_MEDICAL,
+    "command": Topic.DISPATCH_COMMAND,
+}
+_DLQ: dict[ServiceName, Topic] = {
+    "intake": Topic.DLQ_INTAKE,
+    "verify": Topic.DLQ_VERIFY,
+    "route": Topic.DLQ_ROUTE,
+    "notify": Topic.DLQ_NOTIFY,
+}
+DISPATCH_TOPICS: tuple[Topic, ...] = tuple(_DISPATCH.values())
+
+
+def dispatch_topic(department: Department) -> Topic:
+    """The dispatch topic a department's systems subscribe to."""
+    return _DISPATCH[department]
+
+
+def dlq_topic(service: ServiceName) -> Topic:
+    """The dead-letter topic of a service."""
+    return _DLQ[service]
+
+
+def department_of(topic: str) -> Department | None:
+    """The department whose dispatch topic this is (prefix-insensitive), else None."""
+    for department, name in _DISPATCH.items():
+        if topic.endswith(name.value):
+            return department
+    return None
+
+
+class TopicNames:
+    """Resolves contract names to the names on the broker (an optional prefix isolates
+    test runs that share one broker; production leaves it empty)."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def __call__(self, topic: Topic) -> str:
+        return f"{self.prefix}{topic.value}"
+
+
+def load_partitions(path: Path) -> dict[Topic, tuple[int, int]]:
+    """Partition count and replication factor per topic, from ``config/topics.toml``."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    default_partitions = int(data.get("defaults", {}).get("partitions", 3))
+    replication = int(data.get("defaults", {}).get("replication_factor", 1))
+    configured: dict[str, int] = {k: int(v) for k, v in data.get("topics", {}).items()}
+    unknown = set(configured) - {t.value for t in Topic}
+    if unknown:
+        raise ValueError(f"{path}: unknown topics {sorted(unknown)}")
+    return {t: (configured.get(t.value, default_partitions), replication) for t in Topic}
