@@ -50,7 +50,7 @@ class RouteRepository:
         )
 
     async def record_dispatched(
-        self, job: DispatchJob, *, event_id: str, departments: list[str]
+        self, job: DispatchJob, *, event_id: str, departments: Sequence[str]
     ) -> bool:
         return await requests_store.apply_transition(
             self.db,
