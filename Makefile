@@ -1,0 +1,49 @@
+# City help pipeline — see README.md.
+#   make run    set up, start Kafka, the database and the four services (Ctrl-C stops all)
+#   make test   set up, start a fresh test Kafka and database, run ruff, mypy and pytest
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help setup infra run test lint unit stop status chaos bench clean
+
+help:
+	@sed -n '2,4p' Makefile
+
+$(BIN)/.installed: pyproject.toml
+	@echo "[setup] creating the Python environment in $(VENV) and installing pinned packages..."
+	@$(PYTHON) -m venv $(VENV) || { echo "[setup] ERROR: '$(PYTHON) -m venv' failed; install Python 3.11+ with venv (Debian: apt-get install -y python3-venv)"; exit 1; }
+	@$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
+	@$(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' | grep -E '^(Collecting|Successfully)' | sed 's/^/[setup] /' ; test $${PIPESTATUS[0]} -eq 0
+	@touch $@
+	@echo "[setup] Python environment ready"
+
+setup: $(BIN)/.installed
+
+infra: setup
+	@deploy/local/stack.sh start
+	@$(BIN)/python -m shared.topics_cli
+
+run: infra
+	@deploy/local/run.sh
+
+test: setup
+	@deploy/local/test.sh
+
+lint: setup
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
+
+unit: setup
+	@$(BIN)/pytest -m "unit or component" -q
+
+stop:
+	@deploy/local/stack.sh stop
+
+status:
+	@deploy/local/stack.sh status
+
+clean: stop
+	rm -rf .run $(VENV)

@@ -1,0 +1,57 @@
+"""Fixtures for the real broker and database, and for the four services as processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from shared.kafka import ensure_topics
+from shared.settings import ServiceSettings
+from tests.support import infra
+from tests.support.services import ServiceSet
+
+REPO = Path(__file__).resolve().parent.parent
+LOG_DIR = REPO / ".run" / "test-logs"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    with infra.kafka_bootstrap() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri() -> Iterator[str]:
+    with infra.mongodb_uri() as uri:
+        yield uri
+
+
+@pytest.fixture
+async def mongo(mongodb_uri: str) -> AsyncIterator[AsyncMongoClient[dict[str, object]]]:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_uri, tz_aware=True)
+    yield client
+    await client.close()
+
+
+async def make_services(kafka_bootstrap: str, mongodb_uri: str, **env: str) -> ServiceSet:
+    """A service set with its own topics (created up front), groups and database."""
+    services = ServiceSet(kafka_bootstrap, mongodb_uri, LOG_DIR, extra_env=dict(env))
+    settings = ServiceSettings(
+        KAFKA_BOOTSTRAP=kafka_bootstrap, MONGODB_URI=mongodb_uri, TOPIC_PREFIX=services.prefix
+    )
+    await ensure_topics(settings)
+    return services
+
+
+@pytest.fixture(scope="module")
+async def pipeline(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[ServiceSet]:
+    """The four services running, shared by the tests of one module."""
+    services = await make_services(kafka_bootstrap, mongodb_uri)
+    services.start()
+    try:
+        yield services
+    finally:
+        services.stop()

@@ -1,0 +1,69 @@
+"""Plain Kafka clients for tests: read what is on a topic, publish raw records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    timeout: float = 30.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record on ``topic`` from the beginning, until ``until(records)`` or the timeout."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, group_id=None,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+            if until(records):
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+def values(records: list[ConsumerRecord[bytes, bytes]]) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in records if r.value is not None]
+
+
+async def produce(
+    bootstrap: str, topic: str, value: bytes, *, key: bytes | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, headers=headers or [])
+    finally:
+        await producer.stop()
+
+
+async def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, every: float = 0.2) -> Any:
+    """Poll an async or sync predicate until it returns something truthy; fail with a timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(every)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.envelope import Envelope, derive_id, event_type
+
+pytestmark = pytest.mark.unit
+
+
+def test_headers_round_trip() -> None:
+    env = Envelope(id="e1", type=event_type("request.submitted"), source="cityhelp/intake",
+                   subject="r1", time=datetime(2026, 1, 9, 14, 5, tzinfo=UTC), trace_id="t0",
+                   causation_id="c0")
+    headers = env.headers()
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["ce_type"] == "city.help.request.submitted.v1"
+    assert Envelope.from_headers(headers) == env
+
+
+def test_missing_attributes_give_none() -> None:
+    assert Envelope.from_headers({"ce_id": "x"}) is None
+
+
+def test_derived_ids_are_stable_and_distinct() -> None:
+    assert derive_id("verify", "r1") == derive_id("verify", "r1")
+    assert derive_id("verify", "r1") != derive_id("route", "r1")
+    assert derive_id("a", "bc") != derive_id("ab", "c")
