@@ -49,33 +49,44 @@ async def apply_transition(
 
     ``set_on_insert`` creates the request when this is the first the database hears of it (a
     later stage may see an event before the earlier stage's write, e.g. after a restore).
+
+    Every query filters on ``_id`` alone: FerretDB answers those from its primary key, while
+    any further condition makes it scan the collection. Records of one request are handled by
+    one consumer at a time (the request id is the partition key), so read-then-write is safe
+    within a stage; writes from different stages touch the same document with atomic operators.
     """
     collection = db[COLLECTION]
+    event_id = entry["event_id"]
+    current = await collection.find_one({"_id": request_id}, {"applied_events": 1})
+    if current is not None and event_id in current.get("applied_events", ()):
+        return False
     update_set: Document = {"updated_at": entry["at"]}
     if set_status:
         update_set["status"] = entry["status"]
     if set_fields:
         update_set.update(set_fields)
-    update: Document = {
-        "$set": update_set,
-        "$push": {"timeline": entry},
-        "$addToSet": {"applied_events": entry["event_id"]},
-    }
-    if set_on_insert:
-        # A field may be set by one operator only: what this transition sets wins.
-        update["$setOnInsert"] = {
-            k: v for k, v in set_on_insert.items() if k not in update_set and k != "_id"
+    if current is None and set_on_insert is not None:
+        document = {
+            **set_on_insert,
+            **update_set,
+            "_id": request_id,
+            "timeline": [entry],
+            "applied_events": [event_id],
         }
-    try:
-        result = await collection.update_one(
-            {"_id": request_id, "applied_events": {"$ne": entry["event_id"]}},
-            update,
-            upsert=set_on_insert is not None,
-        )
-    except DuplicateKeyError:
-        # The request exists and already has this event: the upsert's insert collided.
-        return False
-    return result.upserted_id is not None or result.modified_count == 1
+        try:
+            await collection.insert_one(document)
+            return True
+        except DuplicateKeyError:
+            pass  # another stage created it meanwhile: fall through to the update
+    result = await collection.update_one(
+        {"_id": request_id},
+        {
+            "$set": update_set,
+            "$push": {"timeline": entry},
+            "$addToSet": {"applied_events": event_id},
+        },
+    )
+    return result.matched_count == 1
 
 
 async def ensure_indexes(db: Database) -> None:

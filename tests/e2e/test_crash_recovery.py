@@ -63,13 +63,16 @@ async def test_sigkill_mid_stream_every_request_dispatched_once(
     dispatched: list[Any] = []
     for topic in DISPATCH_TOPICS:
         dispatched += await read_topic(
-            kafka_bootstrap, services.prefix + topic.value,
+            kafka_bootstrap,
+            services.prefix + topic.value,
             until=all_dispatched if topic.value.endswith("medical") else (lambda rs: False),
             timeout=90.0 if topic.value.endswith("medical") else 1.0,
         )
     legs = Counter(json.loads(r.value)["leg_id"] for r in dispatched)
     requests = {r.key.decode() for r in dispatched}
-    assert wanted - requests == set(), f"{len(wanted - requests)} accepted requests never dispatched"
+    assert wanted - requests == set(), (
+        f"{len(wanted - requests)} accepted requests never dispatched"
+    )
     repeated = {leg: n for leg, n in legs.items() if n > 1}
     assert repeated == {}, f"legs dispatched more than once: {len(repeated)}"
     await asyncio.sleep(0)

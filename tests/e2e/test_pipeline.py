@@ -38,7 +38,9 @@ async def test_example_request_reaches_medical_dispatch(
 
     topic = pipeline.prefix + Topic.DISPATCH_MEDICAL.value
     records = await read_topic(
-        kafka_bootstrap, topic, timeout=10.0,
+        kafka_bootstrap,
+        topic,
+        timeout=10.0,
         until=lambda rs: any(r.key == request_id.encode() for r in rs),
     )
     mine = [r for r in records if r.key == request_id.encode()]
@@ -47,7 +49,9 @@ async def test_example_request_reaches_medical_dispatch(
     assert job["department"] == "medical"
     assert job["contact"]["phone"] == "+8613800138000"
     headers = {k: v.decode() for k, v in mine[0].headers}
-    assert {"ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_subject"} <= set(headers)
+    assert {"ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_subject"} <= set(
+        headers
+    )
 
     db = mongo[pipeline.database]
 
@@ -59,10 +63,14 @@ async def test_example_request_reaches_medical_dispatch(
     assert doc["departments"] == ["medical"]
 
     notifications = await read_topic(
-        kafka_bootstrap, pipeline.prefix + Topic.NOTIFICATIONS.value, timeout=10.0,
+        kafka_bootstrap,
+        pipeline.prefix + Topic.NOTIFICATIONS.value,
+        timeout=10.0,
         until=lambda rs: sum(r.key == request_id.encode() for r in rs) >= 3,
     )
-    events = sorted(json.loads(r.value)["event"] for r in notifications if r.key == request_id.encode())
+    events = sorted(
+        json.loads(r.value)["event"] for r in notifications if r.key == request_id.encode()
+    )
     assert events == ["dispatched", "received", "verified"]
 
 
@@ -80,12 +88,15 @@ async def test_every_service_is_ready_and_serves_metrics(pipeline: ServiceSet) -
 
 async def test_bad_request_gets_reasons_not_5xx(pipeline: ServiceSet) -> None:
     async with httpx.AsyncClient(base_url=pipeline.url("intake")) as http:
-        bad = await http.post("/v1/requests", json={**EXAMPLE, "category": "pizza", "description": ""})
+        bad = await http.post(
+            "/v1/requests", json={**EXAMPLE, "category": "pizza", "description": ""}
+        )
         assert bad.status_code == 422
         fields = {p["field"] for p in bad.json()["problems"]}
         assert {"category", "description"} <= fields
-        broken = await http.post("/v1/requests", content=b"{not json",
-                                 headers={"content-type": "application/json"})
+        broken = await http.post(
+            "/v1/requests", content=b"{not json", headers={"content-type": "application/json"}
+        )
         assert broken.status_code == 400
         assert broken.json()["error"] == "malformed_json"
         huge = await http.post("/v1/requests", json={**EXAMPLE, "description": "x" * 100_000})
@@ -94,9 +105,13 @@ async def test_bad_request_gets_reasons_not_5xx(pipeline: ServiceSet) -> None:
 
 async def test_idempotency_key_returns_the_original(pipeline: ServiceSet) -> None:
     async with httpx.AsyncClient(base_url=pipeline.url("intake")) as http:
-        first = await http.post("/v1/requests", json=EXAMPLE, headers={"Idempotency-Key": "retry-1"})
+        first = await http.post(
+            "/v1/requests", json=EXAMPLE, headers={"Idempotency-Key": "retry-1"}
+        )
         await asyncio.sleep(0.5)
-        second = await http.post("/v1/requests", json=EXAMPLE, headers={"Idempotency-Key": "retry-1"})
+        second = await http.post(
+            "/v1/requests", json=EXAMPLE, headers={"Idempotency-Key": "retry-1"}
+        )
     assert first.status_code == second.status_code == 202
     assert first.json()["request_id"] == second.json()["request_id"]
     assert first.json()["tracking_token"] == second.json()["tracking_token"]

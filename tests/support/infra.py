@@ -13,8 +13,10 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-HOW = "Run the suite with `make test`, or start the stack with `make infra` and export " \
-      "KAFKA_BOOTSTRAP=127.0.0.1:9092 MONGODB_URI=mongodb://127.0.0.1:27017/?directConnection=true"
+HOW = (
+    "Run the suite with `make test`, or start the stack with `make infra` and export "
+    "KAFKA_BOOTSTRAP=127.0.0.1:9092 MONGODB_URI=mongodb://127.0.0.1:27017/?directConnection=true"
+)
 
 
 def docker_available() -> bool:
@@ -37,7 +39,9 @@ def kafka_bootstrap() -> Iterator[str]:
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka:
             yield kafka.get_bootstrap_server()
         return
-    raise RuntimeError(f"No Kafka broker: KAFKA_BOOTSTRAP is unset and no Docker engine answers. {HOW}")
+    raise RuntimeError(
+        f"No Kafka broker: KAFKA_BOOTSTRAP is unset and no Docker engine answers. {HOW}"
+    )
 
 
 @contextmanager

@@ -21,8 +21,11 @@ async def read_topic(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record on ``topic`` from the beginning, until ``until(records)`` or the timeout."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, group_id=None,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
@@ -44,7 +47,11 @@ def values(records: list[ConsumerRecord[bytes, bytes]]) -> list[dict[str, Any]]:
 
 
 async def produce(
-    bootstrap: str, topic: str, value: bytes, *, key: bytes | None = None,
+    bootstrap: str,
+    topic: str,
+    value: bytes,
+    *,
+    key: bytes | None = None,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
@@ -55,7 +62,9 @@ async def produce(
         await producer.stop()
 
 
-async def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, every: float = 0.2) -> Any:
+async def wait_until(
+    predicate: Callable[[], Any], *, timeout: float = 30.0, every: float = 0.2
+) -> Any:
     """Poll an async or sync predicate until it returns something truthy; fail with a timeout."""
     deadline = time.monotonic() + timeout
     while True:

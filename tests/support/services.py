@@ -73,7 +73,10 @@ class ServiceSet:
             log = (self.log_dir / f"{self.prefix}{service}.log").open("ab")
             self.procs[service] = subprocess.Popen(
                 [sys.executable, "-m", f"services.{service}"],
-                cwd=REPO, env=self.env(service), stdout=log, stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=self.env(service),
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         for service in services or SERVICES:
             self.wait_ready(service)
@@ -104,7 +107,7 @@ class ServiceSet:
         return proc.wait(timeout=timeout)
 
     def stop(self) -> None:
-        for service, proc in self.procs.items():
+        for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():

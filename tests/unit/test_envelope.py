@@ -10,9 +10,15 @@ pytestmark = pytest.mark.unit
 
 
 def test_headers_round_trip() -> None:
-    env = Envelope(id="e1", type=event_type("request.submitted"), source="cityhelp/intake",
-                   subject="r1", time=datetime(2026, 1, 9, 14, 5, tzinfo=UTC), trace_id="t0",
-                   causation_id="c0")
+    env = Envelope(
+        id="e1",
+        type=event_type("request.submitted"),
+        source="cityhelp/intake",
+        subject="r1",
+        time=datetime(2026, 1, 9, 14, 5, tzinfo=UTC),
+        trace_id="t0",
+        causation_id="c0",
+    )
     headers = env.headers()
     assert headers["ce_specversion"] == "1.0"
     assert headers["ce_type"] == "city.help.request.submitted.v1"
