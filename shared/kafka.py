@@ -57,7 +57,9 @@ def build_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
         enable_idempotence=True,
         security=kafka_security(settings),
         middlewares=(KafkaPrometheusMiddleware(registry=registry(), app_name=service),),
-        # Per-record "Received/Processed" lines are FastStream's; keep them out of INFO.
+        # FastStream's own lines go through our (JSON) handlers; its per-record
+        # "Received/Processed" lines stay out of INFO.
+        logger=logging.getLogger("faststream"),
         log_level=logging.DEBUG,
         graceful_timeout=15.0,
     )

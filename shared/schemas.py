@@ -212,3 +212,37 @@ class NotificationRecord(_Model):
     attempt: int = 1
     at: datetime
     error: str | None = None
+
+
+class LifecycleEvent(_Model):
+    """Value on ``help.requests.lifecycle``: a request-level state change after dispatch.
+
+    Route derives these from the legs (acknowledged, in_progress, resolved when every leg is,
+    escalated on a missed deadline or a second rejection); notify publishes ``closed`` or
+    ``reopened`` from the call-back survey.
+    """
+
+    event_id: str
+    request_id: str
+    status: RequestStatus
+    at: datetime
+    actor: str
+    reason: str | None = None
+    leg_id: str | None = None
+    department: Department | None = None
+    team_id: str | None = None
+    category: Category | None = None
+    priority: Priority | None = None
+    language: Language = "zh"
+    contact: NormalisedContact | None = None  # for notify; never logged
+
+
+class SurveyAnswer(BaseModel):
+    """The citizen's answer to the call-back (回访) survey, over HTTP or on help.partner.inbound."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    satisfied: bool
+    comment: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    answered_at: datetime | None = None

@@ -17,6 +17,9 @@ SERVICES: tuple[ServiceName, ...] = ("intake", "verify", "route", "notify")
 class Topic(StrEnum):
     PARTNER_INBOUND = "help.partner.inbound"
     SUBMITTED = "help.requests.submitted"
+    # Lane for requests that look urgent at intake (green channel, life-threatening words), so
+    # verification never leaves them behind a backlog of ordinary requests.
+    SUBMITTED_PRIORITY = "help.requests.submitted.priority"
     VERIFIED = "help.requests.verified"
     REVIEW = "help.requests.review"
     REJECTED = "help.requests.rejected"
@@ -26,6 +29,9 @@ class Topic(StrEnum):
     DISPATCH_COMMAND = "help.dispatch.command"
     STATUS = "help.status"
     NOTIFICATIONS = "help.notifications"
+    # Request-level lifecycle after dispatch (acknowledged, in progress, resolved, escalated,
+    # reopened, closed), derived from the legs by route and from the call-back survey by notify.
+    LIFECYCLE = "help.requests.lifecycle"
     DLQ_INTAKE = "help.dlq.intake"
     DLQ_VERIFY = "help.dlq.verify"
     DLQ_ROUTE = "help.dlq.route"

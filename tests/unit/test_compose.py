@@ -18,7 +18,10 @@ pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS: dict[str, type[ServiceSettings]] = {
-    "intake": IntakeSettings, "verify": VerifySettings, "route": RouteSettings, "notify": NotifySettings,
+    "intake": IntakeSettings,
+    "verify": VerifySettings,
+    "route": RouteSettings,
+    "notify": NotifySettings,
 }
 
 
