@@ -77,3 +77,8 @@ def configure(service: str, *, level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "pymongo", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # FastStream attaches its own coloured handler; send its lines through ours instead.
+    for name in ("faststream", "faststream.access", "faststream.access.kafka"):
+        own = logging.getLogger(name)
+        own.handlers[:] = []
+        own.propagate = True
