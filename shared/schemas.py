@@ -146,6 +146,7 @@ class ReviewRequest(_Model):
     green_channel: bool = False
     reasons: list[str]
     language: Language = "zh"
+    contact: NormalisedContact | None = None  # for notify; never logged
 
 
 class RejectedRequest(_Model):
@@ -158,6 +159,7 @@ class RejectedRequest(_Model):
     duplicate_of: str | None = None
     language: Language = "zh"
     rejected_by: str = "verify"
+    contact: NormalisedContact | None = None  # for notify; never logged
 
 
 class DispatchJob(_Model):
