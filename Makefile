@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 	@echo "[setup] creating the Python environment in $(VENV) and installing pinned packages..."
 	@$(PYTHON) -m venv $(VENV) || { echo "[setup] ERROR: '$(PYTHON) -m venv' failed; install Python 3.11+ with venv (Debian: apt-get install -y python3-venv)"; exit 1; }
 	@$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
-	@$(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' | grep -E '^(Collecting|Successfully)' | sed 's/^/[setup] /' ; test $${PIPESTATUS[0]} -eq 0
+	@$(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' 2>&1 | grep -E '^(Collecting|Successfully|ERROR|error)' | sed 's/^/[setup] /' ; test $${PIPESTATUS[0]} -eq 0
 	@touch $@
 	@echo "[setup] Python environment ready"
 
