@@ -73,3 +73,31 @@ HTTP_REQUESTS = Counter(
 def registry() -> CollectorRegistry:
     """The registry all services expose on /metrics."""
     return REGISTRY
+
+
+# --- Operations: lag, review queue, notifications, service levels -------------------------------
+
+CONSUMER_LAG = Gauge(
+    "consumer_lag",
+    "Records on a partition not yet consumed by the group (end offset - committed offset), "
+    "measured by the service that owns the group (shared.lag).",
+    ["group", "topic", "partition"],
+    namespace=NAMESPACE,
+)
+REVIEW_QUEUE_DEPTH = Gauge(
+    "review_queue_depth",
+    "Requests waiting for a human verifier.",
+    namespace=NAMESPACE,
+)
+NOTIFICATIONS = Counter(
+    "notifications_total",
+    "Notification deliveries to citizens, by channel and result (sent, failed).",
+    ["channel", "result"],
+    namespace=NAMESPACE,
+)
+SLA_BREACHES = Counter(
+    "sla_breaches_total",
+    "Service-level deadlines missed (kind: acknowledge, resolve), by department and priority.",
+    ["kind", "department", "priority"],
+    namespace=NAMESPACE,
+)

@@ -27,6 +27,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from shared import logs
 from shared.db import Client, Database, build_client, ping
 from shared.kafka import EventBus, build_broker, ensure_topics
+from shared.lag import LagCollector, Subscription
 from shared.metrics import HTTP_REQUESTS, registry
 from shared.settings import ServiceSettings
 from shared.stage import AT_LEAST_ONCE, Handler, Stage
@@ -50,6 +51,8 @@ class Runtime:
     startup: list[Hook] = field(default_factory=list)
     background: list[Hook] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # The consumer groups subscribe() created, for the lag collector.
+    consumers: list[Subscription] = field(default_factory=list)
 
     @classmethod
     def create(
@@ -105,6 +108,9 @@ class Runtime:
             title=f"{self.service}.{name}",
             **AT_LEAST_ONCE,
         )(consume)
+        self.consumers.append(
+            Subscription(group=self.group(group), topics=tuple(self.names(t) for t in topics))
+        )
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -127,7 +133,9 @@ class Runtime:
         for hook in self.startup:
             await _retrying(hook, what=getattr(hook, "__name__", "startup"))
         await self.broker.start()
-        self._tasks = [asyncio.create_task(_supervised(hook)) for hook in self.background]
+        self._tasks = [
+            asyncio.create_task(_supervised(hook)) for hook in [*self.background, *self._lag()]
+        ]
         logger.info("started", extra={"stage": self.service})
         try:
             yield
@@ -138,6 +146,18 @@ class Runtime:
             await self.broker.stop()
             await self.client.close()
             logger.info("stopped", extra={"stage": self.service})
+
+    def _lag(self) -> list[Hook]:
+        """The consumer-lag loop for this service's groups (none without consumers)."""
+        if not self.consumers or self.settings.lag_interval_seconds <= 0:
+            return []
+        collector = LagCollector(
+            self.settings,
+            self.consumers,
+            service=self.service,
+            interval=self.settings.lag_interval_seconds,
+        )
+        return [collector.run]
 
     def http_app(
         self, *, title: str, routers: Sequence[APIRouter] = (), version: str = "1.0.0"

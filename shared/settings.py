@@ -50,3 +50,5 @@ class ServiceSettings(BaseSettings):
     # Back-off for transient failures (database or broker unavailable), in seconds.
     retry_initial_seconds: float = 0.5
     retry_max_seconds: float = 15.0
+    # How often the service measures its consumer groups' lag (cityhelp_consumer_lag); 0 = never.
+    lag_interval_seconds: float = 15.0

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Command-line tools the tests and the SRE files need, from Debian's packages:
+#   promtool (package `prometheus`): checks the Prometheus configuration and unit-tests the alerts;
+#   prometheus (same package): the end-to-end test scrapes the four services with a real server;
+#   kcat (package `kcat`): a non-Python Kafka client, used to read and write the public topics.
+# Installs only what is missing; needs root (or sudo) and apt-get.
+set -euo pipefail
+
+declare -A wanted=([promtool]=prometheus [prometheus]=prometheus [kcat]=kcat)
+missing=()
+for cmd in promtool prometheus kcat; do
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+        package="${wanted[$cmd]}"
+        [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "[tools] missing commands; installing Debian packages: ${missing[*]}"
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "[tools] ERROR: apt-get is not available on this machine." >&2
+    echo "[tools] Install these by hand and re-run: ${missing[*]}" >&2
+    echo "[tools]   (promtool and prometheus from Prometheus 2.45+, kcat 1.7+)" >&2
+    exit 1
+fi
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        sudo_cmd=(sudo)
+    else
+        echo "[tools] ERROR: installing packages needs root; run: apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+echo "[tools] apt-get update"
+"${sudo_cmd[@]}" apt-get update -q >/dev/null
+echo "[tools] apt-get install -y --no-install-recommends ${missing[*]}"
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
+    "${missing[@]}" >/dev/null
+
+# Debian's `prometheus` package starts a server as a system service; the project only needs the
+# binaries, and the tests start their own server on a free port.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    echo "[tools] stopping the system prometheus service the package started (not needed)"
+    "${sudo_cmd[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
+
+for cmd in promtool prometheus kcat; do
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+        echo "[tools] ERROR: $cmd still missing after the install" >&2
+        exit 1
+    fi
+done
+echo "[tools] ready: $(promtool --version 2>&1 | head -1); kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p')"
