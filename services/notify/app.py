@@ -1,20 +1,38 @@
-"""Notify's composition root."""
+"""Notify's composition root: ``build_app(settings, **overrides)`` returns the ASGI app."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
+import httpx
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from services.notify import handlers
-from services.notify.channels import build_channels
+from services.notify import domain, handlers
+from services.notify.channels import Channel, build_channels
 from services.notify.repository import NotifyRepository
 from services.notify.settings import NotifySettings
 from shared.db import Client
+from shared.envelope import utcnow
+from shared.http import install_error_handlers, problem
 from shared.runtime import Runtime
-from shared.schemas import NotificationRecord
+from shared.schemas import LifecycleEvent, NotificationRecord, SurveyAnswer
 from shared.topics import DISPATCH_TOPICS, Topic
+
+
+class SurveyBody(BaseModel):
+    """The citizen's answer to the call-back: solved or not, and optionally why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    satisfied: bool
+    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
 
 
 def build_app(
@@ -23,23 +41,98 @@ def build_app(
     broker: KafkaBroker | None = None,
     client: Client | None = None,
     create_topics: bool = True,
+    channels: Sequence[Channel] | None = None,
 ) -> Any:
     settings = settings or NotifySettings()
     rt = Runtime.create(
         "notify", settings, broker=broker, client=client, create_topics=create_topics
     )
     rt.bus.declare(Topic.NOTIFICATIONS, schema=NotificationRecord)
+    rt.bus.declare(Topic.LIFECYCLE, schema=LifecycleEvent)
     repo = NotifyRepository(rt.db)
     rt.startup.append(repo.ensure_indexes)
+    http = httpx.AsyncClient(timeout=settings.send_timeout_seconds)
+
+    async def close_http_on_stop() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await http.aclose()
+
+    rt.background.append(close_http_on_stop)
     ctx = handlers.NotifyContext(
         bus=rt.bus,
         repo=repo,
-        channels=build_channels(settings.channels),
+        channels=list(channels)
+        if channels is not None
+        else build_channels(settings.channels, settings, http),
+        rules=domain.load_rules(settings.config_dir / settings.rules_file),
+        templates=domain.load_templates(settings.config_dir / settings.templates_dir),
         public_base_url=settings.public_base_url,
+        survey_base_url=settings.survey_base_url,
+        phone_hash_key=settings.phone_hash_key,
+        retry_delays=domain.backoff_delays(
+            settings.send_attempts,
+            settings.send_base_delay_seconds,
+            settings.send_max_delay_seconds,
+        ),
     )
+    # One group for every event the citizen hears about: a request's records share a key, so
+    # they arrive in order per topic; each delivery is idempotent on its own.
     rt.subscribe(
-        [Topic.SUBMITTED, Topic.VERIFIED, *DISPATCH_TOPICS],
-        partial(handlers.handle_lifecycle, ctx=ctx),
-        name="lifecycle",
+        [
+            Topic.SUBMITTED,
+            Topic.SUBMITTED_PRIORITY,
+            Topic.VERIFIED,
+            Topic.REVIEW,
+            Topic.REJECTED,
+            *DISPATCH_TOPICS,
+            Topic.LIFECYCLE,
+        ],
+        partial(handlers.handle_event, ctx=ctx),
+        name="events",
     )
-    return rt.http_app(title="City help: notify")
+    # Survey answers relayed by partners; a group of its own next to intake's on that topic.
+    rt.subscribe(
+        [Topic.PARTNER_INBOUND],
+        partial(handlers.handle_partner_inbound, ctx=ctx),
+        name="survey",
+        group="notify-survey",
+    )
+
+    router = APIRouter(tags=["survey"])
+
+    @router.post("/v1/requests/{request_id}/survey", summary="Answer the call-back survey")
+    async def post_survey(
+        request_id: str,
+        body: SurveyBody,
+        x_tracking_token: Annotated[str | None, Header(max_length=128)] = None,
+    ) -> JSONResponse:
+        request = await repo.get_request(request_id)
+        if request is None:
+            return problem(404, "not_found", "No request with this id.")
+        if not x_tracking_token:
+            return problem(
+                401, "token_required", "Send the tracking token in the X-Tracking-Token header."
+            )
+        if not domain.token_matches(x_tracking_token, request.get("tracking_token_hash")):
+            return problem(403, "wrong_token", "The tracking token does not match this request.")
+        answer = SurveyAnswer(
+            request_id=request_id,
+            satisfied=body.satisfied,
+            comment=body.comment,
+            answered_at=utcnow(),
+        )
+        try:
+            status = await handlers.answer_survey(ctx, answer, source="http")
+        except handlers.SurveyRefusedError as exc:
+            return problem(exc.http_status, exc.code, exc.message)
+        except (KafkaError, TimeoutError):
+            return problem(
+                503, "queue_unavailable", "Try again shortly.", headers={"Retry-After": "5"}
+            )
+        return JSONResponse({"request_id": request_id, "status": status})
+
+    app = rt.http_app(title="City help: notify", routers=[router])
+    install_error_handlers(app)
+    return app

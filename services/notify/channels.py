@@ -1,36 +1,175 @@
-"""Delivery channels behind one interface, chosen by name in configuration."""
+"""Delivery channels behind one interface, chosen by name in configuration.
+
+``sms`` posts to an SMS gateway, ``webhook`` posts a signed JSON body to a partner system (the
+city's app push service, for example), ``log`` only records that a message went out. Every
+channel passes the notification id along as the idempotency key, so a resend after a crash in
+the middle of a send is dropped by the far end.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from services.notify import domain
+from services.notify.settings import NotifySettings
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One message for one channel. ``phone`` and ``text`` are personal: never logged."""
+
+    notification_id: str
+    request_id: str
+    event: str
+    language: str
+    phone: str
+    text: str
+
+
+class ChannelError(Exception):
+    """A failed send; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
 class Channel(Protocol):
     name: str
+    # Whether the channel reaches the citizen's phone (and so counts against the rate limit).
+    reaches_phone: bool
 
-    async def send(self, *, notification_id: str, phone: str, text: str) -> None:
-        """Deliver one message; the notification id lets the far end drop a repeat."""
+    async def send(self, message: Outbound) -> None:
+        """Deliver one message or raise :class:`ChannelError`."""
 
 
 class LogChannel:
     """Writes that a message went out, without the number or the text (personal data)."""
 
     name = "log"
+    reaches_phone = False
 
-    async def send(self, *, notification_id: str, phone: str, text: str) -> None:
+    async def send(self, message: Outbound) -> None:
         logger.info(
             "notification delivered to the log channel",
-            extra={"event_id": notification_id, "count": len(text)},
+            extra={
+                "event_id": message.notification_id,
+                "request_id": message.request_id,
+                "status": message.event,
+                "count": len(message.text),
+            },
         )
 
 
-def build_channels(names: Sequence[str]) -> list[Channel]:
-    known: dict[str, type[LogChannel]] = {"log": LogChannel}
-    unknown = [n for n in names if n not in known]
+async def _post(client: httpx.AsyncClient, url: str, *, content: bytes, headers: Any) -> None:
+    """POST and sort the failure: network trouble, 5xx, 408 and 429 are worth retrying."""
+    try:
+        response = await client.post(url, content=content, headers=headers)
+    except httpx.TimeoutException as exc:
+        raise ChannelError(f"timeout:{type(exc).__name__}", retryable=True) from exc
+    except httpx.HTTPError as exc:
+        raise ChannelError(f"unreachable:{type(exc).__name__}", retryable=True) from exc
+    status = response.status_code
+    if status < 300:
+        return
+    retryable = status >= 500 or status in (408, 429)
+    raise ChannelError(f"http_{status}", retryable=retryable)
+
+
+class SmsGatewayChannel:
+    """An SMS gateway over HTTP: POST JSON {to, text, idempotency_key} with a bearer token."""
+
+    name = "sms"
+    reaches_phone = True
+
+    def __init__(self, client: httpx.AsyncClient, *, url: str, token: str) -> None:
+        self.client = client
+        self.url = url
+        self.token = token
+
+    async def send(self, message: Outbound) -> None:
+        body = {
+            "to": message.phone,
+            "text": message.text,
+            "idempotency_key": message.notification_id,
+        }
+        headers = {"content-type": "application/json", "idempotency-key": message.notification_id}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        await _post(
+            self.client,
+            self.url,
+            content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            headers=headers,
+        )
+
+
+class WebhookChannel:
+    """POST JSON to a partner URL, signed: X-Signature = hex HMAC-SHA256(secret, body)."""
+
+    name = "webhook"
+    reaches_phone = True
+
+    def __init__(self, client: httpx.AsyncClient, *, url: str, secret: str) -> None:
+        self.client = client
+        self.url = url
+        self.secret = secret
+
+    async def send(self, message: Outbound) -> None:
+        body = json.dumps(
+            {
+                "notification_id": message.notification_id,
+                "idempotency_key": message.notification_id,
+                "request_id": message.request_id,
+                "event": message.event,
+                "language": message.language,
+                "to": message.phone,
+                "text": message.text,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode("utf-8")
+        await _post(
+            self.client,
+            self.url,
+            content=body,
+            headers={
+                "content-type": "application/json",
+                "idempotency-key": message.notification_id,
+                "x-signature": domain.sign(self.secret, body),
+            },
+        )
+
+
+CHANNEL_NAMES = ("log", "sms", "webhook")
+
+
+def build_channels(
+    names: Sequence[str], settings: NotifySettings, client: httpx.AsyncClient
+) -> list[Channel]:
+    """The configured channels, in order; an unknown name stops the service at start."""
+    unknown = [n for n in names if n not in CHANNEL_NAMES]
     if unknown:
-        raise ValueError(f"unknown notification channels {unknown}; known: {sorted(known)}")
-    return [known[n]() for n in names]
+        raise ValueError(f"unknown notification channels {unknown}; known: {list(CHANNEL_NAMES)}")
+    channels: list[Channel] = []
+    for name in dict.fromkeys(names):
+        if name == "log":
+            channels.append(LogChannel())
+        elif name == "sms":
+            channels.append(
+                SmsGatewayChannel(client, url=settings.sms_url, token=settings.sms_token)
+            )
+        else:
+            channels.append(
+                WebhookChannel(client, url=settings.webhook_url, secret=settings.webhook_secret)
+            )
+    return channels

@@ -1,64 +1,329 @@
-"""Notification rules: which lifecycle event tells the citizen what. Pure functions."""
+"""Notification rules: which event tells the citizen what, in which words, how often.
+
+Pure functions and immutable values: template choice and rendering, the delivery ids that make
+a message go out once, the retry schedule, the per-citizen rate limit and the survey outcome.
+Files (rules, templates) are read once at start-up by the ``load_*`` functions.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+import tomllib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, StrictUndefined
 
 from shared.envelope import derive_id
-from shared.schemas import Language
-from shared.topics import Topic, department_of
+from shared.schemas import (
+    DispatchJob,
+    Language,
+    LifecycleEvent,
+    RejectedRequest,
+    ReviewRequest,
+    SubmittedRequest,
+    VerifiedRequest,
+)
 
-_EVENT_BY_TOPIC: dict[str, str] = {
-    Topic.SUBMITTED.value: "received",
-    Topic.VERIFIED.value: "verified",
-    Topic.REJECTED.value: "rejected",
-}
+DEFAULT_LANGUAGE: Language = "zh"
+SURVEY = "survey"
 
-_TEXT: dict[str, dict[Language, str]] = {
-    "received": {
-        "zh": "您的求助已收到，编号 {request_id}。查询进度：{link}",
-        "en": "Your request for help was received, number {request_id}. Track it: {link}",
-        "ru": "Ваша заявка получена, номер {request_id}. Статус: {link}",
-    },
-    "verified": {
-        "zh": "您的求助 {request_id} 已核实，正在安排处理。",
-        "en": "Your request {request_id} was verified and is being assigned.",
-        "ru": "Ваша заявка {request_id} проверена и передаётся исполнителю.",
-    },
-    "dispatched": {
-        "zh": "您的求助 {request_id} 已派发给{department}，请保持电话畅通。",
-        "en": "Your request {request_id} was sent to the {department} team; keep your phone on.",
-        "ru": "Ваша заявка {request_id} передана службе: {department}. Будьте на связи.",
-    },
-}
+
+# --- rules ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
-    notification_id: str
-    event: str
-    channel: str
-    language: Language
-    text: str
+class RateLimit:
+    """At most ``max_messages`` per citizen per fixed window, except for exempt events."""
+
+    max_messages: int
+    window_seconds: int
+    exempt_events: frozenset[str] = frozenset()
+
+    def window_key(self, phone_hash: str, at: datetime) -> str:
+        """The counter a message sent at ``at`` counts against (one per phone and window)."""
+        window = int(at.timestamp()) // self.window_seconds
+        return f"{phone_hash}|{window}"
+
+    def exempt(self, event: str) -> bool:
+        return event in self.exempt_events
+
+    def admits(self, count_including_this: int) -> bool:
+        """Whether the message that brought the window's count to this number may go out."""
+        return count_including_this <= self.max_messages
 
 
-def event_for(topic: str) -> str | None:
-    """The citizen-visible event a record on ``topic`` stands for (prefix-insensitive)."""
-    if department_of(topic) is not None:
-        return "dispatched"
-    for name, event in _EVENT_BY_TOPIC.items():
-        if topic.endswith(name):
-            return event
+@dataclass(frozen=True, slots=True)
+class Rules:
+    lifecycle_events: frozenset[str]
+    needs_review: bool
+    survey_after: frozenset[str]
+    rate_limit: RateLimit
+    timezone: str = "Asia/Shanghai"
+    time_format: str = "%Y-%m-%d %H:%M"
+    departments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    reasons: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def load_rules(path: Path) -> Rules:
+    data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    events = data.get("events", {})
+    limit = data.get("rate_limit", {})
+    clock = data.get("time", {})
+    return Rules(
+        lifecycle_events=frozenset(events.get("lifecycle", ["resolved", "escalated"])),
+        needs_review=bool(events.get("needs_review", True)),
+        survey_after=frozenset(events.get("survey_after", ["resolved"])),
+        rate_limit=RateLimit(
+            max_messages=int(limit.get("max_messages", 8)),
+            window_seconds=int(limit.get("window_seconds", 3600)),
+            exempt_events=frozenset(limit.get("exempt_events", [])),
+        ),
+        timezone=str(clock.get("timezone", "Asia/Shanghai")),
+        time_format=str(clock.get("format", "%Y-%m-%d %H:%M")),
+        departments=data.get("departments", {}),
+        reasons=data.get("reasons", {}),
+    )
+
+
+# --- templates ------------------------------------------------------------------------------
+
+_JINJA = Environment(undefined=StrictUndefined, autoescape=False)  # noqa: S701 (SMS text, not HTML)
+
+
+def template_candidates(event: str, category: str | None, language: str) -> list[str]:
+    """Where to look, best first: category-specific, event generic, then the same in Chinese."""
+    candidates: list[str] = []
+    for lang in (language, DEFAULT_LANGUAGE):
+        if category:
+            candidates.append(f"{lang}/{event}.{category}.txt")
+        candidates.append(f"{lang}/{event}.txt")
+    return list(dict.fromkeys(candidates))
+
+
+def choose_template(
+    available: Collection[str], event: str, category: str | None, language: str
+) -> str | None:
+    """The template file for this event, category and language; None if the event has none."""
+    for candidate in template_candidates(event, category, language):
+        if candidate in available:
+            return candidate
     return None
 
 
+def load_templates(directory: Path) -> dict[str, str]:
+    """Every ``<language>/<name>.txt`` under ``directory``, by relative path."""
+    return {
+        path.relative_to(directory).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(directory.glob("*/*.txt"))
+    }
+
+
+def render(source: str, values: Mapping[str, Any]) -> str:
+    """The message text; a placeholder without a value is an error, never an empty gap."""
+    return _JINJA.from_string(source).render(**values).strip()
+
+
+# --- what an input event means for the citizen ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One thing to tell the citizen, before channels and contact are resolved."""
+
+    request_id: str
+    event: str
+    category: str | None
+    language: Language | None  # None: not stated by the event, take the request's
+    phone: str | None  # None: not carried by the event, take the request's
+    values: Mapping[str, str]
+    leg: str = ""
+    team_id: str | None = None
+    department: str | None = None
+
+
+def local_time(at: datetime, rules: Rules) -> str:
+    return at.astimezone(ZoneInfo(rules.timezone)).strftime(rules.time_format)
+
+
+def status_link(base_url: str, request_id: str) -> str:
+    return f"{base_url.rstrip('/')}/v1/requests/{request_id}"
+
+
+def survey_link(base_url: str, request_id: str) -> str:
+    return f"{base_url.rstrip('/')}/v1/requests/{request_id}/survey"
+
+
+def from_submitted(event: SubmittedRequest, *, public_base_url: str) -> Notice:
+    req = event.request
+    return Notice(
+        request_id=event.request_id,
+        event="received",
+        category=req.category,
+        language=req.language,
+        phone=normalise_phone(req.contact.phone),
+        values={"status_link": status_link(public_base_url, event.request_id)},
+    )
+
+
+def from_verified(event: VerifiedRequest) -> Notice:
+    return Notice(
+        request_id=event.request_id,
+        event="verified",
+        category=event.category,
+        language=event.language,
+        phone=event.contact.phone,
+        values={},
+    )
+
+
+def from_review(event: ReviewRequest, rules: Rules) -> Notice | None:
+    if not rules.needs_review:
+        return None
+    return Notice(
+        request_id=event.request_id,
+        event="needs_review",
+        category=event.category,
+        language=event.language,
+        phone=event.contact.phone if event.contact else None,
+        values={},
+    )
+
+
+def reasons_text(reasons: list[str], language: str, rules: Rules) -> str:
+    words = rules.reasons.get(language) or rules.reasons.get(DEFAULT_LANGUAGE) or {}
+    texts = [words[code] for code in reasons if code in words]
+    if not texts:
+        texts = [words.get("default", "")]
+    separator = "；" if language == "zh" else "; "
+    return separator.join(dict.fromkeys(t for t in texts if t))
+
+
+def from_rejected(event: RejectedRequest, rules: Rules) -> Notice:
+    duplicate = event.duplicate_of is not None
+    return Notice(
+        request_id=event.request_id,
+        event="duplicate" if duplicate else "rejected",
+        category=None,
+        language=event.language,
+        phone=event.contact.phone if event.contact else None,
+        values={
+            "duplicate_of": event.duplicate_of or "",
+            "reasons_text": reasons_text(event.reasons, event.language, rules),
+        },
+    )
+
+
+def department_name(department: str, language: str, rules: Rules) -> str:
+    names = rules.departments.get(language) or rules.departments.get(DEFAULT_LANGUAGE) or {}
+    return names.get(department, department)
+
+
+def from_dispatch(job: DispatchJob, rules: Rules) -> Notice:
+    """One message per leg: each names the service that will come and when."""
+    return Notice(
+        request_id=job.request_id,
+        event="dispatched",
+        category=job.category,
+        language=job.language,
+        phone=job.contact.phone,
+        values={
+            "department_name": department_name(job.department, job.language, rules),
+            "acknowledge_by": local_time(job.acknowledge_by, rules),
+            "resolve_by": local_time(job.resolve_by, rules),
+        },
+        leg=job.leg_id,
+        team_id=job.team_id,
+        department=job.department,
+    )
+
+
+def from_lifecycle(event: LifecycleEvent, rules: Rules) -> Notice | None:
+    if event.status not in rules.lifecycle_events:
+        return None
+    # A language the event does not state is the schema's default, not the citizen's choice.
+    language = event.language if "language" in event.model_fields_set else None
+    return Notice(
+        request_id=event.request_id,
+        event=event.status,
+        category=event.category,
+        language=language,
+        phone=event.contact.phone if event.contact else None,
+        values={"department_name": ""},
+        team_id=event.team_id,
+        department=event.department,
+    )
+
+
+def message_values(
+    notice: Notice, language: str, rules: Rules, *, survey_base_url: str
+) -> dict[str, str]:
+    values = {
+        "request_id": notice.request_id,
+        "category": notice.category or "",
+        "survey_link": survey_link(survey_base_url, notice.request_id),
+        **notice.values,
+    }
+    if notice.department and not values.get("department_name"):
+        values["department_name"] = department_name(notice.department, language, rules)
+    return values
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
 def notification_id(request_id: str, event: str, channel: str, leg: str = "") -> str:
-    """One notification per (request, event, channel) — per leg for dispatches."""
+    """One notification per (request, event, channel); dispatches once per leg."""
     return derive_id("notification", request_id, event, channel, leg)
 
 
-def render(event: str, language: Language, **values: str) -> str | None:
-    texts = _TEXT.get(event)
-    if texts is None:
-        return None
-    return texts[language].format(**values)
+def normalise_phone(raw: str) -> str:
+    """E.164 for Chinese numbers in any shape (spaces, dashes, full-width digits, 0086)."""
+    digits = "".join(str(int(c)) for c in raw if c.isdecimal())
+    if digits.startswith("0086"):
+        digits = digits[4:]
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    return f"+86{digits.lstrip('0')}"
+
+
+def phone_hash(key: str, phone: str) -> str:
+    """A keyed hash of the normalised number: counts a citizen without storing the number."""
+    digest = hmac.new(key.encode(), normalise_phone(phone).encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
+def backoff_delays(attempts: int, base_seconds: float, max_seconds: float) -> list[float]:
+    """Pauses between ``attempts`` tries: base, 2·base, 4·base, ... capped at ``max_seconds``."""
+    return [min(max_seconds, base_seconds * 2**i) for i in range(max(0, attempts - 1))]
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The webhook signature: hex HMAC-SHA256 of the exact body bytes."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+# --- call-back survey -----------------------------------------------------------------------
+
+SurveyOutcome = Literal["closed", "reopened"]
+
+
+def survey_outcome(satisfied: bool) -> tuple[SurveyOutcome, str]:
+    """A satisfied citizen closes the request; an unsatisfied one reopens it (route escalates)."""
+    return ("closed", "survey_satisfied") if satisfied else ("reopened", "survey_unsatisfied")
+
+
+def satisfaction_key(team_id: str | None, category: str | None) -> str:
+    return f"{team_id or 'unknown'}|{category or 'unknown'}"
+
+
+def token_matches(presented: str | None, stored_hash: str | None) -> bool:
+    """Whether the tracking token's SHA-256 is the one intake stored for the request."""
+    if not presented or not stored_hash:
+        return False
+    return hmac.compare_digest(hashlib.sha256(presented.encode()).hexdigest(), stored_hash)

@@ -1,22 +1,63 @@
-"""Notify's handlers: one message per (request, event, channel), recorded and published."""
+"""Notify's handlers: tell the citizen once per (request, event, channel); run the call-back.
+
+Delivery of one message on one channel:
+
+1. claim the delivery record (``_id`` = notification id, ``pending``); a record already
+   ``sent`` or ``suppressed`` is not sent again, whatever the redelivery;
+2. the per-citizen rate limit decides once (the decision is stored on the record);
+3. send with the notification id as idempotency key, retrying with exponential back-off; a
+   crash after the gateway accepted but before ``sent`` was stored resends the same key, which
+   the gateway drops;
+4. every attempt's outcome is stored and published on ``help.notifications``; past the last
+   attempt the message goes to ``help.dlq.notify`` with the reason and the request's timeline
+   shows ``notification_failed``.
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from services.notify import domain
-from services.notify.channels import Channel
+from services.notify.channels import Channel, ChannelError, Outbound
 from services.notify.repository import NotifyRepository
-from shared.envelope import utcnow
+from shared import requests_store
+from shared.envelope import CE_TYPE, Envelope, event_type, utcnow
 from shared.kafka import EventBus, effect_id
-from shared.metrics import END_TO_END_SECONDS
-from shared.schemas import Language, NotificationRecord
-from shared.stage import PermanentError, Record
-from shared.topics import Topic
+from shared.metrics import DEAD_LETTERS
+from shared.schemas import (
+    DispatchJob,
+    Language,
+    LifecycleEvent,
+    NotificationRecord,
+    RejectedRequest,
+    ReviewRequest,
+    SubmittedRequest,
+    SurveyAnswer,
+    VerifiedRequest,
+)
+from shared.stage import (
+    DLQ_AT,
+    DLQ_ATTEMPTS,
+    DLQ_DETAIL,
+    DLQ_ORIGIN_OFFSET,
+    DLQ_ORIGIN_PARTITION,
+    DLQ_ORIGIN_TOPIC,
+    DLQ_REASON,
+    DLQ_SERVICE,
+    PermanentError,
+    Record,
+)
+from shared.topics import DISPATCH_TOPICS, Topic
 
 logger = logging.getLogger(__name__)
+
+SURVEY_ANSWER_TYPE = event_type("survey.answer")
+LANGUAGES: tuple[Language, ...] = ("zh", "en", "ru")
 
 
 @dataclass(frozen=True)
@@ -24,85 +65,379 @@ class NotifyContext:
     bus: EventBus
     repo: NotifyRepository
     channels: list[Channel]
+    rules: domain.Rules
+    templates: Mapping[str, str]
     public_base_url: str
+    survey_base_url: str
+    phone_hash_key: str
+    retry_delays: list[float]
+    clock: Callable[[], datetime] = utcnow
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
 
 
-async def handle_lifecycle(record: Record, *, ctx: NotifyContext) -> None:
-    event = domain.event_for(record.topic)
-    if event is None:
-        raise PermanentError("unknown_topic", record.topic)
-    try:
-        value = json.loads(record.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PermanentError("invalid_json", str(exc)) from exc
-    if not isinstance(value, dict) or not isinstance(value.get("request_id"), str):
-        raise PermanentError("schema_violation", "no request_id")
-    request_id: str = value["request_id"]
-    language: Language = value.get("language") or value.get("request", {}).get("language") or "zh"
-    contact = value.get("contact") or value.get("request", {}).get("contact") or {}
-    phone = str(contact.get("phone", ""))
-    leg = str(value.get("leg_id", ""))
-    text = domain.render(
-        event,
-        language,
-        request_id=request_id,
-        link=f"{ctx.public_base_url}/v1/requests/{request_id}",
-        department=str(value.get("department", "")),
-    )
-    if text is None:
+def _on(topic: str, *candidates: Topic) -> bool:
+    """Whether ``topic`` (with any test prefix) is one of ``candidates``."""
+    return any(topic == c.value or topic.endswith(f".{c.value}") for c in candidates)
+
+
+def parse_notice(record: Record, ctx: NotifyContext) -> domain.Notice | None:
+    """What this record means for the citizen; None when it tells them nothing."""
+    topic = record.topic
+    if _on(topic, Topic.SUBMITTED, Topic.SUBMITTED_PRIORITY):
+        return domain.from_submitted(
+            record.parse(SubmittedRequest), public_base_url=ctx.public_base_url
+        )
+    if _on(topic, Topic.VERIFIED):
+        return domain.from_verified(record.parse(VerifiedRequest))
+    if _on(topic, Topic.REVIEW):
+        return domain.from_review(record.parse(ReviewRequest), ctx.rules)
+    if _on(topic, Topic.REJECTED):
+        return domain.from_rejected(record.parse(RejectedRequest), ctx.rules)
+    if _on(topic, *DISPATCH_TOPICS):
+        return domain.from_dispatch(record.parse(DispatchJob), ctx.rules)
+    if _on(topic, Topic.LIFECYCLE):
+        return domain.from_lifecycle(record.parse(LifecycleEvent), ctx.rules)
+    raise PermanentError("unknown_topic", topic)
+
+
+async def handle_event(record: Record, *, ctx: NotifyContext) -> None:
+    notice = parse_notice(record, ctx)
+    if notice is None:
         return
+    language, phone, category = await _who(ctx, notice)
+    await _notify_all(ctx, notice, record, language=language, phone=phone, category=category)
+    if notice.event in ctx.rules.survey_after:
+        survey = await ctx.repo.open_survey(
+            notice.request_id,
+            {
+                "request_id": notice.request_id,
+                "team_id": notice.team_id,
+                "department": notice.department,
+                "category": category,
+                "language": language,
+                "opened_at": ctx.clock(),
+                "after": notice.event,
+            },
+        )
+        follow_up = domain.Notice(
+            request_id=notice.request_id,
+            event=domain.SURVEY,
+            category=survey.get("category") or category,
+            language=language,
+            phone=phone,
+            values={},
+        )
+        await _notify_all(ctx, follow_up, record, language=language, phone=phone, category=category)
+
+
+async def _who(ctx: NotifyContext, notice: domain.Notice) -> tuple[Language, str, str | None]:
+    """Language, phone and category: from the event, else from the request record."""
+    language, phone, category = notice.language, notice.phone, notice.category
+    if language is None or phone is None or category is None:
+        doc = await ctx.repo.get_request(notice.request_id) or {}
+        stored_language = doc.get("language")
+        if language is None and stored_language in LANGUAGES:
+            language = stored_language
+        if phone is None:
+            contact = doc.get("contact") or {}
+            raw = doc.get("phone_normalised") or contact.get("phone")
+            phone = domain.normalise_phone(raw) if isinstance(raw, str) and raw else None
+        category = category or doc.get("category")
+    if phone is None:
+        raise PermanentError("no_contact", "neither the event nor the request record has one")
+    return language or domain.DEFAULT_LANGUAGE, phone, category
+
+
+async def _notify_all(
+    ctx: NotifyContext,
+    notice: domain.Notice,
+    record: Record,
+    *,
+    language: Language,
+    phone: str,
+    category: str | None,
+) -> None:
+    name = domain.choose_template(ctx.templates, notice.event, category, language)
+    if name is None:
+        logger.warning(
+            "no template for this event; nothing sent",
+            extra={"request_id": notice.request_id, "status": notice.event},
+        )
+        return
+    values = domain.message_values(notice, language, ctx.rules, survey_base_url=ctx.survey_base_url)
+    text = domain.render(ctx.templates[name], values)
     for channel in ctx.channels:
-        await _deliver(
-            ctx,
-            channel,
-            request_id=request_id,
-            event=event,
-            leg=leg,
+        message = Outbound(
+            notification_id=domain.notification_id(
+                notice.request_id, notice.event, channel.name, notice.leg
+            ),
+            request_id=notice.request_id,
+            event=notice.event,
             language=language,
             phone=phone,
             text=text,
         )
-    submitted_at = value.get("submitted_at")
-    if isinstance(submitted_at, str):
-        from datetime import datetime
+        await deliver(ctx, channel, message, record=record, leg=notice.leg)
 
-        END_TO_END_SECONDS.labels("notify").observe(
-            (utcnow() - datetime.fromisoformat(submitted_at)).total_seconds()
+
+async def deliver(
+    ctx: NotifyContext, channel: Channel, message: Outbound, *, record: Record, leg: str = ""
+) -> str:
+    """Send one message on one channel at most once; returns the delivery's final status."""
+    nid = message.notification_id
+    now = ctx.clock()
+    phone_hash = domain.phone_hash(ctx.phone_hash_key, message.phone)
+    doc = await ctx.repo.claim(
+        notification_id=nid,
+        fields={
+            "request_id": message.request_id,
+            "event": message.event,
+            "channel": channel.name,
+            "language": message.language,
+            "leg": leg,
+            "phone_hash": phone_hash,
+        },
+        at=now,
+    )
+    status = str(doc.get("status"))
+    if status == "sent":
+        # Announce again with the same event id: covers a crash between storing and publishing.
+        await _publish(ctx, message, channel, "sent", attempt=int(doc.get("attempts") or 1))
+        return status
+    if status == "suppressed":
+        return status
+    if channel.reaches_phone and not doc.get("admitted"):
+        limit = ctx.rules.rate_limit
+        if not limit.exempt(message.event):
+            count = await ctx.repo.count_in_window(limit.window_key(phone_hash, now), now)
+            if not limit.admits(count):
+                await ctx.repo.update_delivery(
+                    nid, {"status": "suppressed", "reason": "rate_limited", "updated_at": now}
+                )
+                logger.info(
+                    "notification suppressed by the per-citizen rate limit",
+                    extra={"request_id": message.request_id, "channel": channel.name},
+                )
+                return "suppressed"
+        await ctx.repo.update_delivery(nid, {"admitted": True})
+    return await _send_with_retries(ctx, channel, message, record, first=int(doc["attempts"]) + 1)
+
+
+async def _send_with_retries(
+    ctx: NotifyContext, channel: Channel, message: Outbound, record: Record, *, first: int
+) -> str:
+    nid = message.notification_id
+    error = "not_attempted"
+    tries = len(ctx.retry_delays) + 1
+    for i in range(tries):
+        attempt = first + i
+        try:
+            await channel.send(message)
+        except ChannelError as exc:
+            error = exc.reason
+            await ctx.repo.record_attempt(
+                nid, attempt=attempt, status="failed", at=ctx.clock(), error=error
+            )
+            await _publish(ctx, message, channel, "failed", attempt=attempt, error=error)
+            logger.warning(
+                "notification attempt failed",
+                extra={
+                    "request_id": message.request_id,
+                    "channel": channel.name,
+                    "attempt": attempt,
+                    "error": error,
+                },
+            )
+            if not exc.retryable or i == tries - 1:
+                break
+            await ctx.sleep(ctx.retry_delays[i])
+            continue
+        at = ctx.clock()
+        await ctx.repo.record_attempt(nid, attempt=attempt, status="sent", at=at, error=None)
+        await ctx.repo.update_delivery(nid, {"status": "sent", "sent_at": at})
+        await _publish(ctx, message, channel, "sent", attempt=attempt)
+        logger.info(
+            "notification sent",
+            extra={
+                "request_id": message.request_id,
+                "channel": channel.name,
+                "status": message.event,
+                "attempt": attempt,
+            },
         )
+        return "sent"
+    await _give_up(ctx, channel, message, record, error=error, attempts=first + i)
+    return "failed"
 
 
-async def _deliver(
+async def _give_up(
     ctx: NotifyContext,
     channel: Channel,
+    message: Outbound,
+    record: Record,
     *,
-    request_id: str,
-    event: str,
-    leg: str,
-    language: Language,
-    phone: str,
-    text: str,
+    error: str,
+    attempts: int,
 ) -> None:
-    nid = domain.notification_id(request_id, event, channel.name, leg)
-    now = utcnow()
-    stored = await ctx.repo.claim(
-        notification_id=nid, request_id=request_id, event=event, channel=channel.name, at=now
+    """Past the last attempt: failed on the record, on the timeline and in the dead letters."""
+    nid = message.notification_id
+    now = ctx.clock()
+    await ctx.repo.update_delivery(nid, {"status": "failed", "error": error, "failed_at": now})
+    await ctx.repo.record_transition(
+        message.request_id,
+        requests_store.transition(
+            event_id=effect_id("notify-failed", nid),
+            status="notification_failed",
+            at=now,
+            actor="notify",
+            reason=f"{channel.name}:{message.event}:{error}",
+            detail={"notification_id": nid, "channel": channel.name, "event": message.event},
+        ),
+        set_status=False,
     )
-    if stored.get("status") != "sent":
-        await channel.send(notification_id=nid, phone=phone, text=text)
-        await ctx.repo.mark(nid, status="sent", at=now)
-    record = NotificationRecord(
-        notification_id=nid,
-        request_id=request_id,
-        event=event,
-        channel=channel.name,
-        status="sent",
-        language=language,
-        at=now,
+    headers = dict(record.headers)
+    headers.update(
+        {
+            DLQ_REASON: "delivery_failed",
+            DLQ_DETAIL: f"{channel.name}:{message.event}:{error}",
+            DLQ_SERVICE: "notify",
+            DLQ_ORIGIN_TOPIC: record.topic,
+            DLQ_ORIGIN_PARTITION: str(record.partition),
+            DLQ_ORIGIN_OFFSET: str(record.offset),
+            DLQ_ATTEMPTS: str(attempts),
+            DLQ_AT: now.isoformat(),
+            "notification_id": nid,
+            "notify_channel": channel.name,
+            "notify_event": message.event,
+        }
+    )
+    await ctx.bus.emit_raw(Topic.DLQ_NOTIFY, record.value, key=record.key, headers=headers)
+    DEAD_LETTERS.labels("notify", Topic.DLQ_NOTIFY.value, "delivery_failed").inc()
+    logger.error(
+        "notification failed after every attempt; dead-lettered",
+        extra={"request_id": message.request_id, "channel": channel.name, "error": error},
+    )
+
+
+async def _publish(
+    ctx: NotifyContext,
+    message: Outbound,
+    channel: Channel,
+    status: str,
+    *,
+    attempt: int,
+    error: str | None = None,
+) -> None:
+    outcome = NotificationRecord.model_validate(
+        {
+            "notification_id": message.notification_id,
+            "request_id": message.request_id,
+            "event": message.event,
+            "channel": channel.name,
+            "status": status,
+            "language": message.language,
+            "attempt": attempt,
+            "at": ctx.clock(),
+            "error": error,
+        }
     )
     await ctx.bus.emit(
         Topic.NOTIFICATIONS,
-        record,
-        key=request_id,
-        name="notification.sent",
-        event_id=effect_id("notification", nid),
+        outcome,
+        key=message.request_id,
+        name=f"notification.{status}",
+        event_id=effect_id("notification", message.notification_id, str(attempt), status),
     )
+
+
+# --- call-back survey -------------------------------------------------------------------------
+
+
+class SurveyRefusedError(Exception):
+    """An answer that cannot be taken: no survey went out, or a different answer came first."""
+
+    def __init__(self, code: str, message: str, *, http_status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+async def answer_survey(
+    ctx: NotifyContext, answer: SurveyAnswer, *, source: str, cause: Envelope | None = None
+) -> str:
+    """Take the citizen's answer once: count it, and close or reopen the request."""
+    request_id = answer.request_id
+    survey = await ctx.repo.get_survey(request_id)
+    if survey is None:
+        raise SurveyRefusedError(
+            "no_survey", "No call-back survey was sent for this request.", http_status=404
+        )
+    stored: dict[str, Any] | None = survey.get("answer")
+    if stored is not None and bool(stored.get("satisfied")) != answer.satisfied:
+        raise SurveyRefusedError(
+            "already_answered",
+            "This survey was already answered differently.",
+            http_status=409,
+        )
+    now = ctx.clock()
+    if stored is None:
+        stored = {
+            "satisfied": answer.satisfied,
+            "comment": answer.comment,
+            "answered_at": answer.answered_at or now,
+            "source": source,
+        }
+        await ctx.repo.update_survey(request_id, {"answer": stored})
+    status, reason = domain.survey_outcome(answer.satisfied)
+    if not survey.get("counted"):
+        key = domain.satisfaction_key(survey.get("team_id"), survey.get("category"))
+        await ctx.repo.count_satisfaction(key, satisfied=answer.satisfied, at=now)
+        await ctx.repo.update_survey(request_id, {"counted": True})
+    event_id = effect_id("survey", request_id, status)
+    at = stored.get("answered_at") or now
+    event = LifecycleEvent.model_validate(
+        {
+            "event_id": event_id,
+            "request_id": request_id,
+            "status": status,
+            "at": at,
+            "actor": "citizen",
+            "reason": reason,
+            "team_id": survey.get("team_id"),
+            "department": survey.get("department"),
+            "category": survey.get("category"),
+            "language": survey.get("language") or domain.DEFAULT_LANGUAGE,
+        }
+    )
+    # Published on every call with the same event id; consumers skip what they have applied.
+    await ctx.bus.emit(
+        Topic.LIFECYCLE,
+        event,
+        key=request_id,
+        name=f"request.{status}",
+        event_id=event_id,
+        cause=cause,
+    )
+    await ctx.repo.record_transition(
+        request_id,
+        requests_store.transition(
+            event_id=event_id, status=status, at=at, actor="citizen", reason=reason
+        ),
+        set_status=True,
+    )
+    logger.info(
+        "survey answered", extra={"request_id": request_id, "status": status, "route": source}
+    )
+    return status
+
+
+async def handle_partner_inbound(record: Record, *, ctx: NotifyContext) -> None:
+    """Survey answers relayed by partners (the 12345 hotline's call-backs); the rest is intake's."""
+    if record.headers.get(CE_TYPE) != SURVEY_ANSWER_TYPE:
+        return
+    answer = record.parse(SurveyAnswer)
+    try:
+        await answer_survey(ctx, answer, source="partner", cause=record.envelope)
+    except SurveyRefusedError as exc:
+        raise PermanentError(exc.code, exc.message) from exc

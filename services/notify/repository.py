@@ -1,14 +1,28 @@
-"""Notify's storage: one document per (request, event, channel), the delivery's own record."""
+"""Notify's storage, read and written by ``_id`` only (FerretDB scans on any other filter).
+
+- ``notifications``: one document per (request, event, channel) — the delivery's own record,
+  ``pending`` → ``sent`` | ``failed`` | ``suppressed``, with every attempt's outcome;
+- ``rate_limits``: one counter per phone hash and window;
+- ``surveys``: one per request, from the survey sent after resolution to the citizen's answer;
+- ``satisfaction``: counters per team and category (``_id = "<team_id>|<category>"``);
+- ``requests``: the shared request record (contact fallback, tracking token, timeline).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from shared import requests_store
 from shared.db import Database, Document
 
 NOTIFICATIONS = "notifications"
+RATE_LIMITS = "rate_limits"
+SURVEYS = "surveys"
+SATISFACTION = "satisfaction"
 
 
 class NotifyRepository:
@@ -16,19 +30,19 @@ class NotifyRepository:
         self.db = db
 
     async def ensure_indexes(self) -> None:
+        # For operators' queries ("what did we send for this request"); handlers use _id only.
         await self.db[NOTIFICATIONS].create_index("request_id")
 
-    async def claim(
-        self, *, notification_id: str, request_id: str, event: str, channel: str, at: datetime
-    ) -> Document:
+    # --- deliveries ---
+
+    async def claim(self, *, notification_id: str, fields: Document, at: datetime) -> Document:
         """The delivery record, created as ``pending`` the first time; the stored one after."""
         doc: Document = {
             "_id": notification_id,
-            "request_id": request_id,
-            "event": event,
-            "channel": channel,
+            **fields,
             "status": "pending",
             "attempts": 0,
+            "attempt_log": [],
             "created_at": at,
         }
         try:
@@ -39,10 +53,75 @@ class NotifyRepository:
                 return existing
         return doc
 
-    async def mark(
-        self, notification_id: str, *, status: str, at: datetime, error: str | None = None
+    async def update_delivery(self, notification_id: str, fields: Document) -> None:
+        await self.db[NOTIFICATIONS].update_one({"_id": notification_id}, {"$set": fields})
+
+    async def record_attempt(
+        self, notification_id: str, *, attempt: int, status: str, at: datetime, error: str | None
     ) -> None:
+        entry = {"attempt": attempt, "status": status, "at": at, "error": error}
         await self.db[NOTIFICATIONS].update_one(
             {"_id": notification_id},
-            {"$set": {"status": status, "updated_at": at, "error": error}, "$inc": {"attempts": 1}},
+            {"$set": {"attempts": attempt, "updated_at": at}, "$push": {"attempt_log": entry}},
         )
+
+    async def count_in_window(self, window_key: str, at: datetime) -> int:
+        """Adds one to the window's counter and returns the new count (atomic)."""
+        doc = await self.db[RATE_LIMITS].find_one_and_update(
+            {"_id": window_key},
+            {"$inc": {"count": 1}, "$set": {"updated_at": at}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["count"]) if doc else 1
+
+    # --- the shared request record ---
+
+    async def get_request(self, request_id: str) -> Document | None:
+        return await self.db[requests_store.COLLECTION].find_one(
+            {"_id": request_id},
+            {
+                "contact": 1,
+                "phone_normalised": 1,
+                "language": 1,
+                "category": 1,
+                "tracking_token_hash": 1,
+            },
+        )
+
+    async def record_transition(
+        self, request_id: str, entry: Document, *, set_status: bool
+    ) -> bool:
+        return await requests_store.apply_transition(
+            self.db, request_id, entry, set_status=set_status
+        )
+
+    # --- survey ---
+
+    async def open_survey(self, request_id: str, fields: Document) -> Document:
+        """The survey record, created the first time a survey goes out for the request."""
+        doc: Document = {"_id": request_id, **fields, "answer": None, "counted": False}
+        try:
+            await self.db[SURVEYS].insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.db[SURVEYS].find_one({"_id": request_id})
+            if existing is not None:
+                return existing
+        return doc
+
+    async def get_survey(self, request_id: str) -> Document | None:
+        return await self.db[SURVEYS].find_one({"_id": request_id})
+
+    async def update_survey(self, request_id: str, fields: Document) -> None:
+        await self.db[SURVEYS].update_one({"_id": request_id}, {"$set": fields})
+
+    async def count_satisfaction(self, key: str, *, satisfied: bool, at: datetime) -> None:
+        field = "satisfied" if satisfied else "unsatisfied"
+        await self.db[SATISFACTION].update_one(
+            {"_id": key},
+            {"$inc": {field: 1}, "$set": {"updated_at": at}},
+            upsert=True,
+        )
+
+    async def satisfaction(self, key: str) -> dict[str, Any] | None:
+        return await self.db[SATISFACTION].find_one({"_id": key})

@@ -11,5 +11,23 @@ class NotifySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFY_", populate_by_name=True, extra="ignore")
 
     http_port: int = 8083
+    # Channels by name: "log", "sms", "webhook" (e.g. NOTIFY_CHANNELS='["sms","webhook"]').
     channels: tuple[str, ...] = ("log",)
+    # Links in messages: the status page (intake) and the survey answer (notify itself).
     public_base_url: str = "http://127.0.0.1:8080"
+    survey_base_url: str = "http://127.0.0.1:8083"
+    # SMS gateway: POST JSON {to, text, idempotency_key} with a bearer token.
+    sms_url: str = "http://127.0.0.1:8099/messages"
+    sms_token: str = ""
+    # Signed webhook: POST JSON with X-Signature = hex HMAC-SHA256(secret, body).
+    webhook_url: str = "http://127.0.0.1:8099/webhook"
+    webhook_secret: str = "local-development-only-webhook-secret"  # noqa: S105
+    # Key of the phone-number hash that keys the per-citizen rate limit (never the number).
+    phone_hash_key: str = "local-development-only-phone-hash-key"
+    # Delivery attempts per message and channel, with exponential back-off between them.
+    send_attempts: int = 4
+    send_base_delay_seconds: float = 0.5
+    send_max_delay_seconds: float = 8.0
+    send_timeout_seconds: float = 5.0
+    rules_file: str = "notify.toml"
+    templates_dir: str = "templates"
