@@ -2,22 +2,55 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+import logging
+from datetime import timedelta
+from functools import partial
+from typing import Any
 
-from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Header, Query
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
-from services.intake import domain, handlers
+from services.intake import api, domain, handlers, open311_api
+from services.intake.handlers import IntakeContext
+from services.intake.ratelimit import RateLimiter
 from services.intake.repository import IntakeRepository
 from services.intake.settings import IntakeSettings
 from shared.db import Client
-from shared.http import BodySizeLimit, install_error_handlers, problem
+from shared.envelope import utcnow
+from shared.http import BodySizeLimit, install_error_handlers
 from shared.runtime import Runtime
-from shared.schemas import HelpRequest, SubmittedRequest
+from shared.schemas import SubmittedRequest
 from shared.topics import Topic
+
+logger = logging.getLogger(__name__)
+
+NONCE_SWEEP_SECONDS = 600.0
+
+
+def build_context(
+    settings: IntakeSettings, rt: Runtime, repo: IntakeRepository | None = None
+) -> IntakeContext:
+    """Rules, partners and secrets, read once; api keys are kept only as SHA-256."""
+    rules = domain.load_rules(settings.config_dir / settings.rules_file)
+    partners = domain.load_partners(settings.config_dir / settings.partners_file)
+    limits = rules.rate_limits
+    return IntakeContext(
+        bus=rt.bus,
+        repo=repo or IntakeRepository(rt.db),
+        settings=settings,
+        rules=rules,
+        partners=partners,
+        partner_secrets={k: v.get_secret_value() for k, v in settings.partner_secrets.items()},
+        api_key_hashes=tuple(
+            domain.digest(k.get_secret_value()) for k in settings.open311_api_keys
+        ),
+        phone_limiter=RateLimiter(
+            capacity=limits.phone_capacity, per_minute=limits.phone_per_minute
+        ),
+        client_limiter=RateLimiter(
+            capacity=limits.client_capacity, per_minute=limits.client_per_minute
+        ),
+    )
 
 
 def build_app(
@@ -26,68 +59,38 @@ def build_app(
     broker: KafkaBroker | None = None,
     client: Client | None = None,
     create_topics: bool = True,
+    repo: IntakeRepository | None = None,
 ) -> Any:
     settings = settings or IntakeSettings()
     rt = Runtime.create(
         "intake", settings, broker=broker, client=client, create_topics=create_topics
     )
     rt.bus.declare(Topic.SUBMITTED, schema=SubmittedRequest)
-    repo = IntakeRepository(rt.db)
-    rt.startup.append(repo.ensure_indexes)
+    rt.bus.declare(Topic.SUBMITTED_PRIORITY, schema=SubmittedRequest)
+    ctx = build_context(settings, rt, repo)
+    rt.startup.append(ctx.repo.ensure_indexes)
+    # Partner records: at least once through the shared stage (bad records → help.dlq.intake).
+    rt.subscribe(
+        [Topic.PARTNER_INBOUND],
+        partial(handlers.handle_partner_record, ctx=ctx),
+        name="partner_inbound",
+    )
 
-    router = APIRouter(tags=["requests"])
+    async def sweep_nonces() -> None:
+        """Nonces older than twice the allowed clock skew can never be replayed: drop them."""
+        keep = timedelta(seconds=2 * ctx.rules.max_clock_skew_seconds)
+        while True:
+            await ctx.repo.forget_nonces(before=utcnow() - keep)
+            await asyncio.sleep(NONCE_SWEEP_SECONDS)
 
-    @router.post("/v1/requests", status_code=202, summary="Submit a help request")
-    async def post_request(
-        body: HelpRequest,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-        x_client_id: Annotated[str | None, Header(max_length=64)] = None,
-    ) -> JSONResponse:
-        try:
-            receipt = await handlers.submit(
-                body,
-                channel="web",
-                client=f"web:{x_client_id or 'anonymous'}",
-                idempotency_key=idempotency_key,
-                bus=rt.bus,
-                repo=repo,
-                settings=settings,
-            )
-        except (KafkaError, TimeoutError):
-            return problem(
-                503,
-                "queue_unavailable",
-                "The request could not be stored; nothing was accepted. "
-                "Retry with the same Idempotency-Key.",
-                headers={"Retry-After": "5"},
-            )
-        return JSONResponse(
-            {
-                "request_id": receipt.request_id,
-                "tracking_token": receipt.tracking_token,
-                "status": receipt.status,
-                "status_url": f"{settings.public_base_url}/v1/requests/{receipt.request_id}",
-            },
-            status_code=202,
-        )
+    rt.background.append(sweep_nonces)
+    if not ctx.api_key_hashes:
+        logger.warning("no Open311 api keys configured: Open311 POST requests are refused")
 
-    @router.get("/v1/requests/{request_id}", summary="Status and timeline of a request")
-    async def get_request(
-        request_id: str,
-        token: Annotated[str | None, Query(max_length=128)] = None,
-        x_tracking_token: Annotated[str | None, Header(max_length=128)] = None,
-    ) -> JSONResponse:
-        doc = await repo.get(request_id)
-        if doc is None:
-            return problem(404, "not_found", "No request with this id.")
-        presented = token or x_tracking_token
-        if presented is None:
-            return JSONResponse(jsonable_encoder(domain.public_view(doc)))
-        if not domain.token_matches(settings.tracking_secret, request_id, presented):
-            return problem(403, "wrong_token", "The tracking token does not match this request.")
-        return JSONResponse(jsonable_encoder(domain.full_view(doc)))
-
-    app = rt.http_app(title="City help: intake", routers=[router])
+    app = rt.http_app(
+        title="City help: intake",
+        routers=[api.build_router(ctx), open311_api.build_router(ctx)],
+    )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

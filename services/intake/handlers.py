@@ -1,20 +1,25 @@
-"""Intake's handlers: turn a validated submission into a durable event and a receipt."""
+"""Intake's handlers: turn a validated submission into a durable event and a receipt, from
+every channel (JSON API, Open311, partner HTTP, partner topic)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.intake import domain
+from services.intake.ratelimit import RateLimiter
 from services.intake.repository import IntakeRepository
 from services.intake.settings import IntakeSettings
-from shared.envelope import utcnow
+from shared.envelope import CE_TYPE, event_type, utcnow
 from shared.kafka import EventBus, effect_id
 from shared.metrics import REQUESTS
-from shared.schemas import Channel, HelpRequest, SubmittedRequest
-from shared.topics import Topic
+from shared.schemas import Channel, HelpRequest, PartnerHelpRequest, SubmittedRequest
+from shared.stage import PermanentError, Record
 
 logger = logging.getLogger(__name__)
+
+# Call-back survey answers share help.partner.inbound; notify handles them, intake skips them.
+SURVEY_ANSWER_TYPE = event_type("survey.answer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +28,34 @@ class Receipt:
     tracking_token: str
     status: str
     replayed: bool = False
+
+
+@dataclass
+class IntakeContext:
+    """What intake's handlers need, built once by ``build_app``."""
+
+    bus: EventBus
+    repo: IntakeRepository
+    settings: IntakeSettings
+    rules: domain.IntakeRules
+    partners: dict[str, domain.Partner]
+    # Secrets and api keys: partner secrets in clear (needed for HMAC), api keys only hashed.
+    partner_secrets: dict[str, str] = field(default_factory=dict)
+    api_key_hashes: tuple[str, ...] = ()
+    phone_limiter: RateLimiter | None = None
+    client_limiter: RateLimiter | None = None
+
+
+def rate_limit_wait(ctx: IntakeContext, *, client_key: str, phone: str) -> float:
+    """0.0 when this submission may go ahead, else the seconds to wait. Keys are hashes: the
+    phone number itself is never kept or logged."""
+    if ctx.client_limiter is not None:
+        wait = ctx.client_limiter.take(domain.digest(f"client:{client_key}")[:32])
+        if wait > 0:
+            return wait
+    if ctx.phone_limiter is not None:
+        return ctx.phone_limiter.take(domain.phone_key(phone))
+    return 0.0
 
 
 async def submit(
@@ -34,10 +67,15 @@ async def submit(
     bus: EventBus,
     repo: IntakeRepository,
     settings: IntakeSettings,
+    rules: domain.IntakeRules | None = None,
     partner_id: str | None = None,
     external_id: str | None = None,
 ) -> Receipt:
-    """Accept a request: publish it (acks=all) before answering; a retry returns the original."""
+    """Accept a request: publish it (acks=all) before answering; a retry returns the original.
+
+    Urgent-looking requests go to the priority topic (``domain.lane_for``); then the record is
+    stored (best effort: verify creates it if this write is missing).
+    """
     request_id = domain.request_id_for(client=client, idempotency_key=idempotency_key)
     token = domain.tracking_token(settings.tracking_secret, request_id)
     if idempotency_key:
@@ -56,10 +94,9 @@ async def submit(
         tracking_token_hash=domain.token_hash(token),
         request=request,
     )
+    topic = domain.lane_for(request, rules or domain.IntakeRules())
     event_id = effect_id("submitted", request_id)
-    await bus.emit(
-        Topic.SUBMITTED, submitted, key=request_id, name="request.submitted", event_id=event_id
-    )
+    await bus.emit(topic, submitted, key=request_id, name="request.submitted", event_id=event_id)
     REQUESTS.labels("received", request.category, "", "unverified").inc()
     try:
         await repo.record_submitted(submitted, event_id=event_id)
@@ -72,6 +109,50 @@ async def submit(
         )
     logger.info(
         "request accepted",
-        extra={"request_id": request_id, "channel": channel, "category": request.category},
+        extra={
+            "request_id": request_id,
+            "channel": channel,
+            "category": request.category,
+            "lane": topic.value,
+        },
     )
     return Receipt(request_id, token, "submitted")
+
+
+async def submit_partner(
+    request: PartnerHelpRequest, *, channel: Channel, ctx: IntakeContext
+) -> Receipt:
+    """A partner's request: its partner id and external id make every delivery one request."""
+    body = HelpRequest.model_validate(request.model_dump(exclude={"partner_id", "external_id"}))
+    return await submit(
+        body,
+        channel=channel,
+        client=f"partner:{request.partner_id}",
+        idempotency_key=request.external_id,
+        bus=ctx.bus,
+        repo=ctx.repo,
+        settings=ctx.settings,
+        rules=ctx.rules,
+        partner_id=request.partner_id,
+        external_id=request.external_id,
+    )
+
+
+async def handle_partner_record(record: Record, *, ctx: IntakeContext) -> None:
+    """One record on help.partner.inbound: a partner's help request, published like an HTTP one.
+
+    Survey answers on the same topic are notify's: skipped here, without a dead letter.
+    Unparseable records and unknown partners raise :class:`PermanentError` (dead letter).
+    """
+    if record.headers.get(CE_TYPE) == SURVEY_ANSWER_TYPE:
+        return
+    request = record.parse(PartnerHelpRequest)
+    partner = ctx.partners.get(request.partner_id)
+    if partner is None or not partner.enabled:
+        raise PermanentError("unknown_partner", f"partner_id {request.partner_id!r}"[:200])
+    receipt = await submit_partner(request, channel="partner_topic", ctx=ctx)
+    if receipt.replayed:
+        logger.info(
+            "partner request already accepted",
+            extra={"request_id": receipt.request_id, "partner_id": request.partner_id},
+        )

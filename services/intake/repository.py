@@ -1,10 +1,23 @@
-"""Intake's storage: the request record as first accepted."""
+"""Intake's storage: the request record as first accepted, partner nonces, Open311 tokens.
+
+Hot-path reads and writes go by ``_id`` alone (FerretDB answers only those from its primary
+key); the Open311 request search scans, which is fine for that rare, capped query.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.errors import DuplicateKeyError
 
 from shared import requests_store
 from shared.db import Database, Document
 from shared.schemas import SubmittedRequest
+
+NONCES = "partner_nonces"
+OPEN311_TOKENS = "open311_tokens"
 
 
 class IntakeRepository:
@@ -30,3 +43,49 @@ class IntakeRepository:
             set_on_insert=requests_store.initial_document(submitted),
             set_status=False,
         )
+
+    async def claim_nonce(self, partner_id: str, nonce: str, *, at: datetime) -> bool:
+        """True the first time this partner uses this nonce; False for a replay."""
+        try:
+            await self.db[NONCES].insert_one({"_id": f"{partner_id}:{nonce}", "at": at})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def forget_nonces(self, *, before: datetime) -> int:
+        """Drop nonces old enough that their timestamps are refused as stale anyway."""
+        result = await self.db[NONCES].delete_many({"at": {"$lt": before}})
+        return result.deleted_count
+
+    async def save_open311_token(self, token_hash: str, request_id: str) -> None:
+        await self.db[OPEN311_TOKENS].update_one(
+            {"_id": token_hash}, {"$set": {"request_id": request_id}}, upsert=True
+        )
+
+    async def request_for_token(self, token_hash: str) -> str | None:
+        doc = await self.db[OPEN311_TOKENS].find_one({"_id": token_hash})
+        return str(doc["request_id"]) if doc else None
+
+    async def search(
+        self,
+        *,
+        categories: tuple[str, ...],
+        statuses: tuple[str, ...],
+        start: datetime,
+        end: datetime,
+        limit: int,
+    ) -> list[Document]:
+        """Requests submitted in [start, end], newest first, at most ``limit`` (a scan)."""
+        query: dict[str, Any] = {"submitted_at": {"$gte": start, "$lte": end}}
+        if categories:
+            query["category"] = {"$in": list(categories)}
+        if statuses:
+            query["status"] = {"$in": list(statuses)}
+        projection = {"applied_events": 0, "contact": 0, "description": 0}
+        cursor = (
+            self.db[requests_store.COLLECTION]
+            .find(query, projection)
+            .sort("submitted_at", DESCENDING)
+            .limit(limit)
+        )
+        return [doc async for doc in cursor]

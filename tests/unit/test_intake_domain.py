@@ -1,0 +1,249 @@
+"""Intake's pure rules: lane choice, partner signatures, api keys, phone keys, views, config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.intake import domain
+from services.intake.settings import IntakeSettings
+from shared.schemas import HelpRequest
+from shared.settings import CONFIG_DIR
+from shared.topics import Topic
+
+pytestmark = pytest.mark.unit
+
+RULES = domain.load_rules(CONFIG_DIR / "intake.toml")
+PARTNERS = domain.load_partners(CONFIG_DIR / "partners.toml")
+
+
+def request(description: str, groups: list[str] | None = None) -> HelpRequest:
+    return HelpRequest.model_validate(
+        {
+            "category": "food_supply",
+            "description": description,
+            "contact": {"phone": "13800138000"},
+            "special_groups": groups or [],
+        }
+    )
+
+
+# --- priority lane -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "妻子临产，需要车去医院",
+        "My wife is in LABOR and we need help",
+        "Нужна помощь, у жены начались роды",
+        "父亲需要透析，出不了小区",
+        "Mother needs dialysis tomorrow",
+        "Папе нужен диализ",
+        "老人胸痛",
+        "severe chest pain since morning",
+        "婴儿发烧39度",
+        "Высокая температура у ребенка",
+        "家里胰岛素用完了",
+        "Out of insulin",
+        "Закончился инсулин",
+        "老人昏迷",
+        "伤口出血不止",
+    ],
+)
+def test_urgent_words_take_the_priority_lane(description: str) -> None:
+    assert domain.lane_for(request(description), RULES) is Topic.SUBMITTED_PRIORITY
+
+
+@pytest.mark.parametrize(
+    "group", ["pregnant", "elderly", "child", "disabled", "chronic_illness", "living_alone"]
+)
+def test_every_green_channel_group_takes_the_priority_lane(group: str) -> None:
+    assert domain.lane_for(request("需要买菜", [group]), RULES) is Topic.SUBMITTED_PRIORITY
+
+
+def test_ordinary_request_takes_the_ordinary_lane() -> None:
+    assert domain.lane_for(request("家里没有蔬菜了，需要买菜"), RULES) is Topic.SUBMITTED
+
+
+def test_lane_follows_the_configuration_not_the_code() -> None:
+    rules = domain.IntakeRules(lane=domain.PriorityLane(keywords=("蔬菜",)))
+    assert domain.lane_for(request("家里没有蔬菜了"), rules) is Topic.SUBMITTED_PRIORITY
+    assert domain.lane_for(request("妻子临产", ["pregnant"]), rules) is Topic.SUBMITTED
+
+
+# --- partner signatures ------------------------------------------------------------------
+
+SECRETS = {"hotline-12345": "s3cret-for-tests"}
+NOW = 1_700_000_000.0
+BODY = b'{"category": "medical"}'
+
+
+def signed_headers(**override: str | None) -> dict[str, str | None]:
+    ts, nonce = str(int(NOW)), "n-1"
+    headers: dict[str, str | None] = {
+        "x-partner-id": "hotline-12345",
+        "x-timestamp": ts,
+        "x-nonce": nonce,
+        "x-signature": domain.partner_signature(SECRETS["hotline-12345"], ts, nonce, BODY),
+    }
+    headers.update(override)
+    return headers
+
+
+def check(headers: dict[str, str | None], body: bytes = BODY, now: float = NOW) -> str | None:
+    return domain.check_partner_signature(
+        headers=headers,
+        body=body,
+        partners=PARTNERS,
+        secrets=SECRETS,
+        now=now,
+        max_skew_seconds=300,
+    ).reason
+
+
+def test_signature_is_hmac_sha256_of_timestamp_nonce_and_body() -> None:
+    # Computed independently: printf '1700000000\nn-1\n{"a":1}' | openssl dgst -sha256 -hmac k
+    assert (
+        domain.partner_signature("k", "1700000000", "n-1", b'{"a":1}')
+        == "fad18cbed90720936152eb72177e229603d36a7fd72c04161501ad04dd55f49a"
+    )
+
+
+def test_valid_signature_passes() -> None:
+    assert check(signed_headers()) is None
+    upper = signed_headers()
+    upper["x-signature"] = str(upper["x-signature"]).upper()
+    assert check(upper) is None
+
+
+@pytest.mark.parametrize("header", ["x-partner-id", "x-timestamp", "x-nonce", "x-signature"])
+def test_missing_header_is_refused(header: str) -> None:
+    assert check(signed_headers(**{header: None})) == "missing_headers"
+
+
+def test_tampered_body_is_refused() -> None:
+    assert check(signed_headers(), body=BODY + b" ") == "bad_signature"
+
+
+def test_signature_with_another_secret_is_refused() -> None:
+    ts = str(int(NOW))
+    forged = domain.partner_signature("guessed", ts, "n-1", BODY)
+    assert check(signed_headers(**{"x-signature": forged})) == "bad_signature"
+
+
+def test_stale_and_future_timestamps_are_refused() -> None:
+    assert check(signed_headers(), now=NOW + 301) == "stale_timestamp"
+    assert check(signed_headers(), now=NOW - 301) == "stale_timestamp"
+    assert check(signed_headers(), now=NOW + 299) is None
+
+
+def test_non_numeric_timestamp_is_refused() -> None:
+    assert check(signed_headers(**{"x-timestamp": "yesterday"})) == "bad_timestamp"
+    assert check(signed_headers(**{"x-timestamp": "nan"})) == "bad_timestamp"
+
+
+def test_unknown_partner_or_partner_without_secret_is_refused() -> None:
+    assert check(signed_headers(**{"x-partner-id": "someone"})) == "unknown_partner"
+    # grid-jinshui is configured but has no secret in SECRETS
+    assert check(signed_headers(**{"x-partner-id": "grid-jinshui"})) == "unknown_partner"
+
+
+def test_partner_request_id_is_stable_per_partner_and_external_id() -> None:
+    first = domain.partner_request_id("hotline-12345", "A-1")
+    assert first == domain.partner_request_id("hotline-12345", "A-1")
+    assert first == domain.request_id_for(client="partner:hotline-12345", idempotency_key="A-1")
+    assert first != domain.partner_request_id("hotline-12345", "A-2")
+    assert first != domain.partner_request_id("hospital-zzu1", "A-1")
+
+
+# --- api keys and phone keys ---------------------------------------------------------------
+
+
+def test_api_key_matches_only_a_known_key_and_returns_its_hash() -> None:
+    known = (domain.digest("dev-open311-key"), domain.digest("other"))
+    assert domain.api_key_matches("dev-open311-key", known) == domain.digest("dev-open311-key")
+    assert domain.api_key_matches("dev-open311-ke", known) is None
+    assert domain.api_key_matches("", known) is None
+    assert domain.api_key_matches(None, known) is None
+    assert domain.api_key_matches("dev-open311-key", ()) is None
+
+
+def test_phone_key_is_one_per_number_whatever_its_shape_and_hides_it() -> None:
+    shapes = ["138 0013 8000", "138-0013-8000", "+86 138 0013 8000", "１３８００１３８０００"]
+    keys = {domain.phone_key(p) for p in shapes}
+    assert len(keys) == 1
+    key = keys.pop()
+    assert "13800138000" not in key
+    assert domain.phone_key("139 0013 8000") != key
+
+
+def test_settings_take_api_keys_as_a_plain_value_a_list_or_json() -> None:
+    plain = IntakeSettings(open311_api_keys="dev-open311-key")
+    assert [k.get_secret_value() for k in plain.open311_api_keys] == ["dev-open311-key"]
+    many = IntakeSettings(open311_api_keys="a, b")
+    assert [k.get_secret_value() for k in many.open311_api_keys] == ["a", "b"]
+    assert "dev-open311-key" not in repr(plain)
+
+
+def test_settings_read_api_keys_and_partner_secrets_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INTAKE_OPEN311_API_KEYS", '["k1", "k2"]')
+    monkeypatch.setenv("INTAKE_PARTNER_SECRETS", '{"hotline-12345": "abc"}')
+    settings = IntakeSettings()
+    assert [k.get_secret_value() for k in settings.open311_api_keys] == ["k1", "k2"]
+    assert settings.partner_secrets["hotline-12345"].get_secret_value() == "abc"
+    assert "abc" not in repr(settings)
+
+
+# --- views ---------------------------------------------------------------------------------
+
+DOC: dict[str, Any] = {
+    "_id": "r1",
+    "request_id": "r1",
+    "status": "dispatched",
+    "priority": "P2",
+    "category": "medical",
+    "departments": ["medical"],
+    "duplicate_of": None,
+    "description": "需要胰岛素",
+    "contact": {"name": "王女士", "phone": "+8613800138000"},
+    "location": {"district": "jinshui", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
+    "timeline": [
+        {"event_id": "e1", "status": "submitted", "at": "t1", "actor": "intake/web"},
+        {"event_id": "e2", "status": "verified", "at": "t2", "actor": "verify", "reason": "ok"},
+    ],
+}
+
+
+def test_public_view_masks_personal_data() -> None:
+    view = domain.public_view(DOC)
+    text = repr(view)
+    for secret in ("需要胰岛素", "王女士", "13800138000", "金水路"):
+        assert secret not in text
+    assert view["contact"] == {"name": "王**", "phone": "138****8000"}
+    assert view["district"] == "jinshui"
+    assert [t["status"] for t in view["timeline"]] == ["submitted", "verified"]
+    assert view["timeline"][1] == {
+        "status": "verified",
+        "at": "t2",
+        "actor": "verify",
+        "reason": "ok",
+    }
+
+
+def test_full_view_has_status_priority_departments_and_timeline() -> None:
+    view = domain.full_view(DOC)
+    for key in ("request_id", "status", "priority", "category", "departments", "duplicate_of"):
+        assert key in view
+    assert view["contact"]["phone"] == "+8613800138000"
+    assert view["timeline"][1]["actor"] == "verify"
+
+
+def test_configured_open311_services_are_exactly_our_categories() -> None:
+    from shared.schemas import CATEGORIES
+
+    assert set(RULES.open311.services) == set(CATEGORIES)
+    assert RULES.max_clock_skew_seconds == 300
