@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup infra run test lint unit stop status chaos bench clean
+.PHONY: help setup tools infra run test lint unit stop status chaos bench clean contracts
 
 help:
 	@sed -n '2,4p' Makefile
@@ -21,14 +21,22 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# promtool, prometheus and kcat from Debian's packages (installed only when missing).
+tools:
+	@deploy/local/tools.sh
+
+# JSON Schemas, AsyncAPI and OpenAPI documents under contracts/, generated from the code.
+contracts: setup
+	@$(BIN)/python -m shared.contracts
+
 infra: setup
 	@deploy/local/stack.sh start
 	@$(BIN)/python -m shared.topics_cli
 
-run: infra
+run: infra tools
 	@deploy/local/run.sh
 
-test: setup
+test: setup tools
 	@deploy/local/test.sh
 
 lint: setup

@@ -24,7 +24,7 @@ controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
 mongo_port="${MONGODB_PORT:-27017}"
 heap="${KAFKA_HEAP:-512m}"
 
-say() { printf '[stack] %s\n' "$*"; }
+say() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
 need() {

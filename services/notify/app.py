@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -42,7 +43,10 @@ def build_app(
     client: Client | None = None,
     create_topics: bool = True,
     channels: Sequence[Channel] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Any:
+    """The notify app; tests may pass their own channels, clock and sleep."""
     settings = settings or NotifySettings()
     rt = Runtime.create(
         "notify", settings, broker=broker, client=client, create_topics=create_topics
@@ -76,6 +80,8 @@ def build_app(
             settings.send_base_delay_seconds,
             settings.send_max_delay_seconds,
         ),
+        clock=clock,
+        sleep=sleep,
     )
     # One group for every event the citizen hears about: a request's records share a key, so
     # they arrive in order per topic; each delivery is idempotent on its own.

@@ -10,9 +10,10 @@ from faststream.kafka import KafkaBroker
 from services.route import domain, handlers
 from services.route.repository import RouteRepository
 from services.route.settings import RouteSettings
+from services.route.teams import load_directory
 from shared.db import Client
 from shared.runtime import Runtime
-from shared.schemas import DispatchJob
+from shared.schemas import DispatchJob, LifecycleEvent
 from shared.topics import DISPATCH_TOPICS, Topic
 
 
@@ -29,13 +30,38 @@ def build_app(
     )
     for topic in DISPATCH_TOPICS:
         rt.bus.declare(topic, schema=DispatchJob)
+    rt.bus.declare(Topic.LIFECYCLE, schema=LifecycleEvent)
     repo = RouteRepository(rt.db)
-    rt.startup.append(repo.ensure_indexes)
     ctx = handlers.RouteContext(
         bus=rt.bus,
         repo=repo,
         rules=domain.load_rules(settings.config_dir / settings.rules_file),
         levels=domain.load_service_levels(settings.config_dir / settings.service_levels_file),
+        directory=load_directory(settings.config_dir / settings.teams_file),
     )
+
+    async def sync_team_directory() -> None:
+        await repo.sync_teams(ctx.directory)
+
+    async def deadline_timers() -> None:
+        await handlers.sla_loop(ctx, interval=settings.sla_scan_seconds)
+
+    rt.startup.append(repo.ensure_indexes)
+    rt.startup.append(sync_team_directory)
+    rt.background.append(deadline_timers)
+    # One consumer group per input: verified requests, department reports and the
+    # survey's reopen/close events are independent streams, each at least once.
     rt.subscribe([Topic.VERIFIED], partial(handlers.handle_verified, ctx=ctx), name="verified")
+    rt.subscribe(
+        [Topic.STATUS],
+        partial(handlers.handle_status, ctx=ctx),
+        name="status",
+        group="route-status",
+    )
+    rt.subscribe(
+        [Topic.LIFECYCLE],
+        partial(handlers.handle_lifecycle, ctx=ctx),
+        name="lifecycle",
+        group="route-lifecycle",
+    )
     return rt.http_app(title="City help: route")

@@ -1,20 +1,40 @@
-"""Route's handlers: plan the legs, store them, dispatch each exactly once."""
+"""Route's handlers: dispatch verified requests leg by leg, follow the departments' status
+events, re-route rejections, escalate missed deadlines and reopened requests.
+
+Every effect is keyed by an id derived from its cause (leg ids, event ids), and a status
+event is marked applied only after its effects, so a redelivery finishes what a crash left
+undone and repeats nothing.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from services.route import domain
+from services.route import domain, legs
 from services.route.repository import RouteRepository
-from shared.envelope import utcnow
+from services.route.teams import Directory, choose_team
+from shared.db import Document
+from shared.envelope import Envelope, utcnow
 from shared.kafka import EventBus, effect_id
-from shared.metrics import END_TO_END_SECONDS, REQUESTS
-from shared.schemas import DispatchJob, Priority, VerifiedRequest
-from shared.stage import Record
-from shared.topics import dispatch_topic
+from shared.metrics import END_TO_END_SECONDS, REQUESTS, SLA_BREACHES
+from shared.schemas import (
+    DispatchJob,
+    LifecycleEvent,
+    Priority,
+    RequestStatus,
+    StatusEvent,
+    VerifiedRequest,
+)
+from shared.stage import PermanentError, Record
+from shared.topics import Department, Topic, dispatch_topic
 
 logger = logging.getLogger(__name__)
+
+ACTOR = "route"
 
 
 @dataclass(frozen=True)
@@ -23,40 +43,519 @@ class RouteContext:
     repo: RouteRepository
     rules: domain.Rules
     levels: dict[Priority, domain.ServiceLevel]
+    directory: Directory
+
+
+# ---------------------------------------------------------------------------------- dispatch
 
 
 async def handle_verified(record: Record, *, ctx: RouteContext) -> None:
     request = record.parse(VerifiedRequest)
     now = utcnow()
-    legs = domain.plan(request, ctx.rules)
-    departments = sorted({leg.department for leg in legs})
-    for leg in legs:
-        planned = domain.dispatch_job(request, leg, rules=ctx.rules, levels=ctx.levels, at=now)
-        stored = await ctx.repo.create_leg(planned)
-        # On a redelivery the first stored job (same deadlines) is what goes out, if it has not.
-        job = DispatchJob.model_validate(stored["job"])
-        if not stored.get("published"):
-            await ctx.bus.emit(
-                dispatch_topic(job.department),
-                job,
-                key=job.request_id,
-                name="leg.dispatched",
-                event_id=effect_id("dispatch", job.leg_id),
-                cause=record.envelope,
+    facts = domain.JobFacts.of(request)
+    load = await ctx.repo.team_load()
+    for plan in domain.plan(request, ctx.rules):
+        leg_id = domain.leg_id(request.request_id, plan.department)
+        leg = await ctx.repo.get_leg(leg_id)
+        if leg is None:
+            team = choose_team(ctx.directory, plan.department, request.location.district, load)
+            load[team.id] = load.get(team.id, 0) + 1  # the next leg sees this one
+            job = domain.dispatch_job(
+                facts,
+                leg=leg_id,
+                department=plan.department,
+                team_id=team.id,
+                rule_version=ctx.rules.version,
+                rule_id=plan.rule_id,
+                levels=ctx.levels,
+                at=now,
             )
-            await ctx.repo.mark_published(job.leg_id, now)
-        await ctx.repo.record_dispatched(
-            job, event_id=effect_id("dispatch", job.leg_id), departments=departments
+            leg = await ctx.repo.create_leg(job, slot=plan.department, cycle=0)
+        await _dispatch(ctx, leg, cause=record.envelope, set_status=True)
+    await _refresh_summary(ctx, request.request_id)
+    END_TO_END_SECONDS.labels("route").observe((now - request.submitted_at).total_seconds())
+
+
+async def _dispatch(
+    ctx: RouteContext, leg: Document, *, cause: Envelope | None, set_status: bool
+) -> DispatchJob:
+    """Publish a stored leg (once), count it on its team, arm its timers, record it."""
+    job = DispatchJob.model_validate(leg["job"])
+    event_id = effect_id("dispatch", job.leg_id)
+    if not leg.get("published"):
+        await ctx.bus.emit(
+            dispatch_topic(job.department),
+            job,
+            key=job.request_id,
+            name="leg.dispatched",
+            event_id=event_id,
+            cause=cause,
         )
+        await ctx.repo.mark_published(leg, utcnow())
         REQUESTS.labels(
             "dispatched", job.category, job.priority, job.location.district or "unknown"
         ).inc()
-        logger.info(
-            "leg dispatched",
-            extra={
-                "request_id": job.request_id,
-                "leg_id": job.leg_id,
-                "department": job.department,
-            },
+    await ctx.repo.count_leg(leg)
+    await ctx.repo.add_to_case(job.request_id, job.leg_id)
+    open_leg = leg.get("current", True) and leg.get("progress", "dispatched") not in legs.TERMINAL
+    if open_leg and leg.get("blocking", True):
+        await ctx.repo.set_lookup(job.request_id, job.department, job.leg_id)
+        await ctx.repo.arm_timer(leg)
+    elif open_leg and await ctx.repo.lookup(job.request_id, job.department) is None:
+        # An oversight job: findable by request and department only if nothing else is.
+        await ctx.repo.set_lookup(job.request_id, job.department, job.leg_id)
+    await ctx.repo.record_transition(
+        job.request_id,
+        event_id=event_id,
+        status="dispatched",
+        at=job.dispatched_at,
+        reason=job.reason or job.rule_id,
+        detail={"department": job.department, "team_id": job.team_id, "leg_id": job.leg_id},
+        set_status=set_status,
+    )
+    logger.info(
+        "leg dispatched",
+        extra={
+            "request_id": job.request_id,
+            "leg_id": job.leg_id,
+            "department": job.department,
+            "team_id": job.team_id,
+            "rule_id": job.rule_id,
+        },
+    )
+    return job
+
+
+async def _new_leg(
+    ctx: RouteContext,
+    source: Document,
+    *,
+    slot: str,
+    attempt: int,
+    department: Department,
+    team_id: str,
+    rule_id: str,
+    reason: str,
+    cycle: int,
+    blocking: bool = True,
+    at: datetime,
+) -> Document:
+    """A further leg of a request (re-route, escalation), built from an existing leg's job."""
+    facts = domain.JobFacts.of_job(DispatchJob.model_validate(source["job"]))
+    leg_id = domain.leg_id(facts.request_id, slot, attempt)
+    existing = await ctx.repo.get_leg(leg_id)
+    if existing is not None:
+        return existing
+    job = domain.dispatch_job(
+        facts,
+        leg=leg_id,
+        department=department,
+        team_id=team_id,
+        rule_version=ctx.rules.version,
+        rule_id=rule_id,
+        levels=ctx.levels,
+        at=at,
+        attempt=attempt,
+        reason=reason,
+    )
+    return await ctx.repo.create_leg(
+        job, slot=slot, cycle=cycle, blocking=blocking, parent=str(source["_id"])
+    )
+
+
+# ---------------------------------------------------------------------------------- status
+
+
+async def handle_status(record: Record, *, ctx: RouteContext) -> None:
+    event = record.parse(StatusEvent)
+    leg = await _leg_of(ctx, event)
+    state = legs.LegState(
+        department=leg["department"],
+        progress=leg.get("progress", "dispatched"),
+        last_occurred_at=leg.get("last_occurred_at"),
+        last_event_id=leg.get("last_event_id"),
+        applied_events=frozenset(leg.get("applied_events", ())),
+    )
+    outcome = legs.apply_status(
+        state, event_id=event.event_id, status=event.status, occurred_at=event.occurred_at
+    )
+    log = {
+        "request_id": event.request_id,
+        "leg_id": leg["_id"],
+        "event_id": event.event_id,
+        "status": event.status,
+        "outcome": outcome,
+    }
+    if outcome == "duplicate":
+        logger.info("status event already applied", extra=log)
+        return
+    if outcome == "apply":
+        await ctx.repo.set_progress(
+            leg, status=event.status, occurred_at=event.occurred_at, event_id=event.event_id
         )
-    END_TO_END_SECONDS.labels("route").observe((now - request.submitted_at).total_seconds())
+        await _after_status(ctx, leg, event, cause=record.envelope)
+    logger.info("status event", extra=log)
+    await ctx.repo.record_event(
+        str(leg["_id"]),
+        event.event_id,
+        {
+            "event_id": event.event_id,
+            "status": event.status,
+            "occurred_at": event.occurred_at,
+            "received_at": utcnow(),
+            "actor": event.actor,
+            "note": event.note,
+            "outcome": outcome,
+        },
+    )
+
+
+async def _leg_of(ctx: RouteContext, event: StatusEvent) -> Document:
+    """The leg a status event is about: by the leg id it echoes, else by request and
+    department."""
+    leg_id = event.leg_id or await ctx.repo.lookup(event.request_id, event.department)
+    if leg_id is None:
+        raise PermanentError("unknown_leg", f"no {event.department} leg for this request")
+    leg = await ctx.repo.get_leg(leg_id)
+    if leg is None:
+        raise PermanentError("unknown_leg", f"leg {leg_id} does not exist")
+    if leg["request_id"] != event.request_id:
+        raise PermanentError("leg_mismatch", f"leg {leg_id} belongs to another request")
+    if leg["department"] != event.department:
+        raise PermanentError("department_mismatch", f"leg {leg_id} is {leg['department']}'s")
+    return leg
+
+
+async def _after_status(
+    ctx: RouteContext, leg: Document, event: StatusEvent, *, cause: Envelope | None
+) -> None:
+    """The effects of an applied status: counters, timers, re-routing, the request's status."""
+    if event.status in legs.TERMINAL:
+        await ctx.repo.release_leg(leg)
+    await ctx.repo.reschedule_timer(
+        str(leg["_id"]),
+        legs.next_due(
+            progress=event.status,
+            acknowledge_by=leg["acknowledge_by"],
+            resolve_by=leg["resolve_by"],
+            breached=leg.get("breached", ()),
+        ),
+    )
+    if event.status == "rejected":
+        await _reroute(ctx, leg, event, cause=cause)
+    await _advance_request(ctx, event.request_id, trigger=leg, at=event.occurred_at, cause=cause)
+
+
+async def _reroute(
+    ctx: RouteContext, leg: Document, event: StatusEvent, *, cause: Envelope | None
+) -> None:
+    job = DispatchJob.model_validate(leg["job"])
+    case = await ctx.repo.get_case(job.request_id) or {}
+    others = [
+        other
+        for other in await ctx.repo.case_legs(case)
+        if other["_id"] != leg["_id"] and other.get("current") and other.get("blocking", True)
+    ]
+    rejected_by = [*leg.get("rejected_by", []), job.team_id]
+    decision = legs.reroute(
+        department=job.department,
+        attempt=job.attempt,
+        district=job.location.district,
+        rejected_by=rejected_by,
+        busy_departments={str(o["department"]) for o in others},
+        rules=ctx.rules,
+        directory=ctx.directory,
+        load=await ctx.repo.team_load(),
+    )
+    if decision is None:
+        return
+    note = f": {event.note}" if event.note else ""
+    successor = await _new_leg(
+        ctx,
+        leg,
+        slot=str(leg.get("slot", job.department)),
+        attempt=decision.attempt,
+        department=decision.department,
+        team_id=decision.team_id,
+        rule_id=f"reroute:{decision.reason}",
+        reason=f"{decision.reason} after rejection by {job.team_id}{note}"[:500],
+        cycle=int(leg.get("cycle", 0)),
+        at=utcnow(),
+    )
+    await ctx.repo.supersede(leg, by=str(successor["_id"]), rejected_by=rejected_by)
+    await _dispatch(ctx, successor, cause=cause, set_status=False)
+    if decision.escalates:
+        await _emit_lifecycle(
+            ctx,
+            successor,
+            status="escalated",
+            event_id=effect_id("escalated", str(successor["_id"])),
+            reason=decision.reason,
+            at=utcnow(),
+            cause=cause,
+        )
+
+
+async def _advance_request(
+    ctx: RouteContext, request_id: str, *, trigger: Document, at: datetime, cause: Envelope | None
+) -> None:
+    """Announce the request-level status its current legs add up to, once per cycle."""
+    case = await ctx.repo.get_case(request_id)
+    if case is None:
+        return
+    cycle = int(case.get("cycle", 0))
+    all_legs = await ctx.repo.case_legs(case)
+    current = [
+        leg
+        for leg in all_legs
+        if leg.get("current") and leg.get("blocking", True) and int(leg.get("cycle", 0)) == cycle
+    ]
+    level = legs.lifecycle_step(
+        legs.request_level(str(leg.get("progress", "dispatched")) for leg in current),
+        [key.split(":", 1)[1] for key in case.get("emitted", []) if key.startswith(f"{cycle}:")],
+    )
+    if level is not None:
+        await _emit_lifecycle(
+            ctx,
+            trigger,
+            status=level,
+            event_id=effect_id("lifecycle", request_id, str(cycle), level),
+            reason=None,
+            at=at,
+            cause=cause,
+        )
+        await ctx.repo.mark_emitted(request_id, f"{cycle}:{level}")
+        if level == "resolved":
+            REQUESTS.labels(
+                "resolved",
+                trigger["job"]["category"],
+                trigger["job"]["priority"],
+                (trigger["job"].get("location") or {}).get("district") or "unknown",
+            ).inc()
+    await _refresh_summary(ctx, request_id, case=case, known=all_legs)
+
+
+async def _refresh_summary(
+    ctx: RouteContext,
+    request_id: str,
+    *,
+    case: Document | None = None,
+    known: list[Document] | None = None,
+) -> None:
+    """The ``legs`` summary and departments on the request record, for its status view."""
+    case = case or await ctx.repo.get_case(request_id)
+    if case is None:
+        return
+    all_legs = known if known is not None else await ctx.repo.case_legs(case)
+    fresh = {str(leg["_id"]): leg for leg in all_legs}
+    for leg_id in case.get("leg_ids", []):  # re-read: this handler just changed some of them
+        leg = await ctx.repo.get_leg(leg_id)
+        if leg is not None:
+            fresh[leg_id] = leg
+    summary: list[dict[str, Any]] = [
+        {
+            "leg_id": leg["_id"],
+            "department": leg["department"],
+            "team_id": leg["team_id"],
+            "status": leg.get("status", "dispatched"),
+            "attempt": leg.get("attempt", 1),
+            "current": bool(leg.get("current", True)),
+            "role": "work" if leg.get("blocking", True) else "oversight",
+        }
+        for leg in fresh.values()
+    ]
+    departments = sorted({leg["department"] for leg in summary if leg["current"]})
+    await ctx.repo.set_summary(request_id, summary, departments)
+
+
+async def _emit_lifecycle(
+    ctx: RouteContext,
+    leg: Document,
+    *,
+    status: RequestStatus,
+    event_id: str,
+    reason: str | None,
+    at: datetime,
+    cause: Envelope | None,
+) -> None:
+    """Publish a request-level event (with what notify needs) and record it on the request."""
+    job = DispatchJob.model_validate(leg["job"])
+    event = LifecycleEvent(
+        event_id=event_id,
+        request_id=job.request_id,
+        status=status,
+        at=at,
+        actor=ACTOR,
+        reason=reason,
+        leg_id=job.leg_id,
+        department=job.department,
+        team_id=job.team_id,
+        category=job.category,
+        priority=job.priority,
+        language=job.language,
+        contact=job.contact,
+    )
+    await ctx.bus.emit(
+        Topic.LIFECYCLE,
+        event,
+        key=job.request_id,
+        name=f"request.{status}",
+        event_id=event_id,
+        cause=cause,
+    )
+    await ctx.repo.record_transition(
+        job.request_id,
+        event_id=event_id,
+        status=status,
+        at=at,
+        reason=reason,
+        detail={"department": job.department, "team_id": job.team_id, "leg_id": job.leg_id},
+    )
+    logger.info(
+        "request %s",
+        status,
+        extra={"request_id": job.request_id, "leg_id": job.leg_id, "reason": reason},
+    )
+
+
+# ---------------------------------------------------------------------------------- lifecycle
+
+
+async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
+    """Reopened and closed requests, from the call-back survey (route's own events skipped)."""
+    event = record.parse(LifecycleEvent)
+    if event.actor == ACTOR or event.status not in ("reopened", "closed"):
+        return
+    case = await ctx.repo.get_case(event.request_id)
+    if case is None or not case.get("leg_ids"):
+        raise PermanentError("unknown_request", f"route never dispatched {event.request_id}")
+    if event.status == "closed":
+        await ctx.repo.record_transition(
+            event.request_id,
+            event_id=event.event_id,
+            status="closed",
+            at=event.at,
+            actor=event.actor,
+            reason=event.reason,
+        )
+        return
+    await ctx.repo.record_transition(
+        event.request_id,
+        event_id=event.event_id,
+        status="reopened",
+        at=event.at,
+        actor=event.actor,
+        reason=event.reason,
+    )
+    cycle = await ctx.repo.start_cycle(event.request_id, event.event_id)
+    first = await ctx.repo.get_leg(case["leg_ids"][0])
+    if first is None:
+        raise PermanentError("unknown_request", "the request's first leg is missing")
+    district = (first["job"].get("location") or {}).get("district")
+    team = choose_team(ctx.directory, "command", district, await ctx.repo.team_load())
+    leg = await _new_leg(
+        ctx,
+        first,
+        slot=f"reopened-{cycle}",
+        attempt=1,
+        department="command",
+        team_id=team.id,
+        rule_id="reopened",
+        reason="reopened: the citizen was not satisfied"
+        + (f" ({event.reason})" if event.reason else ""),
+        cycle=cycle,
+        at=utcnow(),
+    )
+    await _dispatch(ctx, leg, cause=record.envelope, set_status=False)
+    await _emit_lifecycle(
+        ctx,
+        leg,
+        status="escalated",
+        event_id=effect_id("escalated", event.event_id),
+        reason="reopened",
+        at=utcnow(),
+        cause=record.envelope,
+    )
+    await _refresh_summary(ctx, event.request_id)
+
+
+# ---------------------------------------------------------------------------------- timers
+
+
+async def sla_loop(ctx: RouteContext, *, interval: float) -> None:
+    """Escalate legs past their deadlines; the deadlines live in the database, so a restart
+    picks up where the last run stopped."""
+    while True:
+        await scan_deadlines(ctx, now=utcnow())
+        await asyncio.sleep(interval)
+
+
+async def scan_deadlines(ctx: RouteContext, *, now: datetime) -> int:
+    """One pass over the open timers; returns the number of breaches escalated."""
+    escalated = 0
+    for leg_id in await ctx.repo.due_timers(now):
+        leg = await ctx.repo.get_leg(leg_id)
+        if leg is None or not leg.get("current", True):
+            await ctx.repo.reschedule_timer(leg_id, None)
+            continue
+        breached: list[str] = list(leg.get("breached", []))
+        for kind in legs.due_breaches(
+            now=now,
+            progress=leg.get("progress", "dispatched"),
+            acknowledge_by=leg["acknowledge_by"],
+            resolve_by=leg["resolve_by"],
+            breached=breached,
+        ):
+            await _escalate_breach(ctx, leg, kind, now=now)
+            breached.append(kind)
+            escalated += 1
+        await ctx.repo.reschedule_timer(
+            leg_id,
+            legs.next_due(
+                progress=leg.get("progress", "dispatched"),
+                acknowledge_by=leg["acknowledge_by"],
+                resolve_by=leg["resolve_by"],
+                breached=breached,
+            ),
+        )
+    return escalated
+
+
+async def _escalate_breach(
+    ctx: RouteContext, leg: Document, kind: legs.BreachKind, *, now: datetime
+) -> None:
+    """One missed deadline: a job for the command centre (unless it is already theirs), an
+    ``escalated`` event, the breach flag on the leg. Ids are derived from the leg and the
+    kind, so a crash half-way repeats nothing."""
+    job = DispatchJob.model_validate(leg["job"])
+    reason = f"sla_{kind}"
+    if job.department != "command":
+        team = choose_team(
+            ctx.directory, "command", job.location.district, await ctx.repo.team_load()
+        )
+        oversight = await _new_leg(
+            ctx,
+            leg,
+            slot=f"{reason}:{job.leg_id}",
+            attempt=1,
+            department="command",
+            team_id=team.id,
+            rule_id=reason,
+            reason=f"{reason}: {job.department} team {job.team_id} missed the deadline",
+            cycle=int(leg.get("cycle", 0)),
+            blocking=False,
+            at=now,
+        )
+        await _dispatch(ctx, oversight, cause=None, set_status=False)
+    await _emit_lifecycle(
+        ctx,
+        leg,
+        status="escalated",
+        event_id=effect_id("escalated", job.leg_id, kind),
+        reason=reason,
+        at=now,
+        cause=None,
+    )
+    if await ctx.repo.mark_breached(leg, kind):
+        SLA_BREACHES.labels(kind, job.department, job.priority).inc()
+    await _refresh_summary(ctx, job.request_id)

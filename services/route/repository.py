@@ -1,17 +1,38 @@
-"""Route's storage: one document per dispatch leg, plus transitions on the request record."""
+"""Route's storage. Every hot-path read and write goes by ``_id`` (FerretDB answers only those
+from its primary key); the periodic scans read small collections (teams, open timers).
+
+Collections:
+- ``legs``: one document per dispatch leg (``_id`` = leg id): the job, its team, its state,
+  its history of status events, the service-level deadlines and breach flags;
+- ``leg_lookup``: ``_id`` = ``"<request id>|<department>"`` → the department's current leg, for
+  status events that do not echo a leg id;
+- ``route_cases``: ``_id`` = request id → its leg ids, the current cycle (a reopened request
+  starts a new one) and the request-level statuses already announced;
+- ``sla_timers``: ``_id`` = leg id → when the leg's next deadline falls due; only open legs
+  have one, so the timer scan stays small;
+- ``teams``: the team directory with each team's open-leg counter;
+- ``requests``: the shared request record (transitions and the ``legs`` summary).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.route.teams import Directory
 from shared import requests_store
 from shared.db import Database, Document
 from shared.schemas import DispatchJob
 
 LEGS = "legs"
+LOOKUP = "leg_lookup"
+CASES = "route_cases"
+TIMERS = "sla_timers"
+TEAMS = "teams"
 
 
 class RouteRepository:
@@ -20,17 +41,87 @@ class RouteRepository:
 
     async def ensure_indexes(self) -> None:
         await requests_store.ensure_indexes(self.db)
-        await self.db[LEGS].create_index("request_id")
 
-    async def create_leg(self, job: DispatchJob) -> Document:
+    # ------------------------------------------------------------------------------ teams
+
+    async def sync_teams(self, directory: Directory) -> None:
+        """Upsert the directory by team id; open-leg counters are kept across restarts."""
+        for team in directory.teams:
+            await self.db[TEAMS].update_one(
+                {"_id": team.id},
+                {
+                    "$set": {
+                        "department": team.department,
+                        "district": team.district,
+                        "capacity": team.capacity,
+                        "fallback": team.fallback,
+                        "directory_version": directory.version,
+                    },
+                    "$setOnInsert": {"open_legs": 0},
+                },
+                upsert=True,
+            )
+
+    async def team_load(self) -> dict[str, int]:
+        """Open legs per team (a small collection, read whole)."""
+        return {
+            str(doc["_id"]): int(doc.get("open_legs", 0))
+            async for doc in self.db[TEAMS].find({}, {"open_legs": 1})
+        }
+
+    async def count_leg(self, leg: Document) -> None:
+        """Add the leg to its team's open legs, once."""
+        if leg.get("counted"):
+            return
+        await self.db[TEAMS].update_one({"_id": leg["team_id"]}, {"$inc": {"open_legs": 1}})
+        await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": {"counted": True}})
+        leg["counted"] = True
+
+    async def release_leg(self, leg: Document) -> None:
+        """Take a finished leg off its team's open legs, once."""
+        if not leg.get("counted") or leg.get("released"):
+            return
+        await self.db[TEAMS].update_one({"_id": leg["team_id"]}, {"$inc": {"open_legs": -1}})
+        await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": {"released": True}})
+        leg["released"] = True
+
+    # ------------------------------------------------------------------------------ legs
+
+    async def get_leg(self, leg_id: str) -> Document | None:
+        return await self.db[LEGS].find_one({"_id": leg_id})
+
+    async def create_leg(
+        self,
+        job: DispatchJob,
+        *,
+        slot: str,
+        cycle: int,
+        blocking: bool = True,
+        parent: str | None = None,
+    ) -> Document:
         """Store the leg once; returns the stored leg (the first one, on a redelivery)."""
         doc: Document = {
             "_id": job.leg_id,
             "request_id": job.request_id,
             "department": job.department,
             "team_id": job.team_id,
+            "slot": slot,
+            "attempt": job.attempt,
+            "cycle": cycle,
+            "blocking": blocking,
+            "parent": parent,
+            "current": True,
             "status": "planned",
+            "progress": "dispatched",
+            "last_occurred_at": None,
+            "last_event_id": None,
+            "applied_events": [],
+            "history": [],
+            "breached": [],
+            "rejected_by": [],
             "published": False,
+            "counted": False,
+            "released": False,
             "job": job.model_dump(mode="json"),
             "acknowledge_by": job.acknowledge_by,
             "resolve_by": job.resolve_by,
@@ -38,30 +129,168 @@ class RouteRepository:
         try:
             await self.db[LEGS].insert_one(doc)
         except DuplicateKeyError:
-            existing = await self.db[LEGS].find_one({"_id": job.leg_id})
+            existing = await self.get_leg(job.leg_id)
             if existing is not None:
                 return existing
         return doc
 
-    async def mark_published(self, leg_id: str, at: datetime) -> None:
+    async def mark_published(self, leg: Document, at: datetime) -> None:
         await self.db[LEGS].update_one(
-            {"_id": leg_id},
+            {"_id": leg["_id"]},
             {"$set": {"published": True, "status": "dispatched", "dispatched_at": at}},
         )
+        leg.update(published=True, status="dispatched", dispatched_at=at)
 
-    async def record_dispatched(
-        self, job: DispatchJob, *, event_id: str, departments: Sequence[str]
+    async def set_progress(
+        self, leg: Document, *, status: str, occurred_at: datetime, event_id: str
+    ) -> None:
+        """Move the leg to ``status`` (the event id is marked applied later, after effects)."""
+        fields = {
+            "progress": status,
+            "status": status,
+            "last_occurred_at": occurred_at,
+            "last_event_id": event_id,
+        }
+        await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": fields})
+        leg.update(fields)
+
+    async def record_event(self, leg_id: str, event_id: str, entry: Document) -> None:
+        """The status event is done with: keep it in the history, never apply it again."""
+        await self.db[LEGS].update_one(
+            {"_id": leg_id},
+            {"$push": {"history": entry}, "$addToSet": {"applied_events": event_id}},
+        )
+
+    async def supersede(self, leg: Document, *, by: str, rejected_by: Sequence[str]) -> None:
+        fields = {"current": False, "superseded_by": by}
+        await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": fields})
+        await self.db[LEGS].update_one(
+            {"_id": by}, {"$addToSet": {"rejected_by": {"$each": list(rejected_by)}}}
+        )
+        leg.update(fields)
+
+    async def mark_breached(self, leg: Document, kind: str) -> bool:
+        """Flag a breach on the leg; False when it was flagged already."""
+        result = await self.db[LEGS].find_one_and_update(
+            {"_id": leg["_id"]},
+            {"$addToSet": {"breached": kind}, "$set": {"status": "escalated"}},
+            projection={"breached": 1},
+            return_document=ReturnDocument.BEFORE,
+        )
+        leg.setdefault("breached", [])
+        if kind not in leg["breached"]:
+            leg["breached"].append(kind)
+        leg["status"] = "escalated"
+        return result is not None and kind not in result.get("breached", [])
+
+    # ------------------------------------------------------------------------------ lookup
+
+    async def set_lookup(self, request_id: str, department: str, leg_id: str) -> None:
+        await self.db[LOOKUP].update_one(
+            {"_id": f"{request_id}|{department}"},
+            {"$set": {"leg_id": leg_id, "request_id": request_id}},
+            upsert=True,
+        )
+
+    async def lookup(self, request_id: str, department: str) -> str | None:
+        doc = await self.db[LOOKUP].find_one({"_id": f"{request_id}|{department}"})
+        return None if doc is None else str(doc["leg_id"])
+
+    # ------------------------------------------------------------------------------ cases
+
+    async def add_to_case(self, request_id: str, leg_id: str) -> None:
+        await self.db[CASES].update_one(
+            {"_id": request_id},
+            {
+                "$addToSet": {"leg_ids": leg_id},
+                "$setOnInsert": {"cycle": 0, "emitted": [], "reopens": []},
+            },
+            upsert=True,
+        )
+
+    async def get_case(self, request_id: str) -> Document | None:
+        return await self.db[CASES].find_one({"_id": request_id})
+
+    async def case_legs(self, case: Document) -> list[Document]:
+        legs = []
+        for leg_id in case.get("leg_ids", []):
+            leg = await self.get_leg(leg_id)
+            if leg is not None:
+                legs.append(leg)
+        return legs
+
+    async def mark_emitted(self, request_id: str, key: str) -> None:
+        await self.db[CASES].update_one({"_id": request_id}, {"$addToSet": {"emitted": key}})
+
+    async def start_cycle(self, request_id: str, reopen_event_id: str) -> int:
+        """The cycle a reopening starts (the same one when the reopening is redelivered)."""
+        await self.db[CASES].update_one(
+            {"_id": request_id}, {"$addToSet": {"reopens": reopen_event_id}}
+        )
+        case = await self.get_case(request_id)
+        reopens: list[str] = list(case.get("reopens", [])) if case else []
+        cycle = reopens.index(reopen_event_id) + 1
+        await self.db[CASES].update_one({"_id": request_id}, {"$max": {"cycle": cycle}})
+        return cycle
+
+    # ------------------------------------------------------------------------------ timers
+
+    async def arm_timer(self, leg: Document) -> None:
+        """Start watching a new leg's deadlines (kept as they are on a redelivery)."""
+        await self.db[TIMERS].update_one(
+            {"_id": leg["_id"]},
+            {"$setOnInsert": {"request_id": leg["request_id"], "due_at": leg["acknowledge_by"]}},
+            upsert=True,
+        )
+
+    async def reschedule_timer(self, leg_id: str, due_at: datetime | None) -> None:
+        if due_at is None:
+            await self.db[TIMERS].delete_one({"_id": leg_id})
+        else:
+            await self.db[TIMERS].update_one({"_id": leg_id}, {"$set": {"due_at": due_at}})
+
+    async def due_timers(self, now: datetime) -> list[str]:
+        """Legs whose next deadline has passed (open legs only: a small collection)."""
+        return [
+            str(doc["_id"])
+            async for doc in self.db[TIMERS].find({}, {"due_at": 1})
+            if _aware(doc["due_at"]) <= now
+        ]
+
+    # ------------------------------------------------------------------------------ request
+
+    async def record_transition(
+        self,
+        request_id: str,
+        *,
+        event_id: str,
+        status: str,
+        at: datetime,
+        actor: str = "route",
+        reason: str | None = None,
+        detail: Document | None = None,
+        set_status: bool = True,
     ) -> bool:
         return await requests_store.apply_transition(
             self.db,
-            job.request_id,
+            request_id,
             requests_store.transition(
-                event_id=event_id,
-                status="dispatched",
-                at=job.dispatched_at,
-                actor="route",
-                reason=job.rule_id,
-                detail={"department": job.department, "team_id": job.team_id, "leg_id": job.leg_id},
+                event_id=event_id, status=status, at=at, actor=actor, reason=reason, detail=detail
             ),
-            set_fields={"departments": list(departments)},
+            set_status=set_status,
         )
+
+    async def set_summary(
+        self, request_id: str, legs: list[Document], departments: list[str]
+    ) -> None:
+        await self.db[requests_store.COLLECTION].update_one(
+            {"_id": request_id}, {"$set": {"legs": legs, "departments": departments}}
+        )
+
+
+def _aware(value: Any) -> datetime:
+    from datetime import UTC
+
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value  # type: ignore[no-any-return]

@@ -11,5 +11,9 @@ class RouteSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ROUTE_", populate_by_name=True, extra="ignore")
 
     http_port: int = 8082
+    # Files in the config dir (an absolute path points elsewhere, e.g. a test's service levels).
     rules_file: str = "routing.toml"
     service_levels_file: str = "service_levels.toml"
+    teams_file: str = "teams.toml"
+    # How often the service-level timer loop looks for legs past their deadlines.
+    sla_scan_seconds: float = 5.0

@@ -1,13 +1,89 @@
-"""Verify's storage: the outcome of each check on the request record."""
+"""Verify's storage: decisions on the request record, the per-phone history used for
+duplicates and floods, and the review queue with its claims.
+
+Every hot-path read and write filters on ``_id`` alone (FerretDB answers only those from its
+primary key). Collections:
+
+- ``requests`` (shared): the request record; verify adds its decision under ``verification``.
+- ``verify_duplicate_index``: ``_id = "<phone>|<category>"``, recent requests with their
+  normalised descriptions, bounded.
+- ``verify_phone_activity``: ``_id = <phone>``, recent requests of any category, bounded.
+- ``review``: ``_id = request_id``, the requests waiting for a human verifier.
+- ``review_claims``: ``_id = request_id``, who is working on a review; inserting is claiming.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from services.verify.domain import Decision
+from pymongo.errors import DuplicateKeyError
+
+from services.verify.domain import (
+    PRIORITY_RANK,
+    Decision,
+    History,
+    HistoryEntry,
+)
 from shared import requests_store
-from shared.db import Database
+from shared.db import Database, Document
 from shared.schemas import SubmittedRequest
+
+DUPLICATE_INDEX = "verify_duplicate_index"
+PHONE_ACTIVITY = "verify_phone_activity"
+REVIEW = "review"
+REVIEW_CLAIMS = "review_claims"
+
+
+def decision_document(decision: Decision, *, at: datetime, by: str) -> Document:
+    return {
+        "outcome": decision.outcome,
+        "priority": decision.priority,
+        "green_channel": decision.green_channel,
+        "phone": decision.phone,
+        "district": decision.district,
+        "special_groups": list(decision.special_groups),
+        "reasons": list(decision.reasons),
+        "problems": list(decision.problems),
+        "duplicate_of": decision.duplicate_of,
+        "at": at,
+        "by": by,
+    }
+
+
+def decision_from(doc: Document) -> tuple[Decision, datetime]:
+    """The decision stored by :func:`decision_document`, and when it was taken."""
+    decision = Decision(
+        outcome=doc["outcome"],
+        priority=doc["priority"],
+        green_channel=bool(doc["green_channel"]),
+        phone=doc.get("phone"),
+        district=doc.get("district"),
+        special_groups=tuple(doc.get("special_groups", ())),
+        reasons=tuple(doc.get("reasons", ())),
+        problems=tuple(doc.get("problems", ())),
+        duplicate_of=doc.get("duplicate_of"),
+    )
+    return decision, doc["at"]
+
+
+def _entries(doc: Document | None) -> tuple[HistoryEntry, ...]:
+    if doc is None:
+        return ()
+    return tuple(
+        HistoryEntry(e["request_id"], e["submitted_at"], e.get("text", ""))
+        for e in doc.get("entries", ())
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: Literal["claimed", "held", "taken", "missing", "closed"]
+    verifier: str | None = None
+    expires_at: datetime | None = None
 
 
 class VerifyRepository:
@@ -17,10 +93,89 @@ class VerifyRepository:
     async def ensure_indexes(self) -> None:
         await requests_store.ensure_indexes(self.db)
 
+    # ----------------------------------------------------------------- automatic path
+
+    async def prior_decision(self, request_id: str, event_id: str) -> Document | None:
+        """Verify's stored decision when this event was already applied (a redelivery)."""
+        doc = await self.db[requests_store.COLLECTION].find_one(
+            {"_id": request_id}, {"applied_events": 1, "verification": 1}
+        )
+        if doc is None or event_id not in doc.get("applied_events", ()):
+            return None
+        verification: Document | None = doc.get("verification")
+        return verification
+
+    async def history(self, phone: str, category: str) -> History:
+        same = await self.db[DUPLICATE_INDEX].find_one({"_id": f"{phone}|{category}"})
+        activity = await self.db[PHONE_ACTIVITY].find_one({"_id": phone})
+        return History(same_category=_entries(same), any_category=_entries(activity))
+
+    async def remember(
+        self,
+        history: History,
+        *,
+        phone: str,
+        category: str,
+        entry: HistoryEntry,
+        for_duplicates: bool,
+        limit: int,
+    ) -> None:
+        """Add this request to the phone's history (once; the lists stay bounded)."""
+        await self._push(
+            PHONE_ACTIVITY,
+            phone,
+            history.any_category,
+            {"request_id": entry.request_id, "submitted_at": entry.submitted_at},
+            limit,
+        )
+        if for_duplicates:
+            await self._push(
+                DUPLICATE_INDEX,
+                f"{phone}|{category}",
+                history.same_category,
+                {
+                    "request_id": entry.request_id,
+                    "submitted_at": entry.submitted_at,
+                    "text": entry.text,
+                },
+                limit,
+            )
+
+    async def _push(
+        self,
+        collection: str,
+        key: str,
+        seen: tuple[HistoryEntry, ...],
+        entry: Document,
+        limit: int,
+    ) -> None:
+        if any(e.request_id == entry["request_id"] for e in seen):
+            return
+        # $push is atomic (two requests of one phone on different partitions both land);
+        # FerretDB ignores $slice, so the oldest entry is popped in a second update.
+        await self.db[collection].update_one(
+            {"_id": key}, {"$push": {"entries": entry}}, upsert=True
+        )
+        if len(seen) + 1 > limit:
+            await self.db[collection].update_one({"_id": key}, {"$pop": {"entries": -1}})
+
     async def record_decision(
-        self, submitted: SubmittedRequest, decision: Decision, *, event_id: str, at: datetime
+        self,
+        submitted: SubmittedRequest,
+        decision: Decision,
+        *,
+        event_id: str,
+        at: datetime,
+        actor: str,
+        reason: str | None = None,
+        category: str | None = None,
+        store_as: Literal["verification", "review_decision"] = "verification",
     ) -> bool:
-        """Store the decision once; creates the request record if intake's write is missing."""
+        """Store the decision once; creates the request record if intake's write is missing.
+
+        The automatic decision is kept under ``verification`` (a redelivered submission
+        republishes it), a verifier's under ``review_decision``."""
+        fields: Document = {"category": category} if category else {}
         return await requests_store.apply_transition(
             self.db,
             submitted.request_id,
@@ -28,15 +183,148 @@ class VerifyRepository:
                 event_id=event_id,
                 status=decision.outcome,
                 at=at,
-                actor="verify",
-                reason=",".join(decision.reasons),
+                actor=actor,
+                reason=reason or ",".join(decision.all_reasons),
             ),
             set_fields={
                 "priority": decision.priority,
                 "green_channel": decision.green_channel,
-                "reasons": decision.reasons,
+                "reasons": decision.all_reasons,
                 "phone_normalised": decision.phone,
                 "district": decision.district,
+                "duplicate_of": decision.duplicate_of,
+                store_as: decision_document(decision, at=at, by=actor),
+                **fields,
             },
             set_on_insert=requests_store.initial_document(submitted),
         )
+
+    async def absorb_duplicate(self, original_id: str, duplicate_id: str) -> None:
+        """Count a duplicate on its original, once per duplicate."""
+        collection = self.db[requests_store.COLLECTION]
+        original = await collection.find_one({"_id": original_id}, {"absorbed": 1})
+        if original is not None and duplicate_id in original.get("absorbed", ()):
+            return
+        await collection.update_one(
+            {"_id": original_id},
+            {"$addToSet": {"absorbed": duplicate_id}, "$inc": {"duplicates_absorbed": 1}},
+        )
+
+    async def request_exists(self, request_id: str) -> bool:
+        found = await self.db[requests_store.COLLECTION].find_one({"_id": request_id}, {"_id": 1})
+        return found is not None
+
+    # ----------------------------------------------------------------- review queue
+
+    async def open_review(
+        self, submitted: SubmittedRequest, decision: Decision, *, at: datetime
+    ) -> None:
+        """Put the request in the review queue (once: a redelivery leaves it as it is)."""
+        document: Document = {
+            "_id": submitted.request_id,
+            "state": "open",
+            "priority": decision.priority,
+            "priority_rank": PRIORITY_RANK[decision.priority],
+            "green_channel": decision.green_channel,
+            "reasons": decision.all_reasons,
+            "category": submitted.request.category,
+            "language": submitted.request.language,
+            "submitted_at": submitted.submitted_at,
+            "flagged_at": at,
+            "submitted": submitted.model_dump(mode="json"),
+            "verification": decision_document(decision, at=at, by="verify"),
+        }
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db[REVIEW].insert_one(document)
+
+    async def open_reviews(self, limit: int) -> list[Document]:
+        """Open reviews, most urgent first, then oldest (a scan; the queue is small)."""
+        cursor = (
+            self.db[REVIEW]
+            .find({"state": "open"})
+            .sort([("priority_rank", 1), ("submitted_at", 1), ("_id", 1)])
+            .limit(limit)
+        )
+        reviews = [doc async for doc in cursor]
+        claims = {doc["_id"]: doc async for doc in self.db[REVIEW_CLAIMS].find({})}
+        for review in reviews:
+            claim = claims.get(review["_id"])
+            review["claim"] = (
+                {"verifier": claim["verifier"], "expires_at": claim["expires_at"]}
+                if claim
+                else None
+            )
+        return reviews
+
+    async def get_review(self, request_id: str) -> Document | None:
+        return await self.db[REVIEW].find_one({"_id": request_id})
+
+    async def claim(
+        self, request_id: str, *, verifier: str, now: datetime, ttl: timedelta
+    ) -> Claim:
+        """Claim a review: inserting the claim document is the lock (its _id is unique)."""
+        review = await self.get_review(request_id)
+        if review is None:
+            return Claim("missing")
+        if review.get("state") != "open":
+            return Claim("closed", review.get("decided_by"))
+        claims = self.db[REVIEW_CLAIMS]
+        fresh: Document = {
+            "_id": request_id,
+            "claim_id": str(uuid.uuid4()),
+            "verifier": verifier,
+            "claimed_at": now,
+            "expires_at": now + ttl,
+        }
+        for _ in range(3):
+            try:
+                await claims.insert_one(fresh)
+                return Claim("claimed", verifier, fresh["expires_at"])
+            except DuplicateKeyError:
+                pass
+            current = await claims.find_one({"_id": request_id})
+            if current is None:
+                continue  # released meanwhile: try again
+            if current["verifier"] == verifier:
+                return await self._extend(current, now=now, ttl=ttl)
+            if current["expires_at"] > now:
+                return Claim("taken", current["verifier"], current["expires_at"])
+            # Abandoned: remove exactly that claim (not one somebody took over meanwhile),
+            # then race for the insert like everybody else.
+            await claims.delete_one({"_id": request_id, "claim_id": current["claim_id"]})
+        return Claim("taken")
+
+    async def hold(self, request_id: str, *, verifier: str, now: datetime, ttl: timedelta) -> Claim:
+        """Confirm and extend the caller's claim before acting on it."""
+        current = await self.db[REVIEW_CLAIMS].find_one({"_id": request_id})
+        if current is None:
+            return Claim("missing")
+        if current["verifier"] != verifier:
+            return Claim("taken", current["verifier"], current["expires_at"])
+        return await self._extend(current, now=now, ttl=ttl)
+
+    async def _extend(self, current: Document, *, now: datetime, ttl: timedelta) -> Claim:
+        # Conditional on the claim id: an expired claim someone else replaced is not ours.
+        result = await self.db[REVIEW_CLAIMS].update_one(
+            {"_id": current["_id"], "claim_id": current["claim_id"]},
+            {"$set": {"expires_at": now + ttl}},
+        )
+        if result.matched_count != 1:
+            return Claim("taken")
+        return Claim("held", current["verifier"], now + ttl)
+
+    async def close_review(
+        self, request_id: str, *, verifier: str, at: datetime, decision: dict[str, Any]
+    ) -> None:
+        await self.db[REVIEW].update_one(
+            {"_id": request_id},
+            {
+                "$set": {
+                    "state": "decided",
+                    "decided_by": verifier,
+                    "decided_at": at,
+                    "decision": decision,
+                }
+            },
+        )
+        await self.db[REVIEW_CLAIMS].delete_one({"_id": request_id})
