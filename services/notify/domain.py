@@ -145,6 +145,8 @@ class Notice:
     leg: str = ""
     team_id: str | None = None
     department: str | None = None
+    # The request record as its submission creates it, when this notice comes from one.
+    initial_record: Mapping[str, Any] | None = None
 
 
 def local_time(at: datetime, rules: Rules) -> str:

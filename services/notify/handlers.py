@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -84,9 +84,11 @@ def parse_notice(record: Record, ctx: NotifyContext) -> domain.Notice | None:
     """What this record means for the citizen; None when it tells them nothing."""
     topic = record.topic
     if _on(topic, Topic.SUBMITTED, Topic.SUBMITTED_PRIORITY):
-        return domain.from_submitted(
-            record.parse(SubmittedRequest), public_base_url=ctx.public_base_url
-        )
+        submitted = record.parse(SubmittedRequest)
+        notice = domain.from_submitted(submitted, public_base_url=ctx.public_base_url)
+        # Notify may hear of a request before intake's write lands: a failure noted on the
+        # timeline then creates the record exactly as intake (or verify) would.
+        return replace(notice, initial_record=requests_store.initial_document(submitted))
     if _on(topic, Topic.VERIFIED):
         return domain.from_verified(record.parse(VerifiedRequest))
     if _on(topic, Topic.REVIEW):
@@ -177,11 +179,24 @@ async def _notify_all(
             phone=phone,
             text=text,
         )
-        await deliver(ctx, channel, message, record=record, leg=notice.leg)
+        await deliver(
+            ctx,
+            channel,
+            message,
+            record=record,
+            leg=notice.leg,
+            initial_record=notice.initial_record,
+        )
 
 
 async def deliver(
-    ctx: NotifyContext, channel: Channel, message: Outbound, *, record: Record, leg: str = ""
+    ctx: NotifyContext,
+    channel: Channel,
+    message: Outbound,
+    *,
+    record: Record,
+    leg: str = "",
+    initial_record: Mapping[str, Any] | None = None,
 ) -> str:
     """Send one message on one channel at most once; returns the delivery's final status."""
     nid = message.notification_id
@@ -220,11 +235,19 @@ async def deliver(
                 )
                 return "suppressed"
         await ctx.repo.update_delivery(nid, {"admitted": True})
-    return await _send_with_retries(ctx, channel, message, record, first=int(doc["attempts"]) + 1)
+    return await _send_with_retries(
+        ctx, channel, message, record, first=int(doc["attempts"]) + 1, initial=initial_record
+    )
 
 
 async def _send_with_retries(
-    ctx: NotifyContext, channel: Channel, message: Outbound, record: Record, *, first: int
+    ctx: NotifyContext,
+    channel: Channel,
+    message: Outbound,
+    record: Record,
+    *,
+    first: int,
+    initial: Mapping[str, Any] | None,
 ) -> str:
     nid = message.notification_id
     error = "not_attempted"
@@ -266,7 +289,7 @@ async def _send_with_retries(
             },
         )
         return "sent"
-    await _give_up(ctx, channel, message, record, error=error, attempts=first + i)
+    await _give_up(ctx, channel, message, record, error=error, attempts=first + i, initial=initial)
     return "failed"
 
 
@@ -278,6 +301,7 @@ async def _give_up(
     *,
     error: str,
     attempts: int,
+    initial: Mapping[str, Any] | None,
 ) -> None:
     """Past the last attempt: failed on the record, on the timeline and in the dead letters."""
     nid = message.notification_id
@@ -294,6 +318,7 @@ async def _give_up(
             detail={"notification_id": nid, "channel": channel.name, "event": message.event},
         ),
         set_status=False,
+        set_on_insert=dict(initial) if initial else None,
     )
     headers = dict(record.headers)
     headers.update(

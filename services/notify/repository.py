@@ -90,10 +90,15 @@ class NotifyRepository:
         )
 
     async def record_transition(
-        self, request_id: str, entry: Document, *, set_status: bool
+        self,
+        request_id: str,
+        entry: Document,
+        *,
+        set_status: bool,
+        set_on_insert: Document | None = None,
     ) -> bool:
         return await requests_store.apply_transition(
-            self.db, request_id, entry, set_status=set_status
+            self.db, request_id, entry, set_status=set_status, set_on_insert=set_on_insert
         )
 
     # --- survey ---

@@ -354,3 +354,13 @@ async def test_unreachable_gateway_backs_off_then_dead_letters(notify_no_gateway
     delivery = await notify.db["notifications"].find_one({"request_id": "R-5"})
     assert delivery["status"] == "failed"
     assert len(delivery["attempt_log"]) == 3
+
+
+async def test_failed_receipt_before_intake_wrote_the_record(notify_no_gateway: Notify) -> None:
+    notify = notify_no_gateway
+    await notify.publish(Topic.SUBMITTED, submitted("R-6"))
+    request = await notify.db["requests"].find_one({"_id": "R-6"})
+    assert request is not None, "created as intake would have"
+    assert request["status"] == "submitted"
+    assert request["tracking_token_hash"] == submitted("R-6")["tracking_token_hash"]
+    assert [t["status"] for t in request["timeline"]] == ["notification_failed"]
