@@ -50,9 +50,7 @@ def stored_requests(
     )
     try:
         found = 0
-        cursor = client[settings.mongodb_database][COLLECTION].find(
-            {}, {**_FIELDS, "timeline": 1}
-        )
+        cursor = client[settings.mongodb_database][COLLECTION].find({}, {**_FIELDS, "timeline": 1})
         for doc in cursor:
             subject = routing_input(doc)
             if subject is None:

@@ -429,6 +429,8 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
     case = await ctx.repo.get_case(event.request_id)
     if case is None or not case.get("leg_ids"):
         raise PermanentError("unknown_request", f"route never dispatched {event.request_id}")
+    if event.event_id in case.get("handled", ()):
+        return
     if event.status == "closed":
         await ctx.repo.record_transition(
             event.request_id,
@@ -438,6 +440,7 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
             actor=event.actor,
             reason=event.reason,
         )
+        await ctx.repo.mark_handled(event.request_id, event.event_id)
         return
     await ctx.repo.record_transition(
         event.request_id,
@@ -477,6 +480,7 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
         cause=record.envelope,
     )
     await _refresh_summary(ctx, event.request_id)
+    await ctx.repo.mark_handled(event.request_id, event.event_id)
 
 
 # ---------------------------------------------------------------------------------- timers

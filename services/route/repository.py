@@ -17,7 +17,7 @@ Collections:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -174,7 +174,6 @@ class RouteRepository:
         result = await self.db[LEGS].find_one_and_update(
             {"_id": leg["_id"]},
             {"$addToSet": {"breached": kind}, "$set": {"status": "escalated"}},
-            projection={"breached": 1},
             return_document=ReturnDocument.BEFORE,
         )
         leg.setdefault("breached", [])
@@ -221,6 +220,10 @@ class RouteRepository:
 
     async def mark_emitted(self, request_id: str, key: str) -> None:
         await self.db[CASES].update_one({"_id": request_id}, {"$addToSet": {"emitted": key}})
+
+    async def mark_handled(self, request_id: str, event_id: str) -> None:
+        """A reopen or close event is done with (its effects are all stored)."""
+        await self.db[CASES].update_one({"_id": request_id}, {"$addToSet": {"handled": event_id}})
 
     async def start_cycle(self, request_id: str, reopen_event_id: str) -> int:
         """The cycle a reopening starts (the same one when the reopening is redelivered)."""
@@ -289,8 +292,6 @@ class RouteRepository:
 
 
 def _aware(value: Any) -> datetime:
-    from datetime import UTC
-
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value  # type: ignore[no-any-return]
