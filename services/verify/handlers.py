@@ -38,7 +38,7 @@ async def handle_submitted(
         await publish(submitted, decision, bus=bus, event_id=event_id, at=at, cause=record.envelope)
         return
 
-    now = utcnow()
+    now = _now()
     phone = domain.normalise_phone(submitted.request.contact.phone, config.jurisdiction)
     history = (
         await repo.history(phone.e164, submitted.request.category)
@@ -157,7 +157,7 @@ async def decide_review(
 ) -> ReviewOutcome:
     """A verifier's decision on a claimed review: store it with who and when, then publish
     the same event the automatic path would have."""
-    now = utcnow()
+    now = _now()
     review = await repo.get_review(request_id)
     if review is None:
         return ReviewOutcome(False, "not_found", "No review with this id.")
@@ -230,6 +230,12 @@ async def decide_review(
         extra={"request_id": request_id, "verifier": verifier, "outcome": decision.outcome},
     )
     return ReviewOutcome(True, status=decision.outcome, event_id=event_id)
+
+
+def _now() -> datetime:
+    """Now, to the millisecond: what the database keeps, so a republished event is identical."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def _replace(
