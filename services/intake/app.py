@@ -93,4 +93,5 @@ def build_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(open311_api.Open311TooLarge)  # outermost: sees the limit's 413
     return app

@@ -9,6 +9,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request, Response
 from pymongo.errors import PyMongoError
 from starlette.datastructures import UploadFile
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.intake import domain, handlers, open311
 from services.intake.handlers import IntakeContext
@@ -200,3 +201,40 @@ def build_router(ctx: IntakeContext) -> APIRouter:
         return _errors(bad(404, "no such Open311 resource"), fmt)
 
     return router
+
+
+class Open311TooLarge:
+    """Outside the shared body-size limit: its 413 on an Open311 path is re-said in the spec's
+    error format (JSON or XML by the path's extension)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.startswith(PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        fmt: Format = "xml" if path.endswith(".xml") else "json"
+        replaced = False
+
+        async def spec_send(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                replaced = True
+                body = open311.render_errors([Open311Error(413, "the body is too large")], fmt)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [
+                            (b"content-type", open311.media_type(fmt).encode()),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+            elif not replaced:
+                await send(message)
+
+        await self.app(scope, receive, spec_send)

@@ -360,6 +360,16 @@ async def test_open311_refusals_use_the_spec_error_format(intake: Intake) -> Non
     missing = await intake.http.get("/open311/v2/requests/nope.xml")
     assert missing.status_code == 404
     assert ET.fromstring(missing.content).tag == "errors"
+    huge = await intake.http.post(
+        "/open311/v2/requests.xml", data={**FORM, "description": "x" * 70_000}
+    )
+    assert huge.status_code == 413
+    assert ET.fromstring(huge.content).findtext("error/code") == "413"
+    huge_json = await intake.http.post(
+        "/v1/requests", json={**REQUEST, "description": "x" * 70_000}
+    )
+    assert huge_json.status_code == 413
+    assert huge_json.json()["error"] == "body_too_large"
     nowhere = await intake.http.get("/open311/v2/discovery.json")
     assert nowhere.status_code == 404
     assert nowhere.json()[0]["code"] == 404
