@@ -1,0 +1,254 @@
+"""Verify as a process on the real broker and database: a repeat through a second channel
+collapses into the original, verifiers share the review queue without clashing, and the
+priority lane overtakes a backlog of ordinary requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+
+from shared.envelope import Envelope, derive_id, event_type
+from shared.schemas import SubmittedRequest
+from shared.topics import Topic
+from tests.conftest import make_services
+from tests.support.kafka import read_topic, values, wait_until
+from tests.support.services import ServiceSet
+
+pytestmark = pytest.mark.e2e
+
+KEYS = {"alice": "alice-e2e-key", "bob": "bob-e2e-key"}
+BACKLOG = 3000
+
+
+@pytest.fixture(scope="module")
+async def services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[ServiceSet]:
+    """Intake and verify only: route and notify play no part here."""
+    services = await make_services(
+        kafka_bootstrap, mongodb_uri, VERIFY_REVIEWER_KEYS=json.dumps(KEYS)
+    )
+    services.start("intake", "verify")
+    try:
+        yield services
+    finally:
+        services.stop()
+
+
+def _body(phone: str, description: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "category": "medical",
+        "description": description,
+        "contact": {"name": "王女士", "phone": phone},
+        "location": {"district": "金水区", "lat": 34.77, "lon": 113.66},
+        "special_groups": ["elderly", "chronic_illness"],
+        "language": "zh",
+        **extra,
+    }
+
+
+async def _status(db: Any, request_id: str, status: str) -> dict[str, Any] | None:
+    doc = await db["requests"].find_one({"_id": request_id})
+    return doc if doc is not None and doc.get("status") == status else None
+
+
+async def test_a_repeat_through_a_second_channel_collapses_into_the_original(
+    services: ServiceSet, kafka_bootstrap: str, mongo: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    db = mongo[services.database]
+    async with httpx.AsyncClient(base_url=services.url("intake")) as http:
+        first = await http.post(
+            "/v1/requests",
+            json=_body("138 0013 8000", "需要胰岛素，家里老人独居"),
+            headers={"X-Client-Id": "wechat-miniapp"},
+        )
+        assert first.status_code == 202, first.text
+        original = first.json()["request_id"]
+        await wait_until(lambda: _status(db, original, "verified"), timeout=30)
+        second = await http.post(
+            "/v1/requests",
+            json=_body("+86 138-0013-8000", "家里老人独居，需要胰岛素！！"),
+            headers={"X-Client-Id": "web-form"},
+        )
+        assert second.status_code == 202, second.text
+        repeat = second.json()["request_id"]
+    assert repeat != original
+
+    dup = await wait_until(lambda: _status(db, repeat, "duplicate"), timeout=30)
+    assert dup["duplicate_of"] == original
+    first_doc = await db["requests"].find_one({"_id": original})
+    assert first_doc is not None
+    assert first_doc["duplicates_absorbed"] == 1
+
+    prefix = services.prefix
+    rejected = await read_topic(
+        kafka_bootstrap,
+        prefix + Topic.REJECTED.value,
+        timeout=15,
+        until=lambda rs: any(r.key == repeat.encode() for r in rs),
+    )
+    [event] = [v for v in values(rejected) if v["request_id"] == repeat]
+    assert (event["reasons"], event["duplicate_of"]) == (["duplicate"], original)
+    verified = await read_topic(
+        kafka_bootstrap,
+        prefix + Topic.VERIFIED.value,
+        timeout=5,
+        until=lambda rs: any(r.key == original.encode() for r in rs),
+    )
+    assert [v["request_id"] for v in values(verified)] == [original], "one request goes on"
+
+
+async def test_two_verifiers_claim_one_review_and_only_one_decides(
+    services: ServiceSet, kafka_bootstrap: str, mongo: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    db = mongo[services.database]
+    async with httpx.AsyncClient(base_url=services.url("intake")) as http:
+        response = await http.post(
+            "/v1/requests",
+            json=_body(
+                "139 1234 5678",
+                "My father needs dialysis tomorrow and has no pass",
+                location={"district": "Chaoyang District"},
+                category="transport",
+                special_groups=[],
+                language="en",
+            ),
+        )
+    assert response.status_code == 202, response.text
+    request_id = response.json()["request_id"]
+    await wait_until(lambda: _status(db, request_id, "needs_review"), timeout=30)
+
+    async with httpx.AsyncClient(base_url=services.url("verify")) as http:
+        queue = await http.get("/v1/review", headers={"X-Verifier-Key": KEYS["alice"]})
+        assert queue.status_code == 200
+        [item] = queue.json()["items"]
+        assert (item["request_id"], item["priority"]) == (request_id, "P1")
+        assert item["reasons"][0] == "unknown_district"
+
+        path = f"/v1/review/{request_id}/claim"
+        claims = await asyncio.gather(
+            *(http.post(path, headers={"X-Verifier-Key": KEYS[v]}) for v in ("alice", "bob"))
+        )
+        assert sorted(c.status_code for c in claims) == [200, 409]
+        winner = next(c.json()["claimed_by"] for c in claims if c.status_code == 200)
+        loser = "bob" if winner == "alice" else "alice"
+
+        body = {"decision": "verify", "corrections": {"district": "金水"}, "reason": "called"}
+        refused = await http.post(
+            f"/v1/review/{request_id}/decision",
+            json=body,
+            headers={"X-Verifier-Key": KEYS[loser]},
+        )
+        assert refused.status_code == 409
+        decided = await http.post(
+            f"/v1/review/{request_id}/decision",
+            json=body,
+            headers={"X-Verifier-Key": KEYS[winner]},
+        )
+        assert decided.status_code == 200, decided.text
+
+    records = await read_topic(
+        kafka_bootstrap,
+        services.prefix + Topic.VERIFIED.value,
+        timeout=15,
+        until=lambda rs: any(r.key == request_id.encode() for r in rs),
+    )
+    [event] = [v for v in values(records) if v["request_id"] == request_id]
+    assert event["verified_by"] == f"verifier:{winner}"
+    assert event["location"]["district"] == "jinshui"
+    assert event["priority"] == "P1"
+    doc = await db["requests"].find_one({"_id": request_id})
+    assert doc is not None
+    statuses = [t["status"] for t in doc["timeline"] if t["status"] != "submitted"]
+    assert statuses == ["needs_review", "verified"]
+    assert doc["timeline"][-1]["actor"] == f"verifier:{winner}"
+
+
+def _submitted(i: int, *, description: str, phone: str) -> SubmittedRequest:
+    return SubmittedRequest.model_validate(
+        {
+            "request_id": f"lane-{uuid.uuid4()}",
+            "submitted_at": datetime.now(UTC),
+            "channel": "partner_topic",
+            "partner_id": "12345-hotline",
+            "external_id": f"hotline-{i}",
+            "tracking_token_hash": "h",
+            "request": {
+                "category": "food_supply",
+                "description": description,
+                "contact": {"phone": phone},
+                "location": {"district": "二七区"},
+            },
+        }
+    )
+
+
+async def _produce(bootstrap: str, topic: str, requests: list[SubmittedRequest]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await producer.start()
+    try:
+        sent = []
+        for s in requests:
+            envelope = Envelope(
+                id=derive_id("submitted", s.request_id),
+                type=event_type("request.submitted"),
+                source="cityhelp/intake",
+                subject=s.request_id,
+                time=s.submitted_at,
+            )
+            sent.append(
+                await producer.send(
+                    topic,
+                    s.model_dump_json().encode(),
+                    key=s.request_id.encode(),
+                    headers=[(k, v.encode()) for k, v in envelope.headers().items()],
+                )
+            )
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def test_a_p1_request_overtakes_a_backlog_of_ordinary_ones(
+    services: ServiceSet, kafka_bootstrap: str, mongo: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    db = mongo[services.database]
+    backlog = [
+        _submitted(i, description=f"小区封控，需要买菜，{i}号楼", phone=f"137{i:08d}")
+        for i in range(BACKLOG)
+    ]
+    await _produce(kafka_bootstrap, services.prefix + Topic.SUBMITTED.value, backlog)
+    ids = [s.request_id for s in backlog]
+
+    async def started() -> bool:
+        found = await db["requests"].find_one({"_id": {"$in": ids[:50]}, "status": "verified"})
+        return found is not None
+
+    await wait_until(started, timeout=60)  # the ordinary lane is busy with the backlog
+    urgent = _submitted(
+        -1, description="У жены схватки, отошли воды, нужна машина", phone="+86 136 0000 0001"
+    )
+    await _produce(kafka_bootstrap, services.prefix + Topic.SUBMITTED_PRIORITY.value, [urgent])
+
+    doc = await wait_until(lambda: _status(db, urgent.request_id, "verified"), timeout=60)
+    assert doc["priority"] == "P1"
+    p1_at = doc["verification"]["at"]
+    before = await db["requests"].count_documents(
+        {"_id": {"$in": ids}, "verification.at": {"$lte": p1_at}}
+    )
+    print(f"\nP1 verified after {before} of {BACKLOG} backlog requests")
+    assert before < BACKLOG // 2, f"{before} of {BACKLOG} ordinary requests went first"
+    later = await wait_until(
+        lambda: db["requests"].count_documents(
+            {"_id": {"$in": ids}, "verification.at": {"$gt": p1_at}}
+        ),
+        timeout=60,
+    )
+    assert later > 0, "the backlog goes on after the urgent request"
