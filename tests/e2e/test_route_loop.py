@@ -1,0 +1,260 @@
+"""The closed loop on the real broker and database: departments are plain Kafka consumers and
+producers. A request from intake reaches its teams, they acknowledge and resolve it on
+help.status and intake shows it resolved; a rejected leg is re-routed and a second rejection
+lands with the command centre; a leg past its deadline is escalated exactly once, also when
+route restarts in between."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.structs import ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
+from pymongo import AsyncMongoClient
+
+from shared.topics import Topic
+from tests.conftest import make_services
+from tests.support.kafka import produce, read_topic, wait_until
+from tests.support.services import ServiceSet
+
+pytestmark = pytest.mark.e2e
+
+Records = list[ConsumerRecord[bytes, bytes]]
+
+FOOD_AND_INSULIN: dict[str, Any] = {
+    "category": "food_supply",
+    "description": "老人独居，家里没有吃的，胰岛素也快用完了",
+    "contact": {"name": "李先生", "phone": "139 0037 1234"},
+    "location": {"district": "jinshui", "address": "金水路 9 号", "lat": 34.77, "lon": 113.66},
+    "special_groups": ["elderly", "living_alone"],
+    "language": "zh",
+}
+
+
+@pytest.fixture(scope="module")
+async def loop(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[ServiceSet]:
+    """Intake, verify and route (notify is not needed here)."""
+    services = await make_services(kafka_bootstrap, mongodb_uri, ROUTE_SLA_SCAN_SECONDS="1")
+    services.start("intake", "verify", "route")
+    try:
+        yield services
+    finally:
+        services.stop()
+
+
+def mine(records: Records, request_id: str) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in records if r.key == request_id.encode() and r.value]
+
+
+async def jobs(
+    services: ServiceSet, bootstrap: str, topic: Topic, request_id: str, count: int
+) -> list[dict[str, Any]]:
+    """The first ``count`` dispatch jobs of a request on a topic, waiting for them."""
+    records = await read_topic(
+        bootstrap,
+        services.prefix + topic.value,
+        timeout=30.0,
+        until=lambda rs: len(mine(rs, request_id)) >= count,
+    )
+    found = mine(records, request_id)
+    assert len(found) >= count, f"{len(found)} jobs on {topic.value}, expected {count}"
+    return found
+
+
+def reasons(records: Records, request_id: str) -> list[str]:
+    """The reason codes of a request's escalation records (jobs or lifecycle events)."""
+    return [str(value.get("reason")).split(":")[0] for value in mine(records, request_id)]
+
+
+async def report(
+    services: ServiceSet,
+    bootstrap: str,
+    job: dict[str, Any],
+    status: str,
+    *,
+    echo_leg: bool = True,
+    note: str | None = None,
+) -> None:
+    """What a departmental system sends on help.status."""
+    event: dict[str, Any] = {
+        "event_id": uuid.uuid4().hex,
+        "request_id": job["request_id"],
+        "department": job["department"],
+        "status": status,
+        "actor": job["team_id"],
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    if echo_leg:
+        event["leg_id"] = job["leg_id"]
+    if note:
+        event["note"] = note
+    await produce(
+        bootstrap,
+        services.prefix + Topic.STATUS.value,
+        json.dumps(event, ensure_ascii=False).encode(),
+        key=job["request_id"].encode(),
+    )
+
+
+async def submit(services: ServiceSet, body: dict[str, Any]) -> str:
+    async with httpx.AsyncClient(base_url=services.url("intake")) as http:
+        response = await http.post("/v1/requests", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["request_id"])
+
+
+async def test_two_departments_acknowledge_and_resolve(
+    loop: ServiceSet, kafka_bootstrap: str
+) -> None:
+    request_id = await submit(loop, FOOD_AND_INSULIN)
+    [community] = await jobs(loop, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id, 1)
+    [medical] = await jobs(loop, kafka_bootstrap, Topic.DISPATCH_MEDICAL, request_id, 1)
+    assert community["rule_id"] == "default:food_supply"
+    assert medical["rule_id"] == "food-medicine-also-medical"
+    assert community["team_id"].startswith("community-jinshui")
+    assert medical["contact"]["phone"] == "+8613900371234"
+
+    await report(loop, kafka_bootstrap, community, "acknowledged")
+    await report(loop, kafka_bootstrap, medical, "resolved", echo_leg=False)
+    await report(loop, kafka_bootstrap, community, "resolved")
+
+    async with httpx.AsyncClient(base_url=loop.url("intake")) as http:
+
+        async def resolved() -> dict[str, Any] | None:
+            view = (await http.get(f"/v1/requests/{request_id}")).json()
+            return view if view.get("status") == "resolved" else None
+
+        view = await wait_until(resolved, timeout=30)
+    assert view["departments"] == ["community", "medical"]
+    steps = [entry["status"] for entry in view["timeline"]]
+    assert steps.index("acknowledged") < steps.index("resolved")
+
+    records = await read_topic(
+        kafka_bootstrap,
+        loop.prefix + Topic.LIFECYCLE.value,
+        timeout=10.0,
+        until=lambda rs: any(e["status"] == "resolved" for e in mine(rs, request_id)),
+    )
+    [done] = [e for e in mine(records, request_id) if e["status"] == "resolved"]
+    assert (done["actor"], done["category"], done["language"]) == ("route", "food_supply", "zh")
+    assert done["contact"]["phone"] == "+8613900371234"
+
+
+async def test_rejected_leg_is_rerouted_then_owned_by_the_command_centre(
+    loop: ServiceSet, kafka_bootstrap: str
+) -> None:
+    request_id = await submit(
+        loop, {**FOOD_AND_INSULIN, "category": "education", "description": "孩子上网课没有电脑"}
+    )
+    [first] = await jobs(loop, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id, 1)
+    await report(loop, kafka_bootstrap, first, "rejected", note="不归我们管")
+    second = (await jobs(loop, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id, 2))[1]
+    assert second["team_id"] != first["team_id"]
+    assert second["attempt"] == 2
+
+    await report(loop, kafka_bootstrap, second, "rejected", echo_leg=False, note="人手不够")
+    [command] = await jobs(loop, kafka_bootstrap, Topic.DISPATCH_COMMAND, request_id, 1)
+    assert command["attempt"] == 3
+    assert command["reason"].startswith("rejected_twice")
+    community = mine(
+        await read_topic(
+            kafka_bootstrap,
+            loop.prefix + Topic.DISPATCH_COMMUNITY.value,
+            timeout=2.0,
+            until=lambda rs: False,
+        ),
+        request_id,
+    )
+    assert len(community) == 2, "no third community dispatch: no ping-pong"
+
+
+async def test_missed_deadlines_escalate_once_across_a_restart(
+    kafka_bootstrap: str,
+    mongodb_uri: str,
+    mongo: AsyncMongoClient[dict[str, Any]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    levels: Path = tmp_path_factory.mktemp("levels") / "service_levels.toml"
+    levels.write_text(
+        "".join(
+            f"[{p}]\nacknowledge_minutes = 0.02\nresolve_seconds = 15\n"
+            for p in ("P1", "P2", "P3", "P4")
+        ),
+        encoding="utf-8",
+    )
+    services = await make_services(
+        kafka_bootstrap,
+        mongodb_uri,
+        ROUTE_SERVICE_LEVELS_FILE=str(levels),
+        ROUTE_SLA_SCAN_SECONDS="0.3",
+    )
+    services.start("route")
+    try:
+        request_id = f"r-{uuid.uuid4().hex[:12]}"
+        now = datetime.now(UTC).isoformat()
+        verified = {
+            "request_id": request_id,
+            "submitted_at": now,
+            "verified_at": now,
+            "channel": "web",
+            "category": "medical",
+            "description": "需要买降压药",
+            "contact": {"phone": "+8613800138000"},
+            "location": {"district": "erqi"},
+            "priority": "P2",
+        }
+        await produce(
+            kafka_bootstrap,
+            services.prefix + Topic.VERIFIED.value,
+            json.dumps(verified, ensure_ascii=False).encode(),
+            key=request_id.encode(),
+        )
+        [job] = await jobs(services, kafka_bootstrap, Topic.DISPATCH_MEDICAL, request_id, 1)
+        legs = mongo[services.database]["legs"]
+
+        async def acknowledge_breach_stored() -> bool:
+            leg = await legs.find_one({"_id": job["leg_id"]})
+            return leg is not None and "acknowledge" in leg.get("breached", [])
+
+        await wait_until(acknowledge_breach_stored, timeout=30)
+        # Restart between the two deadlines: the resolve timer must survive, the acknowledge
+        # breach must not be escalated again.
+        services.kill("route")
+        services.start("route")
+        command = services.prefix + Topic.DISPATCH_COMMAND.value
+        records = await read_topic(
+            kafka_bootstrap,
+            command,
+            timeout=40.0,
+            until=lambda rs: "sla_resolve" in reasons(rs, request_id),
+        )
+        assert sorted(reasons(records, request_id)) == ["sla_acknowledge", "sla_resolve"]
+        lifecycle = await read_topic(
+            kafka_bootstrap,
+            services.prefix + Topic.LIFECYCLE.value,
+            timeout=10.0,
+            until=lambda rs: "sla_resolve" in reasons(rs, request_id),
+        )
+        assert sorted(reasons(lifecycle, request_id)) == ["sla_acknowledge", "sla_resolve"]
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"{services.url('route')}/metrics")).text
+        breaches = {
+            (sample.labels["kind"], sample.labels["department"], sample.labels["priority"]): (
+                sample.value
+            )
+            for family in text_string_to_metric_families(metrics)
+            if family.name == "cityhelp_sla_breaches"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
+        # The restarted route escalated the resolve breach only.
+        assert breaches == {("resolve", "medical", "P2"): 1.0}
+    finally:
+        services.stop()
