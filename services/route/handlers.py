@@ -54,7 +54,9 @@ async def handle_verified(record: Record, *, ctx: RouteContext) -> None:
     now = utcnow()
     facts = domain.JobFacts.of(request)
     load = await ctx.repo.team_load()
-    for plan in domain.plan(request, ctx.rules):
+    plans = domain.plan(request, ctx.rules)
+    departments = domain.departments_of(plans)
+    for plan in plans:
         leg_id = domain.leg_id(request.request_id, plan.department)
         leg = await ctx.repo.get_leg(leg_id)
         if leg is None:
@@ -71,13 +73,18 @@ async def handle_verified(record: Record, *, ctx: RouteContext) -> None:
                 at=now,
             )
             leg = await ctx.repo.create_leg(job, slot=plan.department, cycle=0)
-        await _dispatch(ctx, leg, cause=record.envelope, set_status=True)
+        await _dispatch(ctx, leg, cause=record.envelope, set_status=True, departments=departments)
     await _refresh_summary(ctx, request.request_id)
     END_TO_END_SECONDS.labels("route").observe((now - request.submitted_at).total_seconds())
 
 
 async def _dispatch(
-    ctx: RouteContext, leg: Document, *, cause: Envelope | None, set_status: bool
+    ctx: RouteContext,
+    leg: Document,
+    *,
+    cause: Envelope | None,
+    set_status: bool,
+    departments: list[str] | None = None,
 ) -> DispatchJob:
     """Publish a stored leg (once), count it on its team, arm its timers, record it."""
     job = DispatchJob.model_validate(leg["job"])
@@ -112,6 +119,7 @@ async def _dispatch(
         reason=job.reason or job.rule_id,
         detail={"department": job.department, "team_id": job.team_id, "leg_id": job.leg_id},
         set_status=set_status,
+        set_fields={"departments": departments} if departments else None,
     )
     logger.info(
         "leg dispatched",

@@ -273,6 +273,7 @@ class RouteRepository:
         reason: str | None = None,
         detail: Document | None = None,
         set_status: bool = True,
+        set_fields: Document | None = None,
     ) -> bool:
         return await requests_store.apply_transition(
             self.db,
@@ -281,6 +282,7 @@ class RouteRepository:
                 event_id=event_id, status=status, at=at, actor=actor, reason=reason, detail=detail
             ),
             set_status=set_status,
+            set_fields=set_fields,
         )
 
     async def set_summary(
