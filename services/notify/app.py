@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import partial
@@ -56,6 +57,8 @@ def build_app(
     repo = NotifyRepository(rt.db)
     rt.startup.append(repo.ensure_indexes)
     http = httpx.AsyncClient(timeout=settings.send_timeout_seconds)
+    # httpx logs every request's URL at INFO; a gateway URL may carry credentials.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def close_http_on_stop() -> None:
         try:

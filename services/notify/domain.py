@@ -199,7 +199,8 @@ def from_review(event: ReviewRequest, rules: Rules) -> Notice | None:
 
 def reasons_text(reasons: list[str], language: str, rules: Rules) -> str:
     words = rules.reasons.get(language) or rules.reasons.get(DEFAULT_LANGUAGE) or {}
-    texts = [words[code] for code in reasons if code in words]
+    codes = [code.split(":", 1)[0] for code in reasons]
+    texts = [words[code] for code in codes if code in words]
     if not texts:
         texts = [words.get("default", "")]
     separator = "；" if language == "zh" else "; "

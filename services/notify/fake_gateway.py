@@ -4,7 +4,8 @@
 
 - ``POST /messages`` (also ``/webhook``): JSON ``{to, text, idempotency_key}``; a repeated
   idempotency key is acknowledged but not stored again, as a real gateway drops a resend;
-- ``GET /messages``: ``{"messages": [...], "duplicates": n}`` (optional ``?to=+86...``);
+- ``GET /messages``: ``{"messages": [...], "duplicates": n, "duplicate_keys": {key: n}}``
+  (optional ``?to=+86...``);
 - ``DELETE /messages``: forget everything;
 - ``POST /control``: ``{"hold_seconds": x, "status": code}`` — answer every send only after
   ``x`` seconds (the message is stored first, as a gateway that accepted it but whose answer
@@ -17,6 +18,7 @@ through :class:`FakeGateway`. Local use only: messages, numbers included, stay i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -31,9 +33,12 @@ class FakeGateway:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str = "") -> None:
         self.token = token
         self.hold_seconds = 0.0
+        # Holds for messages to one number only (tests fault one citizen's message).
+        self.hold_to: dict[str, float] = {}
         self.status = 200
         self.messages: list[dict[str, Any]] = []
         self.duplicates = 0
+        self.duplicate_keys: dict[str, int] = {}
         self._seen: set[str] = set()
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer((host, port), _handler_for(self))
@@ -51,6 +56,7 @@ class FakeGateway:
         with self._lock:
             if key and key in self._seen:
                 self.duplicates += 1
+                self.duplicate_keys[key] = self.duplicate_keys.get(key, 0) + 1
                 return False
             if key:
                 self._seen.add(key)
@@ -60,13 +66,18 @@ class FakeGateway:
     def snapshot(self, to: str | None = None) -> dict[str, Any]:
         with self._lock:
             messages = [m for m in self.messages if to is None or m.get("to") == to]
-            return {"messages": messages, "duplicates": self.duplicates}
+            return {
+                "messages": messages,
+                "duplicates": self.duplicates,
+                "duplicate_keys": dict(self.duplicate_keys),
+            }
 
     def reset(self) -> None:
         with self._lock:
             self.messages.clear()
             self._seen.clear()
             self.duplicates = 0
+            self.duplicate_keys.clear()
 
     def start(self) -> FakeGateway:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -85,6 +96,11 @@ def _handler_for(gateway: FakeGateway) -> type[BaseHTTPRequestHandler]:
 
         def _reply(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            # The sender may have given up waiting (or died), as with a real gateway.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._send(status, data)
+
+        def _send(self, status: int, data: bytes) -> None:
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(data)))
@@ -137,8 +153,9 @@ def _handler_for(gateway: FakeGateway) -> type[BaseHTTPRequestHandler]:
                 self._reply(gateway.status, {"error": "configured_failure"})
                 return
             new = gateway.accept(payload, path, {k.lower(): v for k, v in self.headers.items()})
-            if gateway.hold_seconds:
-                time.sleep(gateway.hold_seconds)
+            hold = gateway.hold_to.get(str(payload["to"]), gateway.hold_seconds)
+            if hold:
+                time.sleep(hold)
             self._reply(200, {"status": "queued" if new else "duplicate"})
 
     return Handler

@@ -28,7 +28,7 @@ from services.notify.repository import NotifyRepository
 from shared import requests_store
 from shared.envelope import CE_TYPE, Envelope, event_type, utcnow
 from shared.kafka import EventBus, effect_id
-from shared.metrics import DEAD_LETTERS
+from shared.metrics import DEAD_LETTERS, NOTIFICATIONS
 from shared.schemas import (
     DispatchJob,
     Language,
@@ -229,6 +229,7 @@ async def deliver(
                 await ctx.repo.update_delivery(
                     nid, {"status": "suppressed", "reason": "rate_limited", "updated_at": now}
                 )
+                NOTIFICATIONS.labels(channel.name, "suppressed").inc()
                 logger.info(
                     "notification suppressed by the per-citizen rate limit",
                     extra={"request_id": message.request_id, "channel": channel.name},
@@ -279,6 +280,7 @@ async def _send_with_retries(
         await ctx.repo.record_attempt(nid, attempt=attempt, status="sent", at=at, error=None)
         await ctx.repo.update_delivery(nid, {"status": "sent", "sent_at": at})
         await _publish(ctx, message, channel, "sent", attempt=attempt)
+        NOTIFICATIONS.labels(channel.name, "sent").inc()
         logger.info(
             "notification sent",
             extra={
@@ -338,6 +340,7 @@ async def _give_up(
     )
     await ctx.bus.emit_raw(Topic.DLQ_NOTIFY, record.value, key=record.key, headers=headers)
     DEAD_LETTERS.labels("notify", Topic.DLQ_NOTIFY.value, "delivery_failed").inc()
+    NOTIFICATIONS.labels(channel.name, "failed").inc()
     logger.error(
         "notification failed after every attempt; dead-lettered",
         extra={"request_id": message.request_id, "channel": channel.name, "error": error},

@@ -142,7 +142,9 @@ def test_duplicate_rejection_becomes_the_duplicate_message() -> None:
     notice = domain.from_rejected(rejected, RULES)
     assert notice.event == "duplicate"
     assert notice.values["duplicate_of"] == "R-1"
-    plain = rejected.model_copy(update={"duplicate_of": None, "reasons": ["out_of_area", "x"]})
+    plain = rejected.model_copy(
+        update={"duplicate_of": None, "reasons": ["outside_jurisdiction", "x"]}
+    )
     refused = domain.from_rejected(plain, RULES)
     assert refused.event == "rejected"
     assert refused.values["reasons_text"] == "the address is outside the city's service area"
@@ -150,6 +152,11 @@ def test_duplicate_rejection_becomes_the_duplicate_message() -> None:
 
 def test_unknown_reason_codes_get_the_generic_text() -> None:
     assert domain.reasons_text(["weird"], "ru", RULES) == "данные неполные или не подтвердились"
+
+
+def test_reason_with_detail_is_looked_up_by_its_code() -> None:
+    text = domain.reasons_text(["incomplete:location", "incomplete:name", "flood"], "zh", RULES)
+    assert text == "缺少必要信息；同一号码提交过多求助"
 
 
 def test_lifecycle_language_only_when_stated() -> None:
