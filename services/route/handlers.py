@@ -116,7 +116,7 @@ async def _dispatch(
         event_id=event_id,
         status="dispatched",
         at=job.dispatched_at,
-        reason=job.reason or job.rule_id,
+        reason=job.rule_id,  # a code: the request's timeline is public
         detail={"department": job.department, "team_id": job.team_id, "leg_id": job.leg_id},
         set_status=set_status,
         set_fields={"departments": departments} if departments else None,
@@ -340,26 +340,14 @@ async def _advance_request(
                 trigger["job"]["priority"],
                 (trigger["job"].get("location") or {}).get("district") or "unknown",
             ).inc()
-    await _refresh_summary(ctx, request_id, case=case, known=all_legs)
+    await _refresh_summary(ctx, request_id)
 
 
-async def _refresh_summary(
-    ctx: RouteContext,
-    request_id: str,
-    *,
-    case: Document | None = None,
-    known: list[Document] | None = None,
-) -> None:
+async def _refresh_summary(ctx: RouteContext, request_id: str) -> None:
     """The ``legs`` summary and departments on the request record, for its status view."""
-    case = case or await ctx.repo.get_case(request_id)
+    case = await ctx.repo.get_case(request_id)
     if case is None:
         return
-    all_legs = known if known is not None else await ctx.repo.case_legs(case)
-    fresh = {str(leg["_id"]): leg for leg in all_legs}
-    for leg_id in case.get("leg_ids", []):  # re-read: this handler just changed some of them
-        leg = await ctx.repo.get_leg(leg_id)
-        if leg is not None:
-            fresh[leg_id] = leg
     summary: list[dict[str, Any]] = [
         {
             "leg_id": leg["_id"],
@@ -370,7 +358,7 @@ async def _refresh_summary(
             "current": bool(leg.get("current", True)),
             "role": "work" if leg.get("blocking", True) else "oversight",
         }
-        for leg in fresh.values()
+        for leg in await ctx.repo.case_legs(case)
     ]
     departments = sorted({leg["department"] for leg in summary if leg["current"]})
     await ctx.repo.set_summary(request_id, summary, departments)
