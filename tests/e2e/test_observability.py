@@ -23,10 +23,16 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import TopicPartition
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from shared.envelope import new_id
+from shared.lag import LagCollector, Subscription, client_options
+from shared.settings import ServiceSettings
 from shared.topics import Topic, load_partitions
 from tests.conftest import make_services
 from tests.support.kafka import wait_until
@@ -345,3 +351,52 @@ async def test_a_department_reads_its_dispatch_topic_and_reports_status_with_kca
         kcat_read, kafka_bootstrap, services.prefix + Topic.DLQ_ROUTE.value
     )
     assert [r for r in dead if r["key"] == request_id] == []
+
+
+async def test_lag_is_what_a_group_has_not_committed(kafka_bootstrap: str) -> None:
+    """shared.lag on the real broker: a group that committed nothing is behind by every record;
+    after it commits some, by the rest; records on other topics do not count."""
+    prefix = f"lag{new_id()[:8]}."
+    settings = ServiceSettings(KAFKA_BOOTSTRAP=kafka_bootstrap, TOPIC_PREFIX=prefix)
+    topic = prefix + Topic.SUBMITTED.value
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    producer = AIOKafkaProducer(**client_options(settings))
+    await producer.start()
+    try:
+        for i in range(5):
+            await producer.send_and_wait(topic, b"{}", key=f"k{i}".encode(), partition=i % 2)
+    finally:
+        await producer.stop()
+    group = prefix + "cityhelp-verify"
+    collector = LagCollector(
+        settings, [Subscription(group=group, topics=(topic,))], service="verify", interval=1
+    )
+    consumer = AIOKafkaConsumer(group_id=None, **client_options(settings))
+    await consumer.start()
+    committer = AIOKafkaConsumer(
+        group_id=group, enable_auto_commit=False, **client_options(settings)
+    )
+    await committer.start()
+    committer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+    try:
+        lag = await collector.collect(admin, consumer)
+        assert lag == {
+            ("cityhelp-verify", "help.requests.submitted", 0): 3,
+            ("cityhelp-verify", "help.requests.submitted", 1): 2,
+        }
+        await committer.commit({TopicPartition(topic, 0): 2})
+        lag = await collector.collect(admin, consumer)
+        assert lag[("cityhelp-verify", "help.requests.submitted", 0)] == 1
+        assert lag[("cityhelp-verify", "help.requests.submitted", 1)] == 2
+        sample = REGISTRY.get_sample_value(
+            "cityhelp_consumer_lag",
+            {"group": "cityhelp-verify", "topic": "help.requests.submitted", "partition": "0"},
+        )
+        assert sample == 1
+    finally:
+        await committer.stop()
+        await consumer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
