@@ -86,9 +86,11 @@ TOPIC_MODELS: dict[Topic, tuple[type[BaseModel], ...]] = {
 }
 
 # On help.partner.inbound the ce_type header tells which of the two values a record carries.
+PARTNER_REQUEST_TYPE = f"{EVENT_TYPE_PREFIX}partner.request.v1"
+SURVEY_ANSWER_TYPE = f"{EVENT_TYPE_PREFIX}survey.answer.v1"
 PARTNER_EVENT_TYPES: dict[str, type[BaseModel]] = {
-    f"{EVENT_TYPE_PREFIX}partner.request.v1": PartnerHelpRequest,
-    f"{EVENT_TYPE_PREFIX}survey.answer.v1": SurveyAnswer,
+    PARTNER_REQUEST_TYPE: PartnerHelpRequest,
+    SURVEY_ANSWER_TYPE: SurveyAnswer,
 }
 
 TOPIC_DESCRIPTIONS: dict[Topic, str] = {
@@ -96,8 +98,8 @@ TOPIC_DESCRIPTIONS: dict[Topic, str] = {
         "Partner agencies (the 12345 hotline, hospitals, community grid systems) post help "
         "requests and call-back survey answers here. Key: the partner's external id (or the "
         "request id for a survey answer). The ce_type header tells the value: "
-        + ", ".join(f"`{t}` → {m.__name__}" for t, m in PARTNER_EVENT_TYPES.items())
-        + ". Read by intake."
+        f"`{SURVEY_ANSWER_TYPE}` → SurveyAnswer (read by notify); any other type, "
+        f"conventionally `{PARTNER_REQUEST_TYPE}` → PartnerHelpRequest (read by intake)."
     ),
     Topic.SUBMITTED: "Accepted requests, as they came in. Written by intake, read by verify.",
     Topic.SUBMITTED_PRIORITY: (

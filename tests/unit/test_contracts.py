@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
+from services.intake import handlers as intake_handlers
 from shared import contracts
 from shared.schemas import (
     DispatchJob,
@@ -127,6 +128,8 @@ def test_partner_inbound_takes_a_help_request_or_a_survey_answer() -> None:
     with pytest.raises(ValidationError):
         check.validate({"request_id": "req-1"})
     assert set(contracts.PARTNER_EVENT_TYPES.values()) == {PartnerHelpRequest, SurveyAnswer}
+    # The documented ce_type is the one intake tells survey answers apart by.
+    assert intake_handlers.SURVEY_ANSWER_TYPE == contracts.SURVEY_ANSWER_TYPE
 
 
 def test_asyncapi_covers_every_topic_and_its_references_resolve() -> None:
