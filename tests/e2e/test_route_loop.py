@@ -243,18 +243,23 @@ async def test_missed_deadlines_escalate_once_across_a_restart(
             until=lambda rs: "sla_resolve" in reasons(rs, request_id),
         )
         assert sorted(reasons(lifecycle, request_id)) == ["sla_acknowledge", "sla_resolve"]
-        async with httpx.AsyncClient() as http:
-            metrics = (await http.get(f"{services.url('route')}/metrics")).text
-        breaches = {
-            (sample.labels["kind"], sample.labels["department"], sample.labels["priority"]): (
-                sample.value
-            )
-            for family in text_string_to_metric_families(metrics)
-            if family.name == "cityhelp_sla_breaches"
-            for sample in family.samples
-            if sample.name.endswith("_total")
-        }
+
+        async def breaches() -> dict[tuple[str, str, str], float]:
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"{services.url('route')}/metrics")).text
+            return {
+                (sample.labels["kind"], sample.labels["department"], sample.labels["priority"]): (
+                    sample.value
+                )
+                for family in text_string_to_metric_families(metrics)
+                if family.name == "cityhelp_sla_breaches"
+                for sample in family.samples
+                if sample.name.endswith("_total")
+            }
+
+        # The breach is counted right after its flag is stored.
+        counted = await wait_until(breaches, timeout=10)
         # The restarted route escalated the resolve breach only.
-        assert breaches == {("resolve", "medical", "P2"): 1.0}
+        assert counted == {("resolve", "medical", "P2"): 1.0}
     finally:
         services.stop()
