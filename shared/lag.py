@@ -100,14 +100,16 @@ class LagCollector:
             enable_auto_commit=False,
             **options,
         )
-        started = False
+        admin_started = consumer_started = False
         try:
             while True:
                 try:
-                    if not started:
+                    if not admin_started:
                         await admin.start()
+                        admin_started = True
+                    if not consumer_started:
                         await consumer.start()
-                        started = True
+                        consumer_started = True
                     await self.collect(admin, consumer)
                 except asyncio.CancelledError:
                     raise
