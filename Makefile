@@ -44,8 +44,8 @@ lint: setup
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
 
-unit: setup
-	@$(BIN)/pytest -m "unit or component" -q
+unit: setup tools
+	@$(BIN)/pytest -m unit -q
 
 stop:
 	@deploy/local/stack.sh stop
