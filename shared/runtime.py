@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from faststream.kafka.annotations import KafkaMessage
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from shared import logs
+from shared import faults, logs
 from shared.db import Client, Database, build_client, ping
 from shared.kafka import EventBus, build_broker, ensure_topics
 from shared.lag import LagCollector, Subscription
@@ -64,6 +64,7 @@ class Runtime:
         client: Client | None = None,
         create_topics: bool = True,
     ) -> Runtime:
+        faults.configure(settings.crash_points)  # inert unless a fault test armed some
         broker = broker or build_broker(settings, service=service)
         names = TopicNames(settings.topic_prefix)
         bus = EventBus(broker, names, source=f"cityhelp/{service}")
@@ -241,7 +242,7 @@ def serve(app: FastAPI, settings: ServiceSettings, *, service: str) -> None:
     logs.configure(service, level=settings.log_level, fmt=settings.log_format)
     started = time.monotonic()
     logger.info("listening on http://%s:%d", settings.http_host, settings.http_port)
-    uvicorn.Server(
+    _Server(
         uvicorn.Config(
             app,
             host=settings.http_host,
@@ -253,3 +254,18 @@ def serve(app: FastAPI, settings: ServiceSettings, *, service: str) -> None:
         )
     ).run()
     logger.info("exited after %.0fs", time.monotonic() - started)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, except that a graceful stop on SIGTERM or SIGINT ends the process with 0.
+
+    After its graceful shutdown uvicorn raises the caught signal again with the default
+    handler, so a clean stop would end "killed by SIGTERM" (143) and skip what follows
+    ``run()``; supervisors and tests then cannot tell a clean stop from a kill.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()  # shut down gracefully: nothing to re-raise

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared import faults
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
@@ -52,3 +54,11 @@ class ServiceSettings(BaseSettings):
     retry_max_seconds: float = 15.0
     # How often the service measures its consumer groups' lag (cityhelp_consumer_lag); 0 = never.
     lag_interval_seconds: float = 15.0
+    # Fault tests only: crash points to arm, e.g. "route.after_publish:3" (see shared/faults.py).
+    crash_points: str = Field("", validation_alias="CITYHELP_CRASH_POINTS")
+
+    @field_validator("crash_points")
+    @classmethod
+    def _crash_points_parse(cls, value: str) -> str:
+        faults.parse(value)  # a malformed list stops the service at start, not at the point
+        return value

@@ -11,6 +11,7 @@ from services.intake.ratelimit import RateLimiter
 from services.intake.repository import IntakeRepository
 from services.intake.settings import IntakeSettings
 from shared.envelope import CE_TYPE, event_type, utcnow
+from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
 from shared.metrics import REQUESTS
 from shared.schemas import Channel, HelpRequest, PartnerHelpRequest, SubmittedRequest
@@ -97,6 +98,7 @@ async def submit(
     topic = domain.lane_for(request, rules or domain.IntakeRules())
     event_id = effect_id("submitted", request_id)
     await bus.emit(topic, submitted, key=request_id, name="request.submitted", event_id=event_id)
+    crash_point("intake.after_publish")
     REQUESTS.labels("received", request.category, "", "unverified").inc()
     try:
         await repo.record_submitted(submitted, event_id=event_id)

@@ -27,6 +27,7 @@ from services.notify.channels import Channel, ChannelError, Outbound
 from services.notify.repository import NotifyRepository
 from shared import requests_store
 from shared.envelope import CE_TYPE, Envelope, event_type, utcnow
+from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
 from shared.metrics import DEAD_LETTERS, NOTIFICATIONS
 from shared.schemas import (
@@ -214,6 +215,7 @@ async def deliver(
         },
         at=now,
     )
+    crash_point("notify.after_claim")
     status = str(doc.get("status"))
     if status == "sent":
         # Announce again with the same event id: covers a crash between storing and publishing.
@@ -257,6 +259,7 @@ async def _send_with_retries(
         attempt = first + i
         try:
             await channel.send(message)
+            crash_point("notify.after_send")
         except ChannelError as exc:
             error = exc.reason
             await ctx.repo.record_attempt(
@@ -279,6 +282,7 @@ async def _send_with_retries(
         at = ctx.clock()
         await ctx.repo.record_attempt(nid, attempt=attempt, status="sent", at=at, error=None)
         await ctx.repo.update_delivery(nid, {"status": "sent", "sent_at": at})
+        crash_point("notify.after_mark")
         await _publish(ctx, message, channel, "sent", attempt=attempt)
         NOTIFICATIONS.labels(channel.name, "sent").inc()
         logger.info(

@@ -19,6 +19,7 @@ from services.route.repository import RouteRepository
 from services.route.teams import Directory, choose_team
 from shared.db import Document
 from shared.envelope import Envelope, utcnow
+from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS, SLA_BREACHES
 from shared.schemas import (
@@ -73,6 +74,7 @@ async def handle_verified(record: Record, *, ctx: RouteContext) -> None:
                 at=now,
             )
             leg = await ctx.repo.create_leg(job, slot=plan.department, cycle=0)
+            crash_point("route.after_leg_stored")
         await _dispatch(ctx, leg, cause=record.envelope, set_status=True, departments=departments)
     await _refresh_summary(ctx, request.request_id)
     END_TO_END_SECONDS.labels("route").observe((now - request.submitted_at).total_seconds())
@@ -98,7 +100,9 @@ async def _dispatch(
             event_id=event_id,
             cause=cause,
         )
+        crash_point("route.after_publish")
         await ctx.repo.mark_published(leg, utcnow())
+        crash_point("route.after_mark")
         REQUESTS.labels(
             "dispatched", job.category, job.priority, job.location.district or "unknown"
         ).inc()
@@ -202,6 +206,7 @@ async def handle_status(record: Record, *, ctx: RouteContext) -> None:
             leg, status=event.status, occurred_at=event.occurred_at, event_id=event.event_id
         )
         await _after_status(ctx, leg, event, cause=record.envelope)
+        crash_point("route.after_status_applied")
     logger.info("status event", extra=log)
     await ctx.repo.record_event(
         str(leg["_id"]),

@@ -12,6 +12,7 @@ from services.verify import domain
 from services.verify.domain import Config, Decision
 from services.verify.repository import VerifyRepository, decision_from
 from shared.envelope import Envelope, utcnow
+from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS
 from shared.schemas import Category, SubmittedRequest
@@ -59,9 +60,12 @@ async def handle_submitted(
             for_duplicates=domain.remembered_for_duplicates(decision),
             limit=config.rules.history_limit,
         )
+        crash_point("verify.after_remember")
     await _side_effects(submitted, decision, repo=repo, at=now)
     await repo.record_decision(submitted, decision, event_id=event_id, at=now, actor="verify")
+    crash_point("verify.after_store")
     await publish(submitted, decision, bus=bus, event_id=event_id, at=now, cause=record.envelope)
+    crash_point("verify.after_publish")
     REQUESTS.labels(
         decision.outcome,
         submitted.request.category,
