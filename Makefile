@@ -39,6 +39,11 @@ run: infra tools
 test: setup tools
 	@deploy/local/test.sh
 
+# A surge with crashes and outages, bad input and bad credentials on a fresh stack of its own;
+# prints a table and `accepted=… lost=… duplicate_effects=…` (deploy/local/chaos.sh).
+chaos: setup tools
+	@deploy/local/chaos.sh $(CHAOS_ARGS)
+
 lint: setup
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .

@@ -1,0 +1,1 @@
+"""The fault suite behind `make chaos`: surges with crashes, outages, bad input, bad credentials."""
