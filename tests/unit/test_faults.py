@@ -24,7 +24,7 @@ def test_parse_names_and_hit_numbers() -> None:
 
 @pytest.mark.parametrize("spec", ["route", "route.after_publish:x", "a.b:0", "Route.X:1", "a.b.c"])
 def test_malformed_lists_are_refused(spec: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="crash point"):
         faults.parse(spec)
 
 
