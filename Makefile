@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup tools infra run test lint unit stop status chaos bench clean contracts
+.PHONY: help setup tools infra run test lint unit stop status chaos bench clean contracts redrive
 
 help:
 	@sed -n '2,4p' Makefile
@@ -60,3 +60,8 @@ status:
 
 clean: stop
 	rm -rf .run $(VENV)
+
+# Re-drive a stage's dead letters to their origin topics: make redrive SERVICE=route [ARGS='--dry-run'].
+redrive: setup
+	@test -n "$(SERVICE)" || { echo "usage: make redrive SERVICE=intake|verify|route|notify [ARGS='--reason <code> --limit N --dry-run']"; exit 2; }
+	@$(BIN)/python -m shared.redrive --service $(SERVICE) $(ARGS)
