@@ -105,10 +105,11 @@ async def redrive(
         isolation_level="read_committed",
         **options,
     )
-    producer = AIOKafkaProducer(acks="all", enable_idempotence=True, **options)
+    # A dry run publishes nothing: it has no producer.
+    producer = None if dry_run else AIOKafkaProducer(acks="all", enable_idempotence=True, **options)
     summary = Summary()
     await consumer.start()
-    if not dry_run:
+    if producer is not None:
         await producer.start()
     try:
         ends = await _ends(consumer, source_topic, idle_seconds)
@@ -150,7 +151,7 @@ async def redrive(
                         say=say,
                     )
     finally:
-        if not dry_run:
+        if producer is not None:
             await producer.stop()
         await consumer.stop()
     say(summary.line(dry_run=dry_run))
@@ -184,7 +185,7 @@ async def _one(
     tp: TopicPartition,
     *,
     consumer: AIOKafkaConsumer,
-    producer: AIOKafkaProducer,
+    producer: AIOKafkaProducer | None,
     reason: str | None,
     known: set[str],
     dry_run: bool,
@@ -202,7 +203,7 @@ async def _one(
         summary.unroutable += 1
         say(f"[redrive] {where} has no known origin topic ({origin!r}); left as it is")
     else:
-        if not dry_run:
+        if producer is not None:
             await producer.send_and_wait(
                 origin,
                 record.value,
