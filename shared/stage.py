@@ -17,6 +17,7 @@ rather than drain a topic into the dead letters after a bad deploy.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -52,12 +53,43 @@ async def raw_body(message: Any) -> Any:
     return message.body
 
 
+async def stage_parser(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's Kafka parser, letting through header values that are not UTF-8 (or null).
+
+    FastStream decodes header values as strict UTF-8 and, on one that is not, dropped the
+    record before any handler ran — no dead letter, its offset committed with the next record.
+    Such values are handed on backslash-escaped (as :func:`shared.envelope.decode_headers`
+    shows them), so the stage dead-letters or processes the record like any other.
+    """
+    headers = list(getattr(message, "headers", None) or ())
+    try:
+        for _, value in headers:
+            value.decode("utf-8")
+    except (UnicodeDecodeError, AttributeError):
+        consumer = getattr(message, "consumer", None)
+        message = dataclasses.replace(
+            message,
+            headers=[
+                (name, b"" if value is None else value.decode("utf-8", "backslashreplace").encode())
+                for name, value in headers
+            ],
+        )
+        if consumer is not None:
+            message.consumer = consumer
+    return await original(message)
+
+
 # Subscriber options for every stage: manual offsets, committed after the handler; on a raised
-# (transient) error the partition is rewound so the record is redelivered.
+# (transient) error the partition is rewound so the record is redelivered. Stages never answer
+# requests: without `no_reply`, FastStream publishes the handler's result to whatever topic a
+# record's `reply_to` header names (a producer could write into any topic; a bad name failed
+# the record forever and stalled its partition).
 AT_LEAST_ONCE: Final[dict[str, Any]] = {
     "ack_policy": AckPolicy.NACK_ON_ERROR,
     "auto_offset_reset": "earliest",
     "decoder": raw_body,
+    "parser": stage_parser,
+    "no_reply": True,
 }
 
 MAX_VALUE_BYTES: Final = 256 * 1024
