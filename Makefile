@@ -65,3 +65,6 @@ clean: stop
 redrive: setup
 	@test -n "$(SERVICE)" || { echo "usage: make redrive SERVICE=intake|verify|route|notify [ARGS='--reason <code> --limit N --dry-run']"; exit 2; }
 	@$(BIN)/python -m shared.redrive --service $(SERVICE) $(ARGS)
+
+bench: infra
+	@KAFKA_BOOTSTRAP=127.0.0.1:9092 $(BIN)/python -m tests.bench.pipeline

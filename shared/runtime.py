@@ -100,15 +100,33 @@ class Runtime:
         """Consume ``topics`` at least once through the shared stage policy."""
         stage = self.stage
 
-        async def consume(body: bytes, message: KafkaMessage) -> None:
-            await stage.run(message, handler)
+        def consumer() -> Callable[[bytes, KafkaMessage], Awaitable[None]]:
+            async def consume(body: bytes, message: KafkaMessage) -> None:
+                await stage.run(message, handler)
 
-        self.broker.subscriber(
-            *[self.names(t) for t in topics],
-            group_id=self.group(group),
-            title=f"{self.service}.{name}",
-            **AT_LEAST_ONCE,
-        )(consume)
+            return consume
+
+        workers = self.settings.consumer_workers
+        if workers <= 1:
+            self.broker.subscriber(
+                *[self.names(t) for t in topics],
+                group_id=self.group(group),
+                title=f"{self.service}.{name}",
+                **AT_LEAST_ONCE,
+            )(consumer())
+        else:
+            # Several consumers of one group in this process, each owning some partitions and
+            # handling them in order: a request's records (same key, same partition) stay in
+            # order while the waits on the database and the broker overlap. FastStream allows
+            # this with manual commits for one topic per subscriber.
+            for topic in topics:
+                self.broker.subscriber(
+                    self.names(topic),
+                    group_id=self.group(group),
+                    title=f"{self.service}.{name}.{topic.value}",
+                    max_workers=workers,
+                    **AT_LEAST_ONCE,
+                )(consumer())
         self.consumers.append(
             Subscription(group=self.group(group), topics=tuple(self.names(t) for t in topics))
         )

@@ -45,6 +45,8 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", validation_alias="LOG_FORMAT")
     instance_id: str = Field("", validation_alias="INSTANCE_ID")
 
+    # Consumers per subscribed topic in one process (partitions are shared among them).
+    consumer_workers: int = 1
     http_host: str = "127.0.0.1"
     http_port: int = 0
     # Consecutive records sent to the dead-letter topic before the stage stops consuming.
