@@ -9,13 +9,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, for_code
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import BaseModel
 
 from shared.envelope import Envelope, derive_id, event_type, utcnow
+from shared.lag import client_options
 from shared.metrics import registry
 from shared.settings import ServiceSettings
 from shared.topics import Topic, TopicNames, load_partitions
@@ -126,9 +127,8 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> lis
     """Create the contract's topics that are missing; returns the names created."""
     names = TopicNames(settings.topic_prefix)
     wanted = load_partitions(settings.config_dir / "topics.toml")
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id="cityhelp-topics"
-    )
+    # The same TLS/SASL options as every other client of the service (shared.lag).
+    admin = AIOKafkaAdminClient(client_id="cityhelp-topics", **client_options(settings))
     for attempt in range(1, attempts + 1):
         try:
             await admin.start()
@@ -150,10 +150,31 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> lis
         created: list[str] = []
         for new in missing:
             try:
-                await admin.create_topics([new])
-                created.append(new.name)
+                response = await admin.create_topics([new])
             except TopicAlreadyExistsError:
-                pass
+                continue
+            if _topic_created(response, new.name):
+                created.append(new.name)
         return created
     finally:
         await admin.close()
+
+
+# Kafka error codes for which a missing topic is left to the operator instead of failing start-up:
+# already created by someone else, or not ours to create (with ACLs, services have no Create
+# right and do not even see topics they may not describe; the operator creates them as admin).
+_TOPIC_EXISTS = 36
+_NOT_ALLOWED = frozenset({29, 31})  # TOPIC_ / CLUSTER_AUTHORIZATION_FAILED
+
+
+def _topic_created(response: Any, name: str) -> bool:
+    """True if the CreateTopics ``response`` created ``name``; raises on an unexpected error."""
+    for entry in response.topic_errors:
+        topic, code = entry[0], entry[1]
+        if topic != name or code in (0, _TOPIC_EXISTS):
+            continue
+        if code in _NOT_ALLOWED:
+            logger.warning("not allowed to create topic %s; the operator must create it", name)
+            return False
+        raise for_code(code)(f"creating topic {name}")
+    return all(entry[1] == 0 for entry in response.topic_errors if entry[0] == name)

@@ -12,6 +12,7 @@ from services.route.repository import RouteRepository
 from services.route.settings import RouteSettings
 from services.route.teams import load_directory
 from shared.db import Client
+from shared.published import PublishedEvents
 from shared.runtime import Runtime
 from shared.schemas import DispatchJob, LifecycleEvent
 from shared.topics import DISPATCH_TOPICS, Topic
@@ -38,6 +39,7 @@ def build_app(
         rules=domain.load_rules(settings.config_dir / settings.rules_file),
         levels=domain.load_service_levels(settings.config_dir / settings.service_levels_file),
         directory=load_directory(settings.config_dir / settings.teams_file),
+        published=PublishedEvents(settings),
     )
 
     async def sync_team_directory() -> None:

@@ -15,13 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from services.route import domain, legs
-from services.route.repository import RouteRepository
+from services.route.repository import CREATED_NOW, RouteRepository
 from services.route.teams import Directory, choose_team
 from shared.db import Document
 from shared.envelope import Envelope, utcnow
 from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS, SLA_BREACHES
+from shared.published import PublishedEvents
 from shared.schemas import (
     DispatchJob,
     LifecycleEvent,
@@ -45,6 +46,9 @@ class RouteContext:
     rules: domain.Rules
     levels: dict[Priority, domain.ServiceLevel]
     directory: Directory
+    # Looks for a leg on its dispatch topic after a crash between publish and mark (None: never
+    # looks, and such a leg is published again with the same ids).
+    published: PublishedEvents | None = None
 
 
 # ---------------------------------------------------------------------------------- dispatch
@@ -91,6 +95,13 @@ async def _dispatch(
     """Publish a stored leg (once), count it on its team, arm its timers, record it."""
     job = DispatchJob.model_validate(leg["job"])
     event_id = effect_id("dispatch", job.leg_id)
+    if not leg.get("published") and await _went_out(ctx, leg, job, event_id):
+        # A processing that died between publishing and marking: mark, do not publish again.
+        await ctx.repo.mark_published(leg, utcnow())
+        logger.info(
+            "leg found on its dispatch topic; not published again",
+            extra={"request_id": job.request_id, "leg_id": job.leg_id},
+        )
     if not leg.get("published"):
         await ctx.bus.emit(
             dispatch_topic(job.department),
@@ -136,6 +147,17 @@ async def _dispatch(
         },
     )
     return job
+
+
+async def _went_out(ctx: RouteContext, leg: Document, job: DispatchJob, event_id: str) -> bool:
+    """Whether a stored, unmarked leg is on its dispatch topic already. Only a leg stored by an
+    earlier processing can be (a crash after the publish, before the mark); one created by this
+    processing is not looked for, so the hot path never reads the topic."""
+    if leg.get(CREATED_NOW) or ctx.published is None:
+        return False
+    return await ctx.published.contains(
+        dispatch_topic(job.department), ce_id=event_id, since=job.dispatched_at
+    )
 
 
 async def _new_leg(

@@ -33,6 +33,9 @@ LOOKUP = "leg_lookup"
 CASES = "route_cases"
 TIMERS = "sla_timers"
 TEAMS = "teams"
+# Marks (in memory, never stored) a leg the current processing created: it cannot have been
+# published yet. A stored leg without ``published`` may have been, by a processing that died.
+CREATED_NOW = "_created_now"
 
 
 class RouteRepository:
@@ -132,6 +135,7 @@ class RouteRepository:
             existing = await self.get_leg(job.leg_id)
             if existing is not None:
                 return existing
+        doc[CREATED_NOW] = True  # in memory only: this processing stored it, nothing went out
         return doc
 
     async def mark_published(self, leg: Document, at: datetime) -> None:

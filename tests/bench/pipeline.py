@@ -194,7 +194,7 @@ async def main() -> int:
     say(f"starting the four services (topic prefix {services.prefix})")
     services.start()
     try:
-        say(f"broker limit: Kafka ProducerPerformance, 200000 records of 600 bytes, acks=all")
+        say("broker limit: Kafka ProducerPerformance, 200000 records of 600 bytes, acks=all")
         perf = producer_performance(bootstrap, 200_000)
         say(f"  {perf}")
         say(f"intake HTTP: {args.http} POSTs with {args.concurrency} concurrent clients")
@@ -210,9 +210,8 @@ async def main() -> int:
         )
         match = re.search(r"([\d.]+) records/sec", perf)
         if match:
-            say(
-                f"ratio pipeline/broker producer limit: {figures['per_s'] / float(match.group(1)):.4f}"
-            )
+            ratio = figures["per_s"] / float(match.group(1))
+            say(f"ratio pipeline/broker producer limit: {ratio:.4f}")
         say(f"ratio pipeline/seed peak (556 req/s): {figures['per_s'] / 556:.2f}")
     finally:
         services.stop()

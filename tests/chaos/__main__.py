@@ -17,6 +17,7 @@ import asyncio
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 import time
 import traceback
@@ -40,6 +41,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=surge.FULL_SIZE,
         help=f"size of the surge (default {surge.FULL_SIZE})",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=1800.0,
+        help="seconds to wait for the stages to drain after the surge (default 1800)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=0.0,
+        help="time budget in seconds: send for half of it, drain for the rest, then count "
+        "(default: none; send everything and wait for the drain)",
     )
     parser.add_argument(
         "--parts",
@@ -127,7 +141,12 @@ async def main(argv: list[str] | None = None) -> int:
         services=services,
         scale=args.requests / surge.FULL_SIZE,
         gateway_url=gateway.url,
+        drain_timeout=args.drain_timeout,
+        budget=args.budget,
     )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, ctx.request_stop)
     wanted = [p.strip() for p in args.parts.split(",") if p.strip()]
     ctx.say(
         f"starting intake, verify, route, notify (topic prefix {services.prefix}, "

@@ -47,6 +47,20 @@ class ChaosContext:
     # The fake SMS gateway notify sends to (``services.notify.fake_gateway``), if any.
     gateway_url: str = ""
     quiet: bool = False
+    drain_timeout: float = 0.0  # seconds the surge waits for the stages to drain; 0 = default
+    # Time budget of the whole run in seconds (0 = none): the surge stops sending at half of
+    # it and stops waiting for the drain at its end, then counts what is there.
+    budget: float = 0.0
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # no new requests
+    drain_stop: asyncio.Event = field(default_factory=asyncio.Event)  # no more waiting
+
+    def request_stop(self) -> None:
+        """Stop sending and stop waiting (Ctrl-C, SIGTERM): the figures are still counted."""
+        if not self.drain_stop.is_set():
+            self.say("stop requested: no more requests; counting what is there")
+        self.stopping.set()
+        self.drain_stop.set()
+
     started: float = field(default_factory=time.monotonic)
 
     def stack(self, command: str) -> None:

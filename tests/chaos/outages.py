@@ -92,6 +92,8 @@ async def run_faults(
         # If the surge ended first, the fault still fires, while the stages drain.
         while progress() < fault.at and not done.is_set():
             await asyncio.sleep(0.2)
+        if ctx.drain_stop.is_set():
+            return  # a stop was requested: the faults not yet fired are reported as such
         fault.fired_at = ctx.elapsed
         started = time.monotonic()
         try:

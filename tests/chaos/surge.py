@@ -56,7 +56,7 @@ class Settings:
     def for_scale(cls, ctx: ChaosContext) -> Settings:
         total = ctx.count(FULL_SIZE, minimum=60)
         if ctx.scale >= 0.5:
-            return cls(total=total)
+            return cls(total=total, drain_timeout=ctx.drain_timeout or 1800.0)
         # Small runs (`make test`): paced so that the faults land while requests still arrive.
         return cls(
             total=total, concurrency=8, rate=total / 40.0, db_seconds=5.0, drain_timeout=300.0
@@ -68,7 +68,12 @@ class Account:
     """The figures of one surge."""
 
     accepted: int = 0
+    not_sent: int = 0
+    drained: bool = True
     lost: set[str] = field(default_factory=set)
+    # Not drained by the deadline: requests still short of their outcome or dispatch (in the
+    # stages' backlog, or lost: a run that does not drain cannot tell which).
+    unfinished: set[str] = field(default_factory=set)
     why_lost: Counter[str] = field(default_factory=Counter)
     wrong: Counter[str] = field(default_factory=Counter)  # "expected->actual"
     repeats_ok: int = 0
@@ -101,11 +106,24 @@ async def run(ctx: ChaosContext) -> list[Row]:
     watch = TopicWatch(ctx.kafka_bootstrap, ctx.services.prefix)
     await watch.start()
     submitter = Submitter(ctx.services.url("intake"), concurrency=settings.concurrency)
+    submitter.stop = ctx.stopping
     faults = schedule(db_seconds=settings.db_seconds)
     surge_over = asyncio.Event()
-    fault_task = asyncio.create_task(
-        run_faults(ctx, faults, lambda: submitter.tally.accepted / max(1, len(base)), surge_over)
-    )
+    send_window = ctx.budget / 2 if ctx.budget else 0.0
+    began = time.monotonic()
+
+    def progress() -> float:
+        """How far the surge is: by requests accepted, or by time under a budget."""
+        done = submitter.tally.accepted / max(1, len(base))
+        if send_window:
+            done = max(done, (time.monotonic() - began) / (send_window * 0.8))
+        return done
+
+    if send_window:
+        asyncio.get_running_loop().call_later(send_window, ctx.stopping.set)
+        settings.drain_timeout = ctx.budget - send_window
+        ctx.say(f"time budget {ctx.budget:.0f}s: sending stops after {send_window:.0f}s")
+    fault_task = asyncio.create_task(run_faults(ctx, faults, progress, surge_over))
     reporter = asyncio.create_task(_report(ctx, submitter, watch, settings.every))
     started = time.monotonic()
     try:
@@ -114,6 +132,9 @@ async def run(ctx: ChaosContext) -> list[Row]:
         else:
             await submitter.submit_all(base)
         sent_at = time.monotonic()
+        for sub in base:
+            if sub.outcome == "":
+                sub.outcome = "not_sent"
         ctx.say(
             f"surge sent: {submitter.tally.accepted} accepted in {sent_at - started:.0f}s "
             f"({submitter.tally.accepted / max(0.001, sent_at - started):.0f}/s)"
@@ -124,7 +145,7 @@ async def run(ctx: ChaosContext) -> list[Row]:
         drained = await _drain(ctx, submitter, subs, watch, repeats_task, settings)
         drained_at = time.monotonic()
         await repeats_task
-        account = await _account(ctx, subs, watch)
+        account = await _account(ctx, subs, watch, drained=drained)
     finally:
         surge_over.set()
         reporter.cancel()
@@ -167,7 +188,7 @@ async def _send_repeats(
     """The same citizen sends the same request again once the first was decided."""
     pending = list(repeats)
     deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
+    while pending and time.monotonic() < deadline and not ctx.stopping.is_set():
         ready = [
             s
             for s in pending
@@ -179,7 +200,11 @@ async def _send_repeats(
             await submitter.submit_all(ready)
         await asyncio.sleep(1.0)
     for sub in pending:
-        sub.outcome = "original_never_decided"
+        sub.outcome = "not_sent" if ctx.stopping.is_set() else "original_never_decided"
+
+
+def _not_sent(subs: list[Submission]) -> int:
+    return sum(1 for s in subs if s.outcome == "")
 
 
 def _expected_notices(request_id: str, kind: str, seen: Seen) -> list[str]:
@@ -191,6 +216,10 @@ def _expected_notices(request_id: str, kind: str, seen: Seen) -> list[str]:
             for leg in seen.legs_of[request_id]
         ]
     return ids
+
+
+def _progress(seen: Seen) -> dict[str, int]:
+    return {"outcomes": len(seen.outcomes), "legs": len(seen.legs), "sms": len(seen.sent)}
 
 
 def _missing(subs: list[Submission], seen: Seen) -> Counter[str]:
@@ -227,7 +256,15 @@ async def _drain(
     topics and every consumer group has committed everything."""
     deadline = time.monotonic() + settings.drain_timeout
     ctx.say(f"draining (deadline {settings.drain_timeout:.0f}s)")
+    stop_drain = ctx.drain_stop
+    before = (time.monotonic(), _progress(watch.seen))
     while True:
+        now, counts = time.monotonic(), _progress(watch.seen)
+        span = max(0.001, now - before[0])
+        ctx.say(
+            "rates: " + ", ".join(f"{k}={(counts[k] - before[1][k]) / span:.1f}/s" for k in counts)
+        )
+        before = (now, counts)
         gaps = _missing(subs, watch.seen)
         lag: dict[str, int] | None = None
         with contextlib.suppress(Exception):
@@ -248,15 +285,20 @@ async def _drain(
         if not gaps and total_lag == 0 and repeats_task.done() and await watch.caught_up():
             ctx.say("drained")
             return True
-        if time.monotonic() > deadline:
-            ctx.say("drain deadline passed; counting what is there")
+        if time.monotonic() > deadline or stop_drain.is_set():
+            ctx.say("drain deadline passed (or stop requested); counting what is there")
             return False
-        await asyncio.sleep(settings.every)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_drain.wait(), settings.every)
 
 
-async def _account(ctx: ChaosContext, subs: list[Submission], watch: TopicWatch) -> Account:
+async def _account(
+    ctx: ChaosContext, subs: list[Submission], watch: TopicWatch, *, drained: bool
+) -> Account:
     seen = watch.seen
-    account = Account()
+    account = Account(drained=drained)
+    account.not_sent = sum(1 for s in subs if s.outcome == "not_sent")
+    short = account.lost if drained else account.unfinished
     accepted = [s for s in subs if s.outcome == "accepted"]
     account.accepted = len(accepted)
 
@@ -275,20 +317,20 @@ async def _account(ctx: ChaosContext, subs: list[Submission], watch: TopicWatch)
         kinds = seen.outcomes.get(rid, set())
         if rid not in states:
             account.why_lost["not_in_database"] += 1
-            account.lost.add(rid)
+            short.add(rid)
         if not kinds:
             account.why_lost["no_outcome_on_topics"] += 1
-            account.lost.add(rid)
+            short.add(rid)
             continue
         if len(kinds) > 1:
             account.wrong["inconsistent:" + "+".join(sorted(kinds))] += 1
         kind = min(kinds)
         if kind == "verified" and not seen.legs_of.get(rid):
             account.why_lost["verified_never_dispatched"] += 1
-            account.lost.add(rid)
+            short.add(rid)
         if rid in states and states[rid] not in DB_STATES[kind]:
             account.why_lost[f"database_state:{kind}->{states[rid]}"] += 1
-            account.lost.add(rid)
+            short.add(rid)
         if sub.original is not None:
             account.repeats_tried += 1
             account.repeats_ok += kind == "duplicate"
@@ -339,12 +381,14 @@ def _rows(
 ) -> list[Row]:
     tally = submitter.tally
     tried = a.accepted + tally.gave_up
+    not_sent = a.not_sent
     retries = sum(tally.statuses.values()) - tried
     statuses = ", ".join(f"{k}:{v}" for k, v in sorted(tally.statuses.items()))
     accept_window = max(0.001, tally.last_accept - tally.first_accept)
     rate = a.accepted / max(0.001, send_seconds)
     dead = sum(a.dead_letters.values())
     lost = len(a.lost)
+    unfinished = len(a.unfinished)
     duplicate_effects = a.dispatch_extra + a.sms_extra
     wrong = sum(a.wrong.values())
     rows = [
@@ -353,25 +397,27 @@ def _rows(
             tried,
             a.accepted,
             tally.gave_up,
-            f"{retries} retries with the same key; answers {statuses}",
+            f"{retries} retries with the same key; answers {statuses}"
+            + (f"; {not_sent} not sent (time budget)" if not_sent else ""),
             send_seconds,
             {
                 "accepted": a.accepted,
                 "http_5xx": tally.http_5xx,
                 "connection_errors": tally.statuses["connection_error"] + tally.statuses["timeout"],
                 "not_accepted": tally.gave_up,
+                "not_sent": not_sent,
             },
         ),
         Row(
             "surge: stored, decided, dispatched",
             a.accepted,
-            a.accepted - lost,
-            lost,
-            "lost = "
-            + (", ".join(f"{k}:{v}" for k, v in sorted(a.why_lost.items())) or "none")
-            + ("" if drained else " (drain deadline passed)"),
+            a.accepted - lost - unfinished,
+            lost + unfinished,
+            ("lost" if drained else f"NOT DRAINED by the deadline, {unfinished} unfinished")
+            + ": "
+            + (", ".join(f"{k}:{v}" for k, v in sorted(a.why_lost.items())) or "none"),
             drain_seconds,
-            {"lost": lost},
+            {"lost": lost, "unfinished": unfinished, "drained": int(drained)},
         ),
         Row(
             "surge: outcome as the rules say",

@@ -214,6 +214,7 @@ class Submitter:
         self.give_up_after = give_up_after
         self.tally = Tally()
         self.on_accept: Callable[[Submission], None] | None = None
+        self.stop: asyncio.Event | None = None  # set: no new submissions start
 
     async def submit_all(self, subs: list[Submission]) -> None:
         queue: asyncio.Queue[Submission] = asyncio.Queue()
@@ -225,7 +226,7 @@ class Submitter:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=30, limits=limits) as http:
 
             async def worker() -> None:
-                while True:
+                while self.stop is None or not self.stop.is_set():
                     try:
                         sub = queue.get_nowait()
                     except asyncio.QueueEmpty:
@@ -265,6 +266,8 @@ class Submitter:
                     sub.outcome = f"refused_{response.status_code}"
                     self.tally.gave_up += 1
                     return
+            # A stop only keeps new submissions from starting: one already under way keeps
+            # its retries, so that whatever intake published is answered and counted.
             if time.monotonic() + wait > deadline:
                 sub.outcome = "gave_up"
                 self.tally.gave_up += 1
