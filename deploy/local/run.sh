@@ -23,6 +23,14 @@ trap stop_all INT TERM EXIT
 
 # Local-only development values; production sets its own through the environment.
 export INTAKE_OPEN311_API_KEYS="${INTAKE_OPEN311_API_KEYS:-dev-open311-key}"
+export VERIFY_REVIEWER_KEYS="${VERIFY_REVIEWER_KEYS:-{\"dev-verifier\": \"dev-verifier-key\"\}}"
+export NOTIFY_CHANNELS="${NOTIFY_CHANNELS:-[\"sms\"]}"
+export NOTIFY_SMS_URL="${NOTIFY_SMS_URL:-http://127.0.0.1:8099/messages}"
+
+# A local SMS gateway that records what citizens would receive.
+"$py" -m services.notify.fake_gateway --port 8099 >>"$run/logs/fake-sms-gateway.log" 2>&1 &
+pids+=($!)
+echo "[run] started the local SMS gateway on http://127.0.0.1:8099 (pid $!)"
 
 declare -A ports=([intake]=8080 [verify]=8081 [route]=8082 [notify]=8083)
 for svc in intake verify route notify; do
@@ -51,6 +59,8 @@ The pipeline is running.
   Follow it:        curl -s http://127.0.0.1:8080/v1/requests/<request_id>
   API docs:         http://127.0.0.1:8080/docs
   Health, metrics:  http://127.0.0.1:808{0,1,2,3}/readyz  and  /metrics
+  Messages sent:    curl -s http://127.0.0.1:8099/messages   (local SMS gateway)
+  Local-only keys:  Open311 api_key=dev-open311-key; verifier X-Verifier-Key: dev-verifier-key
 Press Ctrl-C to stop everything.
 MSG
 
