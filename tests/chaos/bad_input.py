@@ -1434,7 +1434,7 @@ async def valid_after_flood(
                 reached["notify"] = "dispatched" in events and (
                     "acknowledged" in events or job is None
                 )
-                reached["route"] = reached["route"] and acknowledged
+                reached["route"] = job is not None and acknowledged
                 if reached["notify"] and reached["route"]:
                     break
                 await asyncio.sleep(1.0)
