@@ -1,0 +1,63 @@
+"""Bad credentials through the running services, a few of each kind (``make chaos`` tries 200
+of each): every one refused with 401/403, none accepted, no other answer."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.chaos import auth
+from tests.chaos.bad_input import log_files, people, personal_data_in_logs, service_env
+from tests.conftest import make_services
+from tests.support.services import ServiceSet
+
+pytestmark = pytest.mark.e2e
+
+PER_KIND = 12
+CITIZENS = people(6, seed=random.randrange(1 << 30))
+
+
+@pytest.fixture(scope="module")
+async def services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[ServiceSet]:
+    started = await make_services(kafka_bootstrap, mongodb_uri, **service_env())
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+async def test_every_bad_credential_is_refused(services: ServiceSet) -> None:
+    result = await auth.attack(services, PER_KIND, citizens=CITIZENS)
+    report = auth.summary(result)
+    assert set(result.kinds) == {
+        "partner HTTP unsigned",
+        "partner HTTP wrongly signed",
+        "partner HTTP stale timestamp",
+        "partner HTTP replayed nonce",
+        "partner HTTP unknown partner",
+        "Open311 POST without api_key",
+        "Open311 POST wrong api_key",
+        "Open311 POST another role's key",
+        "verifier without key",
+        "verifier wrong key",
+        "verifier another role's key",
+        "survey without token",
+        "survey wrong token",
+        "full status view wrong token",
+    }, report
+    for tally in result.kinds.values():
+        assert tally.tried == PER_KIND, report
+        assert tally.accepted == 0, report
+        assert tally.refused == tally.tried, report
+    rows = auth.rows(result)
+    assert all(row.bad == 0 and row.ok == row.tried for row in rows), report
+
+
+async def test_refused_credentials_leave_no_personal_data_in_the_logs(
+    services: ServiceSet,
+) -> None:
+    await auth.attack(services, 2, citizens=CITIZENS)
+    assert personal_data_in_logs(log_files(services), CITIZENS) == []
