@@ -7,7 +7,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.route import domain, handlers
+from services.route import command, domain, handlers
 from services.route.repository import RouteRepository
 from services.route.settings import RouteSettings
 from services.route.teams import load_directory
@@ -66,4 +66,6 @@ def build_app(
         name="lifecycle",
         group="route-lifecycle",
     )
-    return rt.http_app(title="City help: route")
+    # The command centre's totals (read-only, keyed: X-Command-Key).
+    keys = command.CommandKeys(settings.command_keys)
+    return rt.http_app(title="City help: route", routers=[command.build_router(rt.db, keys)])

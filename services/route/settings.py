@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -17,3 +20,15 @@ class RouteSettings(ServiceSettings):
     teams_file: str = "teams.toml"
     # How often the service-level timer loop looks for legs past their deadlines.
     sla_scan_seconds: float = 5.0
+    # Command-centre desks and the SHA-256 (hex) of their keys, as a JSON object
+    # (ROUTE_COMMAND_KEYS='{"desk-1": "<sha256 hex of the key>"}'); the keys themselves are
+    # never configured. Empty: GET /v1/command/summary answers 401 to everybody.
+    command_keys: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("command_keys")
+    @classmethod
+    def _digests_only(cls, value: dict[str, str]) -> dict[str, str]:
+        for desk, digest in value.items():
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError(f"ROUTE_COMMAND_KEYS[{desk!r}] must be a hex SHA-256 digest")
+        return value

@@ -1,0 +1,91 @@
+"""The command centre's read-only view on route: live totals, no personal data.
+
+``GET /v1/command/summary`` answers the number of requests by status, category and district.
+It needs an ``X-Command-Key``; route keeps only the keys' SHA-256 digests
+(``ROUTE_COMMAND_KEYS``), compares in constant time and never logs the key. Verifier keys
+(verify's review queue) are a different set: one role's key opens nothing of the other's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from shared.db import Database
+from shared.envelope import utcnow
+from shared.http import problem
+from shared.requests_store import COLLECTION
+
+logger = logging.getLogger(__name__)
+
+# Only these fields are read: nothing that identifies or locates a person.
+PROJECTION = {"_id": 0, "status": 1, "category": 1, "location.district": 1}
+
+
+class CommandKeys:
+    """Command-centre desks by key digest (hex SHA-256 of the key, as configured)."""
+
+    def __init__(self, digests: Mapping[str, str]) -> None:
+        self._digests = [(desk, bytes.fromhex(digest)) for desk, digest in digests.items()]
+
+    def desk(self, presented: str | None) -> str | None:
+        if not presented:
+            return None
+        digest = hashlib.sha256(presented.encode("utf-8")).digest()
+        found: str | None = None
+        for desk, expected in self._digests:  # no early exit: timing does not tell which
+            if hmac.compare_digest(digest, expected):
+                found = desk
+        return found
+
+
+def summarise(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Totals by status, category and district of request documents (pure)."""
+    by_status: Counter[str] = Counter()
+    by_category: Counter[str] = Counter()
+    by_district: Counter[str] = Counter()
+    total = 0
+    for doc in docs:
+        total += 1
+        by_status[str(doc.get("status") or "unknown")] += 1
+        by_category[str(doc.get("category") or "unknown")] += 1
+        location = doc.get("location") or {}
+        by_district[str(location.get("district") or "unknown")] += 1
+    return {
+        "total": total,
+        "by_status": dict(sorted(by_status.items())),
+        "by_category": dict(sorted(by_category.items())),
+        "by_district": dict(sorted(by_district.items())),
+    }
+
+
+def build_router(db: Database, keys: CommandKeys) -> APIRouter:
+    router = APIRouter(tags=["command centre"])
+
+    @router.get("/v1/command/summary", summary="Totals by status, category and district")
+    async def summary(
+        x_command_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        desk = keys.desk(x_command_key)
+        if desk is None:
+            return problem(
+                401,
+                "unauthorised",
+                "A command-centre key is required (X-Command-Key).",
+                headers={"WWW-Authenticate": "X-Command-Key"},
+            )
+        # A whole-collection read, on a rare request (a dashboard refresh), three small fields.
+        docs = [doc async for doc in db[COLLECTION].find({}, PROJECTION)]
+        logger.info("command summary served", extra={"desk": desk, "total": len(docs)})
+        body = {**summarise(docs), "generated_at": utcnow()}
+        return JSONResponse(jsonable_encoder(body))
+
+    return router
