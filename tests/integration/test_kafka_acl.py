@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from shared.lag import client_options
+from shared.published import PublishedEvents
 from shared.settings import ServiceSettings
 from shared.topics import Topic
 from tests.conftest import LOG_DIR
@@ -312,6 +313,18 @@ async def test_route_runs_on_the_secured_broker_with_its_own_credentials(
         timeout=60,
     )
     assert [j["department"] for j in keyed(jobs, rid)] == ["medical"]
+    # Route's look-up of its own dispatch topic (after a crash between publish and mark) works
+    # with its credentials too: it finds the job by its CloudEvents id.
+    ce_id = next(
+        value.decode()
+        for r in jobs
+        if r.key == rid.encode()
+        for name, value in r.headers
+        if name == "ce_id"
+    )
+    lookup = PublishedEvents(ServiceSettings(**secure_kafka.env("svc-route")))  # type: ignore[arg-type]
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    assert await lookup.contains(Topic.DISPATCH_MEDICAL, ce_id=ce_id, since=since)
 
     # Its acknowledgement on help.status comes back from route as a lifecycle event.
     ack = {

@@ -36,7 +36,7 @@ from shared.kafka import build_broker, kafka_security
 from shared.lag import client_options
 from shared.runtime import Runtime
 from shared.settings import ServiceSettings
-from shared.topics import DEPARTMENTS, Topic, dispatch_topic
+from shared.topics import DEPARTMENTS, DISPATCH_TOPICS, Topic, dispatch_topic
 
 pytestmark = pytest.mark.unit
 
@@ -135,6 +135,27 @@ def test_topic_setup_admin_gets_the_credentials(monkeypatch: pytest.MonkeyPatch)
     assert seen["sasl_plain_password"] == "pw-from-the-environment"
 
 
+def test_no_kafka_client_is_created_outside_the_secured_factories() -> None:
+    """A client built without the shared options would connect without TLS/SASL: every file
+    that creates one takes its options from shared.lag.client_options or shared.kafka."""
+    factories = ("client_options(", "kafka_security(", "build_broker(")
+    constructors = (
+        "AIOKafkaConsumer(",
+        "AIOKafkaProducer(",
+        "AIOKafkaAdminClient(",
+        "KafkaBroker(",
+    )
+    offenders = [
+        f"{path.relative_to(REPO)}: {name}"
+        for folder in ("shared", "services")
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for name in constructors
+        if name in (text := path.read_text(encoding="utf-8"))
+        and not any(factory in text for factory in factories)
+    ]
+    assert offenders == []
+
+
 def test_service_settings_read_the_security_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SASL.items():
         monkeypatch.setenv(name, value)
@@ -168,11 +189,16 @@ def runtime_of(name: str) -> Runtime:
     return runtime
 
 
+# Topics a service reads outside its consumer groups: route looks on its own dispatch topics
+# for a leg stored before a crash (services/route/handlers.py _went_out, shared/published.py).
+LOOKUPS: dict[str, set[str]] = {"route": {t.value for t in DISPATCH_TOPICS}}
+
+
 @pytest.mark.parametrize("service", ["intake", "verify", "route", "notify"])
 def test_acls_grant_each_service_exactly_what_it_uses(service: str) -> None:
     rt = runtime_of(service)
     entry = principals()[f"svc-{service}"]
-    reads = {topic for sub in rt.consumers for topic in sub.topics}
+    reads = {topic for sub in rt.consumers for topic in sub.topics} | LOOKUPS.get(service, set())
     groups = {sub.group for sub in rt.consumers}
     writes = {rt.names(topic) for topic in rt.bus._publishers}
     assert sorted(entry["read"]) == sorted(reads)
