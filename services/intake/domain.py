@@ -154,7 +154,10 @@ def token_hash(token: str) -> str:
 def token_matches(secret: str, request_id: str, presented: str | None) -> bool:
     if not presented:
         return False
-    return hmac.compare_digest(tracking_token(secret, request_id), presented)
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a 500 before).
+    return hmac.compare_digest(
+        tracking_token(secret, request_id).encode(), presented.encode("utf-8", "surrogatepass")
+    )
 
 
 def partner_request_id(partner_id: str, external_id: str) -> str:
@@ -266,7 +269,8 @@ def check_partner_signature(
             "stale_timestamp", f"X-Timestamp is more than {max_skew_seconds} s from now."
         )
     expected = partner_signature(secret, timestamp, nonce, body)
-    if not hmac.compare_digest(expected, signature.strip().lower()):
+    presented = signature.strip().lower().encode("utf-8", "surrogatepass")
+    if not hmac.compare_digest(expected.encode(), presented):  # bytes: any characters
         return SignatureCheck("bad_signature", "X-Signature does not match.")
     return SignatureCheck(None)
 

@@ -1107,7 +1107,6 @@ def bad_records(topic: Topic, count: int, *, seed: int) -> list[BadRecord]:
         "tombstone",
         "garbage_headers",
         "unknown_id",
-        "oversized",
     ]
     if topic == Topic.PARTNER_INBOUND:
         kinds.append("survey_junk")
@@ -1120,7 +1119,7 @@ def bad_records(topic: Topic, count: int, *, seed: int) -> list[BadRecord]:
         kind = (
             "oversized"
             if i % 50 == 49 or (i == count - 1 and count < 50)
-            else kinds[i % (len(kinds) - 1)]
+            else kinds[i % len(kinds)]
         )
         request_id = str(uuid.uuid4())
         key: bytes | None = request_id.encode() if i % 5 else None

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from services.intake import domain as intake_domain
+from shared.settings import CONFIG_DIR
 from tests.chaos import auth
 from tests.chaos.bad_input import log_files, people, personal_data_in_logs, service_env
 from tests.conftest import make_services
@@ -61,3 +63,23 @@ async def test_refused_credentials_leave_no_personal_data_in_the_logs(
 ) -> None:
     await auth.attack(services, 2, citizens=CITIZENS)
     assert personal_data_in_logs(log_files(services), CITIZENS) == []
+
+
+def test_credentials_in_any_characters_are_refused_not_a_server_error() -> None:
+    """compare_digest refuses str with non-ASCII characters: tokens and signatures are
+    compared as bytes, so a token or signature in any script is simply wrong."""
+    assert not intake_domain.token_matches("secret", "request-1", "令牌ä\u202e")
+    check = intake_domain.check_partner_signature(
+        headers={
+            "x-partner-id": "hotline-12345",
+            "x-timestamp": "1700000000",
+            "x-nonce": "n1",
+            "x-signature": "签名ü",
+        },
+        body=b"{}",
+        partners=intake_domain.load_partners(CONFIG_DIR / "partners.toml"),
+        secrets={"hotline-12345": "s"},
+        now=1700000000.0,
+        max_skew_seconds=300,
+    )
+    assert check.reason == "bad_signature"
