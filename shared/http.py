@@ -58,6 +58,10 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            if int(declared) <= DRAIN_FACTOR * self.max_bytes:
+                # Read the body before answering, so that a client still sending it gets the
+                # 413 rather than a reset connection; larger bodies are cut off unread.
+                await _drain(receive)
             await self._too_large(send)
             return
         seen = 0
@@ -73,9 +77,24 @@ class BodySizeLimit:
                     raise _BodyTooLargeError
             return message
 
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if too_large and not started:
+                return  # an answer to a body the app never fully got: replaced by the 413
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLargeError:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            # Without a Content-Length the limit trips while the app reads; what reaches here
+            # is _BodyTooLargeError, or another error wrapping it (an exception group from a
+            # middleware's task group, a body-parsing error): a 500 or 400 before.
+            if not too_large:
+                raise
+        if too_large and not started:
             await self._too_large(send)
 
     async def _too_large(self, send: Send) -> None:
@@ -95,3 +114,14 @@ class BodySizeLimit:
 
 class _BodyTooLargeError(Exception):
     pass
+
+
+# Bodies declared up to this many times the limit are read (and dropped) before the 413.
+DRAIN_FACTOR = 16
+
+
+async def _drain(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
