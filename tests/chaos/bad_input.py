@@ -147,10 +147,10 @@ def people(count: int, *, seed: int) -> list[Person]:
         marker = "".join(rng.choice(_GIVEN) for _ in range(3))
         name = rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN) for _ in range(2)) + marker[:1]
         if i % 7 == 6:
-            digits = f"0371{rng.randrange(10**7, 10**8)}"
+            digits = f"03716{rng.randrange(10**6, 10**7)}"  # Zhengzhou landlines: 0371-6xxx xxxx
             phone = f"0371-{digits[4:8]} {digits[8:]}"
         else:
-            digits = f"1{rng.choice('3456789')}{rng.randrange(10**8, 10**9)}"
+            digits = f"1{rng.choice('38')}{rng.randrange(10**8, 10**9)}"  # 13x, 18x: all assigned
             shapes = (
                 digits,
                 f"{digits[:3]} {digits[3:7]} {digits[7:]}",
@@ -1178,7 +1178,7 @@ def bad_records(topic: Topic, count: int, *, seed: int) -> list[BadRecord]:
         else:  # unknown_id
             doc = template(topic, request_id)
             if topic == Topic.LIFECYCLE:
-                status = ("closed", "reopened", "acknowledged", "escalated")[i % 4]
+                status = ("closed", "reopened", "acknowledged", "escalated")[i // len(kinds) % 4]
                 doc["status"] = status
             if topic == Topic.PARTNER_INBOUND and i % 2:
                 headers = [(k, SURVEY_TYPE.encode() if k == CE_TYPE else v) for k, v in headers]
