@@ -367,6 +367,7 @@ async def run(ctx: ChaosContext) -> list[Row]:
     """Every kind of bad credential, 200 times each at scale 1."""
     services = await start_services(ctx, **service_env())
     try:
+        ctx.say(f"auth: {ctx.count(200, 10)} tries of each kind of bad credential")
         result = await attack(
             services, ctx.count(200, 10), citizens=people(6, seed=int(time.time()))
         )

@@ -47,6 +47,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.intake import domain as intake_domain
 from shared.envelope import CE_TYPE, event_type
+from shared.kafka import ensure_topics
 from shared.schemas import (
     DispatchJob,
     LifecycleEvent,
@@ -58,10 +59,10 @@ from shared.schemas import (
     SurveyAnswer,
     VerifiedRequest,
 )
+from shared.settings import ServiceSettings
 from shared.stage import DLQ_ORIGIN_OFFSET, DLQ_ORIGIN_PARTITION, DLQ_ORIGIN_TOPIC, DLQ_REASON
 from shared.topics import DISPATCH_TOPICS, SERVICES, ServiceName, Topic, dlq_topic
 from tests.chaos.context import ChaosContext, Row
-from tests.conftest import make_services
 from tests.support.services import ServiceSet
 
 # --- credentials of the services under test (local-only values) --------------------------------
@@ -1474,7 +1475,18 @@ async def kafka_flood(
 
 
 async def start_services(ctx: ChaosContext, **env: str) -> ServiceSet:
-    services = await make_services(ctx.kafka_bootstrap, ctx.mongodb_uri, **env)
+    """Four services of this part's own (isolated topics, groups and database; logs next to
+    the runner's), with the keys and limits it needs."""
+    services = ServiceSet(
+        ctx.kafka_bootstrap, ctx.mongodb_uri, ctx.services.log_dir, extra_env=dict(env)
+    )
+    await ensure_topics(
+        ServiceSettings(
+            KAFKA_BOOTSTRAP=ctx.kafka_bootstrap,
+            MONGODB_URI=ctx.mongodb_uri,
+            TOPIC_PREFIX=services.prefix,
+        )
+    )
     await asyncio.to_thread(services.start)
     return services
 
@@ -1554,9 +1566,12 @@ async def run(ctx: ChaosContext) -> list[Row]:
     citizens = people(4, seed=int(time.time()))
     services = await start_services(ctx, **service_env(dlq_limit=1_000_000))
     try:
-        http = await http_flood(services, ctx.count(10_000, 200), seed=1, citizen=citizens[0])
+        inputs, per_topic = ctx.count(10_000, 200), ctx.count(1_000, 20)
+        ctx.say(f"bad input: {inputs} generated HTTP requests against the four services")
+        http = await http_flood(services, inputs, seed=1, citizen=citizens[0])
+        ctx.say(f"bad input: {per_topic} malformed records on each of {len(CONSUMERS)} topics")
         kafka = await kafka_flood(
-            services, ctx.kafka_bootstrap, ctx.count(1_000, 20), seed=2, citizen=citizens[1]
+            services, ctx.kafka_bootstrap, per_topic, seed=2, citizen=citizens[1]
         )
     finally:
         await asyncio.to_thread(services.stop)
