@@ -4,13 +4,14 @@ token and replay (401/403), and accepts none.
 Kinds (each tried ``per_kind`` times, with varied wrong values):
 partner HTTP unsigned, wrongly signed, stale or future timestamp, replayed nonce, unknown
 partner; Open311 POST without or with a wrong api_key, or another role's key; verifier routes
-without or with a wrong key, or another role's key; survey answers without or with a wrong
-tracking token; the full status view with a wrong token.
+and the command centre's summary without or with a wrong key, or another role's key; survey
+answers without or with a wrong tracking token; the full status view with a wrong token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 import uuid
@@ -21,8 +22,10 @@ from dataclasses import dataclass, field
 import httpx
 
 from services.intake import domain as intake_domain
+from shared.topics import SERVICES
 from tests.chaos.bad_input import (
     API_KEY,
+    COMMAND_KEY,
     OTHER_SECRET,
     PARTNER,
     PARTNER_SECRET,
@@ -83,7 +86,7 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
     """Try every kind of bad credential ``per_kind`` times; tally the answers."""
     started = time.monotonic()
     rng = random.Random(per_kind)
-    intake, verify, notify = (services.url(s) for s in ("intake", "verify", "notify"))
+    intake, verify, route, notify = (services.url(s) for s in SERVICES)
     async with httpx.AsyncClient(timeout=30) as http:
         # Two real requests: the survey and status views need ids their services know.
         receipts = []
@@ -205,7 +208,14 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
                 form["api_key"] = ""
             return await client.post(f"{intake}/open311/v2/requests.json", data=form)
 
-        other_role_keys = [VERIFIER_KEY, PARTNER_SECRET, OTHER_SECRET, TRACKING_SECRET, token]
+        other_role_keys = [
+            VERIFIER_KEY,
+            COMMAND_KEY,
+            PARTNER_SECRET,
+            OTHER_SECRET,
+            TRACKING_SECRET,
+            token,
+        ]
 
         async def open311_wrong_key(client: httpx.AsyncClient, i: int) -> httpx.Response:
             form = open311_form(i)
@@ -255,8 +265,34 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
             return await verifier_call(key)(client, i)
 
         async def verifier_other_role(client: httpx.AsyncClient, i: int) -> httpx.Response:
-            key = [API_KEY, PARTNER_SECRET, OTHER_SECRET, TRACKING_SECRET, token][i % 5]
+            key = [API_KEY, COMMAND_KEY, PARTNER_SECRET, OTHER_SECRET, TRACKING_SECRET, token][
+                i % 6
+            ]
             return await verifier_call(key)(client, i)
+
+        async def command(client: httpx.AsyncClient, key: str | None) -> httpx.Response:
+            headers = {} if key is None else {"X-Command-Key": key}
+            return await client.get(f"{route}/v1/command/summary", headers=headers)
+
+        async def command_no_key(client: httpx.AsyncClient, i: int) -> httpx.Response:
+            return await command(client, None if i % 2 else "")
+
+        async def command_wrong_key(client: httpx.AsyncClient, i: int) -> httpx.Response:
+            key = [
+                COMMAND_KEY + "x",
+                COMMAND_KEY.upper(),
+                COMMAND_KEY[:-1],
+                uuid.uuid4().hex,
+                "chaos-desk",
+                hashlib.sha256(COMMAND_KEY.encode()).hexdigest(),
+            ][i % 6]
+            return await command(client, key)
+
+        async def command_other_role(client: httpx.AsyncClient, i: int) -> httpx.Response:
+            key = [VERIFIER_KEY, API_KEY, PARTNER_SECRET, OTHER_SECRET, TRACKING_SECRET, token][
+                i % 6
+            ]
+            return await command(client, key)
 
         async def survey_no_token(client: httpx.AsyncClient, i: int) -> httpx.Response:
             headers = {} if i % 2 else {"X-Tracking-Token": ""}
@@ -308,6 +344,9 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
             "verifier without key": verifier_no_key,
             "verifier wrong key": verifier_wrong_key,
             "verifier another role's key": verifier_other_role,
+            "command summary without key": command_no_key,
+            "command summary wrong key": command_wrong_key,
+            "command summary another role's key": command_other_role,
             "survey without token": survey_no_token,
             "survey wrong token": survey_wrong_token,
             "full status view wrong token": full_view_wrong_token,

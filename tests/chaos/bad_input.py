@@ -74,6 +74,8 @@ OTHER_PARTNER = "hospital-zzu1"
 OTHER_SECRET = "chaos-partner-secret-hospital"
 VERIFIER = "chaos-verifier"
 VERIFIER_KEY = "chaos-verifier-key"
+COMMAND_DESK = "chaos-desk"
+COMMAND_KEY = "chaos-command-key"
 TRACKING_SECRET = "chaos-tracking-secret"
 SURVEY_TYPE = event_type("survey.answer")
 
@@ -87,6 +89,9 @@ def service_env(*, dlq_limit: int | None = None) -> dict[str, str]:
         ),
         "INTAKE_TRACKING_SECRET": TRACKING_SECRET,
         "VERIFY_REVIEWER_KEYS": json.dumps({VERIFIER: VERIFIER_KEY}),
+        "ROUTE_COMMAND_KEYS": json.dumps(
+            {COMMAND_DESK: hashlib.sha256(COMMAND_KEY.encode()).hexdigest()}
+        ),
     }
     if dlq_limit is not None:
         for service in SERVICES:
@@ -688,6 +693,18 @@ def notify_cases(known_id: str, known_token: str) -> st.SearchStrategy[HttpCase]
     return st.builds(case, st.one_of(st.just(known_id), segment()), tokens, bodies)
 
 
+def route_cases() -> st.SearchStrategy[HttpCase]:
+    """Route's command-centre summary: right, wrong, junk or no key; junk queries."""
+    keys = st.one_of(st.just(COMMAND_KEY.encode()), header_values(), st.none())
+
+    def case(method: str, key: bytes | None, query: str) -> HttpCase:
+        headers = () if key is None else (("X-Command-Key", key),)
+        path = _with_query("/v1/command/summary", query)
+        return HttpCase("command_summary", "route", method, path, headers)
+
+    return st.builds(case, st.sampled_from(["GET", "GET", "GET", "POST"]), keys, queries())
+
+
 def stray_cases() -> st.SearchStrategy[HttpCase]:
     """Unknown paths and wrong methods on every service (route serves only its operations)."""
     known = ["/healthz", "/readyz", "/metrics", "/v1/requests", "/v1/review", "/openapi.json"]
@@ -716,6 +733,7 @@ def all_cases(base: dict[str, Any], known_id: str, known_token: str) -> st.Searc
         open311_cases(),
         verify_cases(),
         notify_cases(known_id, known_token),
+        route_cases(),
         stray_cases(),
     )
 
