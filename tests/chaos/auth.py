@@ -389,7 +389,7 @@ def rows(result: AuthResult) -> list[Row]:
             bad=t.bad,
             meaning="answered 401/403; bad = accepted or any other answer",
             seconds=result.seconds,
-            fields={"accepted": t.accepted, **{str(code): n for code, n in t.other.items()}},
+            fields={"auth_accepted": t.accepted, "auth_refused": t.refused},
         )
         for name, t in result.kinds.items()
     ]

@@ -1509,30 +1509,72 @@ async def start_services(ctx: ChaosContext, **env: str) -> ServiceSet:
     return services
 
 
+# Rows of the chaos table: the generated kinds grouped by the API they hit.
+HTTP_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "intake POST /v1/requests",
+        ("json_", "bytes_junk", "oversized", "valid_body", "content_type", "headers"),
+    ),
+    ("intake GET /v1/requests/{id}", ("path_query",)),
+    ("intake POST /v1/partner/requests", ("partner_",)),
+    ("intake Open311 /open311/v2/*", ("open311_",)),
+    ("verify /v1/review*", ("verify_",)),
+    ("notify POST /v1/requests/{id}/survey", ("survey",)),
+    ("route GET /v1/command/summary", ("command_summary",)),
+    ("unknown paths and methods, every service", ("stray",)),
+    ("raw bytes that are not HTTP, every service", ("raw_protocol",)),
+)
+
+
+def _family(kind: str) -> str:
+    for name, prefixes in HTTP_FAMILIES:
+        if kind.startswith(prefixes):
+            return name
+    return "other"
+
+
 def http_rows(flood: HttpFlood) -> list[Row]:
     t = flood.tally
+    rows = []
+    for name, _ in HTTP_FAMILIES:
+        outcomes: Counter[str] = Counter()
+        for kind, counts in t.by_kind.items():
+            if _family(kind) == name:
+                outcomes.update(counts)
+        bad = outcomes["5xx"] + outcomes["other"] + outcomes["no_answer"]
+        rows.append(
+            Row(
+                check=f"bad HTTP input: {name}",
+                tried=sum(outcomes.values()),
+                ok=sum(outcomes.values()) - bad,
+                bad=bad,
+                meaning="4xx (2xx when the draw was valid, 3xx to the canonical path); "
+                "bad = 5xx or no answer",
+                seconds=flood.seconds,
+            )
+        )
     crashed = sum(not ok for ok in flood.alive.values())
-    return [
+    rows.append(
         Row(
-            check="bad HTTP input (generated)",
-            tried=t.tried,
-            ok=t.by_class["4xx"] + t.by_class["2xx"] + t.by_class["3xx"],
-            bad=t.by_class["5xx"] + t.by_class["other"] + t.by_class["no_answer"] + crashed,
-            meaning="answered 4xx (2xx when the draw was valid, 3xx to the canonical path); "
-            "bad = 5xx, no answer, other, crashed services",
+            check="services after the bad HTTP input",
+            tried=len(flood.alive),
+            ok=len(flood.alive) - crashed,
+            bad=crashed,
+            meaning="process alive and /readyz 200",
             seconds=flood.seconds,
             fields={
-                "4xx": t.by_class["4xx"],
-                "2xx_valid": t.by_class["2xx"],
-                "3xx_redirect": t.by_class["3xx"],
-                "5xx": t.by_class["5xx"],
-                "no_answer": t.by_class["no_answer"],
-                "other": t.by_class["other"],
-                "kinds": len(t.by_kind),
-                "crashed_services": crashed,
+                "http_tried": t.tried,
+                "http_4xx": t.by_class["4xx"],
+                "http_2xx_valid": t.by_class["2xx"],
+                "http_3xx_redirect": t.by_class["3xx"],
+                "http_5xx": t.by_class["5xx"],
+                "http_no_answer": t.by_class["no_answer"],
+                "http_kinds": len(t.by_kind),
+                "http_services_crashed": crashed,
             },
         )
-    ]
+    )
+    return rows
 
 
 def kafka_rows(flood: KafkaFlood) -> list[Row]:
@@ -1569,10 +1611,10 @@ def kafka_rows(flood: KafkaFlood) -> list[Row]:
             meaning="alive, ready, consumed every record, and processed a valid record after",
             seconds=flood.seconds,
             fields={
-                "crashed": crashed,
-                "stuck": stuck,
-                "groups_behind": lagging,
-                "stray_dead_letters": flood.stray_dead_letters,
+                "kafka_stages_crashed": crashed,
+                "kafka_stages_stuck": stuck,
+                "kafka_groups_behind": lagging,
+                "kafka_stray_dead_letters": flood.stray_dead_letters,
             },
         )
     )

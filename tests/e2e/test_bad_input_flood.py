@@ -80,6 +80,9 @@ async def test_generated_http_input_is_answered_4xx_never_5xx(services: ServiceS
         "raw_protocol",
     } <= set(tally.by_kind), report
     assert flood.alive == dict.fromkeys(flood.alive, True), report
+    rows = bad_input.http_rows(flood)
+    assert sum(r.tried for r in rows[:-1]) == tally.tried, "every kind is in a row of the table"
+    assert all(r.bad == 0 and r.tried > 0 for r in rows), rows
 
 
 async def test_malformed_records_on_every_input_topic_are_dead_lettered_or_skipped_by_rule(
@@ -116,6 +119,9 @@ async def test_malformed_records_on_every_input_topic_are_dead_lettered_or_skipp
     assert {"unknown_partner", "no_survey", "no_contact", "unknown_leg"} <= reasons, report
     assert flood.alive == dict.fromkeys(flood.alive, True), report
     assert flood.after_flood == dict.fromkeys(flood.after_flood, True), report
+    rows = bad_input.kafka_rows(flood)
+    assert len(rows) == len(CONSUMERS) + 1, rows
+    assert all(r.bad == 0 and r.ok == r.tried for r in rows), rows
 
 
 async def test_dead_letter_limit_halts_the_stage_instead_of_draining_the_topic(
