@@ -57,6 +57,9 @@ class Seen:
     sent: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)  # "<service>:<reason>" -> n
+    # request id -> "<service>:<reason>" of its submitted/verified record dead-lettered by the
+    # stage that should have carried it on (verify, route); notify's are missing messages
+    dead_lettered: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     _outcome_ids: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, name: str, record: ConsumerRecord[bytes, bytes]) -> None:
@@ -64,7 +67,17 @@ class Seen:
         headers = {k: v.decode("utf-8", "replace") for k, v in record.headers or ()}
         if name.startswith("help.dlq."):
             service = name.rsplit(".", 1)[-1]
-            self.dead_letters[f"{service}:{headers.get('dlq_reason', '?')}"] += 1
+            reason = headers.get("dlq_reason", "?")
+            self.dead_letters[f"{service}:{reason}"] += 1
+            origin = headers.get("dlq_origin_topic", "")
+            key = (record.key or b"").decode("utf-8", "replace")
+            # A request's own record given up by a stage: it will never go further by itself.
+            carried_on = {
+                "verify": ("help.requests.submitted", "help.requests.submitted.priority"),
+                "route": ("help.requests.verified",),
+            }
+            if origin.endswith(carried_on.get(service, ("-",))):
+                self.dead_lettered[key].add(f"{service}:{reason}")
             return
         try:
             value = json.loads(record.value or b"")

@@ -59,7 +59,7 @@ class Settings:
             return cls(total=total, drain_timeout=ctx.drain_timeout or 1800.0)
         # Small runs (`make test`): paced so that the faults land while requests still arrive.
         return cls(
-            total=total, concurrency=8, rate=total / 40.0, db_seconds=5.0, drain_timeout=300.0
+            total=total, concurrency=8, rate=total / 40.0, db_seconds=5.0, drain_timeout=600.0
         )
 
 
@@ -144,6 +144,7 @@ async def run(ctx: ChaosContext) -> list[Row]:
         await fault_task
         drained = await _drain(ctx, submitter, subs, watch, repeats_task, settings)
         drained_at = time.monotonic()
+        ctx.stopping.set()  # repeats whose original is still undecided are not sent now
         await repeats_task
         account = await _account(ctx, subs, watch, drained=drained)
     finally:
@@ -203,8 +204,9 @@ async def _send_repeats(
         sub.outcome = "not_sent" if ctx.stopping.is_set() else "original_never_decided"
 
 
-def _not_sent(subs: list[Submission]) -> int:
-    return sum(1 for s in subs if s.outcome == "")
+def kind_of(kinds: set[str]) -> str:
+    """One outcome per request; with several (inconsistent, reported), the first by name."""
+    return min(kinds) if kinds else ""
 
 
 def _expected_notices(request_id: str, kind: str, seen: Seen) -> list[str]:
@@ -318,16 +320,28 @@ async def _account(
         if rid not in states:
             account.why_lost["not_in_database"] += 1
             short.add(rid)
+        expected_notices.add(notification_id(rid, "received", "sms"))
+        dropped = {
+            d for d in seen.dead_lettered.get(rid, set()) if d.startswith(("verify", "route"))
+        }
+        if not kinds or (kind_of(kinds) == "verified" and not seen.legs_of.get(rid)):
+            # Dead-lettered on the way: lost whether or not the stages drained (nothing
+            # carries it further unless someone replays the dead letter).
+            for d in dropped:
+                account.why_lost[f"dead_lettered:{d}"] += 1
+                account.lost.add(rid)
         if not kinds:
             account.why_lost["no_outcome_on_topics"] += 1
-            short.add(rid)
+            if rid not in account.lost:
+                short.add(rid)
             continue
         if len(kinds) > 1:
             account.wrong["inconsistent:" + "+".join(sorted(kinds))] += 1
-        kind = min(kinds)
+        kind = kind_of(kinds)
         if kind == "verified" and not seen.legs_of.get(rid):
             account.why_lost["verified_never_dispatched"] += 1
-            short.add(rid)
+            if rid not in account.lost:
+                short.add(rid)
         if rid in states and states[rid] not in DB_STATES[kind]:
             account.why_lost[f"database_state:{kind}->{states[rid]}"] += 1
             short.add(rid)
@@ -448,7 +462,8 @@ def _rows(
             a.notices_expected,
             a.notices_expected - a.notices_missing - a.notices_unannounced,
             a.notices_missing + a.notices_unannounced + a.sms_extra,
-            f"missing {a.notices_missing}, not on help.notifications {a.notices_unannounced}, "
+            ("" if drained else "NOT DRAINED: ")
+            + f"missing {a.notices_missing}, not on help.notifications {a.notices_unannounced}, "
             f"stored twice {a.sms_extra}; resends dropped by the gateway "
             f"{a.sms_resends_dropped}; other messages {a.sms_other}; failed attempts "
             f"{a.notification_failures}",
