@@ -792,6 +792,15 @@ class HttpTally:
     failures: list[str] = field(default_factory=list)  # samples of 5xx / other / no answer
     not_sent: int = 0  # drawn requests the HTTP client itself refused to send
 
+    def merge(self, other: HttpTally) -> None:
+        self.tried += other.tried
+        self.by_class.update(other.by_class)
+        for kind, counts in other.by_kind.items():
+            self.by_kind.setdefault(kind, Counter()).update(counts)
+        self.statuses.update(other.statuses)
+        self.failures += other.failures[: max(0, 40 - len(self.failures))]
+        self.not_sent += other.not_sent
+
     def add(self, kind: str, outcome: str, status: int, note: str) -> None:
         self.tried += 1
         self.by_class[outcome] += 1
@@ -920,7 +929,9 @@ class HttpFlood:
 
 
 async def http_flood(services: ServiceSet, count: int, *, seed: int, citizen: Person) -> HttpFlood:
-    """``count`` generated requests (plus the raw cases) against the four services."""
+    """At least ``count`` generated requests answered (plus the raw cases): a few draws the
+    HTTP client itself refuses to send (an invalid URL, a header it will not encode) are
+    replaced by more draws."""
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=services.url("intake"), timeout=30) as http:
         first = await http.post("/v1/requests", json=request_body(citizen))
@@ -930,6 +941,17 @@ async def http_flood(services: ServiceSet, count: int, *, seed: int, citizen: Pe
         generate, all_cases(request_body(citizen), known_id, known_token), count, seed=seed
     )
     tally = await send_cases(services, cases)
+    round_ = 1
+    while tally.tried < count:
+        more = await asyncio.to_thread(
+            generate,
+            all_cases(request_body(citizen), known_id, known_token),
+            2 * (count - tally.tried),
+            seed=seed + 1000 * round_,
+        )
+        extra = await send_cases(services, more[: count - tally.tried])
+        tally.merge(extra)
+        round_ += 1
     await send_raw(services, tally)
     return HttpFlood(tally, await alive_and_ready(services), time.monotonic() - started)
 

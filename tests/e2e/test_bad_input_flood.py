@@ -58,7 +58,7 @@ async def test_generated_http_input_is_answered_4xx_never_5xx(services: ServiceS
     flood = await bad_input.http_flood(services, HTTP_INPUTS, seed=SEED, citizen=CITIZENS[0])
     tally = flood.tally
     report = bad_input.summary(flood)
-    assert tally.tried >= HTTP_INPUTS * 0.95, report  # a few draws the client cannot send
+    assert tally.tried >= HTTP_INPUTS, report
     assert set(tally.by_class) <= {"2xx", "3xx", "4xx"}, report
     assert tally.by_class["4xx"] > tally.by_class["2xx"], report
     assert {
