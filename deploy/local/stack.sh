@@ -128,9 +128,11 @@ stop_pid() {
   if kill -0 "$pid" 2>/dev/null; then
     say "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for i in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && { say "$name did not stop in 15 s; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
+    # Kafka's controlled shutdown flushes and closes every partition: give it longer.
+    local i grace=15
+    [ "$name" = kafka ] && grace=60
+    for i in $(seq 1 $((grace * 2))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && { say "$name did not stop in $grace s; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
   fi
   rm -f "$file"
 }
