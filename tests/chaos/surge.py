@@ -483,7 +483,9 @@ def _rows(
             a.accepted,
             0,
             f"{rate:.0f} accepted/s over the surge ({a.accepted / accept_window:.0f}/s between "
-            f"first and last 202); drained {drain_seconds:.0f}s after the last; "
+            f"first and last 202); "
+            + ("drained" if drained else "NOT drained")
+            + f" {drain_seconds:.0f}s after the last; "
             f"{a.accepted / max(0.001, total_seconds):.1f} requests/s end to end",
             total_seconds,
             {"accepted_per_s": round(rate), "drain_s": round(drain_seconds)},
