@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from pydantic import BaseModel, ValidationError
-from pymongo.errors import ConnectionFailure, WriteConcernError
+from pymongo.errors import ConnectionFailure, OperationFailure, WriteConcernError
 
 from shared.envelope import Envelope, decode_headers, utcnow
 from shared.kafka import EventBus
@@ -123,6 +123,15 @@ TRANSIENT_ERRORS: Final = (
 )
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Failures that go away by themselves: retried, never dead-lettered. Besides lost
+    connections, the SQLite backend of FerretDB answers "database is locked" under write
+    contention as a generic OperationFailure."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    return isinstance(exc, OperationFailure) and "database is locked" in str(exc)
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One consumed Kafka record, as the stage's handlers see it."""
@@ -210,7 +219,21 @@ class Stage:
             await handler(record)
         except PermanentError as exc:
             await self._dead_letter(record, exc.reason, exc.detail)
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                # A bug or an input nobody foresaw: one record must not block its partition.
+                logger.exception(
+                    "unexpected error; dead-lettering the record",
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                    },
+                )
+                await self._dead_letter(record, "unexpected_error", type(exc).__name__)
+                self._consecutive_transient = 0
+                self._attempts.pop(origin, None)
+                return
             self._attempts[origin] = self._attempts.get(origin, 0) + 1
             self._consecutive_transient += 1
             delay = min(
@@ -230,17 +253,6 @@ class Stage:
             )
             await asyncio.sleep(delay)
             raise
-        except Exception as exc:
-            # A bug or an input nobody foresaw: one record must not block its partition.
-            logger.exception(
-                "unexpected error; dead-lettering the record",
-                extra={
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                },
-            )
-            await self._dead_letter(record, "unexpected_error", type(exc).__name__)
         else:
             self._consecutive_dead = 0
             MESSAGES_PROCESSED.labels(self.service, topic_label, "ok").inc()

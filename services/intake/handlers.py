@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from pymongo.errors import ConnectionFailure
+
 from services.intake import domain
 from services.intake.ratelimit import RateLimiter
 from services.intake.repository import IntakeRepository
@@ -80,7 +82,12 @@ async def submit(
     request_id = domain.request_id_for(client=client, idempotency_key=idempotency_key)
     token = domain.tracking_token(settings.tracking_secret, request_id)
     if idempotency_key:
-        existing = await repo.get(request_id)
+        try:
+            existing = await repo.get(request_id)
+        except ConnectionFailure:
+            # Database away: publish anyway. The request id is derived from the key, so a
+            # retry that is published twice is the same request to every later stage.
+            existing = None
         if existing is not None:
             return Receipt(
                 request_id, token, str(existing.get("status", "submitted")), replayed=True

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 
 from shared.schemas import StatusEvent
 from shared.stage import PermanentError, Record, Stage, StageHaltedError
@@ -154,3 +154,30 @@ async def test_a_success_resets_the_consecutive_count() -> None:
     for offset in range(6):
         await stage.process(record(b"{}", offset), bad if offset % 2 == 0 else good)
     assert not stage.halted
+
+
+async def test_a_locked_database_is_retried_not_dead_lettered() -> None:
+    bus = RecordingBus()
+    calls = 0
+
+    async def locked_once(r: Record) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OperationFailure("database is locked (5) (SQLITE_BUSY)", code=1)
+
+    stage = make_stage(bus)
+    with pytest.raises(OperationFailure):
+        await stage.process(record(b"{}"), locked_once)
+    await stage.process(record(b"{}"), locked_once)
+    assert bus.sent == []
+
+
+async def test_other_database_errors_are_dead_lettered() -> None:
+    bus = RecordingBus()
+
+    async def refused(r: Record) -> None:
+        raise OperationFailure("unsupported operator", code=2)
+
+    await make_stage(bus).process(record(b"{}"), refused)
+    assert bus.sent[0][3]["dlq_reason"] == "unexpected_error"
