@@ -86,15 +86,21 @@ kafka_start() {
 }
 
 # ---------------------------------------------------------------- FerretDB
+# FerretDB's module is copied from Go's module cache into the build folder and patched there
+# (patches/*.sed, see each file's comment); the wrapper's go.mod points at the copy. Nothing
+# is fetched beyond the module proxy, and the binary is rebuilt only when a source changes.
 ferret_bin() {
   need go "Install Go 1.22 or newer (Debian: apt-get install -y golang, or from go.dev)."
-  local key; key="$(hash_of "$here/ferretdb/main.go" "$here/ferretdb/go.mod" "$here/ferretdb/go.sum")"
-  local bin="$cache/ferretdb-$key/ferretdb-local"
+  local key; key="$(hash_of "$here/ferretdb/main.go" "$here/ferretdb/go.mod" "$here/ferretdb/go.sum" "$here"/ferretdb/patches/*.sed)"
+  local build="$cache/ferretdb-$key"
+  local bin="$build/ferretdb-local"
   if [ ! -x "$bin" ]; then
-    say "building FerretDB v1.24.2 (SQLite backend) from the Go module proxy into $bin"
+    say "building FerretDB v1.24.2 (SQLite backend, patched: $(cd "$here/ferretdb/patches" && ls *.sed | tr '\n' ' '| sed 's/ $//')) into $bin"
     say "first build only: it compiles a pure-Go SQLite and takes about 2-4 minutes on 2 cores..."
-    mkdir -p "$(dirname "$bin")"
-    ( cd "$here/ferretdb" && GOFLAGS=-mod=mod go build -o "$bin.tmp" . ) &
+    rm -rf "$build"; mkdir -p "$build/src"
+    cp "$here/ferretdb/main.go" "$here/ferretdb/go.mod" "$here/ferretdb/go.sum" "$build/src/"
+    ( cd "$build/src" && ferret_patched_module ) || die "could not prepare FerretDB's sources; check that the Go module proxy is reachable (GOPROXY), then run again."
+    ( cd "$build/src" && GOFLAGS=-mod=mod go build -o "$bin.tmp" . ) &
     local pid=$! t=0
     while kill -0 "$pid" 2>/dev/null; do sleep 5; t=$((t + 5)); [ $((t % 30)) -eq 0 ] && say "still building FerretDB... ${t}s"; done
     wait "$pid" || die "FerretDB build failed; check that the Go module proxy is reachable (GOPROXY), then run again."
@@ -102,6 +108,26 @@ ferret_bin() {
     say "FerretDB built"
   fi
   echo "$bin"
+}
+
+# In the build folder: fetch FerretDB's module, copy it to ./ferretdb-module, apply the patches
+# (each must change something, or the build stops), and replace the module with the copy.
+ferret_patched_module() {
+  local module="github.com/FerretDB/FerretDB" version="v1.24.2" dir patch
+  dir="$(go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -d "$dir" ] || { say "go mod download gave no folder for $module@$version"; return 1; }
+  cp -r "$dir" ferretdb-module && chmod -R u+w ferretdb-module
+  for patch in "$here"/ferretdb/patches/*.sed; do
+    local target; target="$(sed -n 's/^# FerretDB [^,]*, \([^:]*\):.*/\1/p' "$patch" | head -1)"
+    [ -f "ferretdb-module/$target" ] || { say "patch $(basename "$patch") names no file of the module"; return 1; }
+    cp "ferretdb-module/$target" "ferretdb-module/$target.orig"
+    sed -i -f "$patch" "ferretdb-module/$target"
+    if cmp -s "ferretdb-module/$target" "ferretdb-module/$target.orig"; then
+      say "patch $(basename "$patch") changed nothing in $target"; return 1
+    fi
+    rm "ferretdb-module/$target.orig"
+  done
+  go mod edit -replace "$module=./ferretdb-module"
 }
 
 db_start() {
