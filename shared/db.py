@@ -4,14 +4,52 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.metrics import DB_COMMAND_SECONDS
 from shared.settings import ServiceSettings
 
 Document = dict[str, Any]
 Client = AsyncMongoClient[Document]
 Database = AsyncDatabase[Document]
+
+
+# Commands whose time is not the service's own (handshakes, health checks, cursors' ends).
+_UNTIMED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart"})
+
+
+class CommandTimer(monitoring.CommandListener):
+    """Times every database command into ``cityhelp_db_command_seconds``: which collections and
+    operations a stage spends its time on. Labels are command and collection names only."""
+
+    def __init__(self) -> None:
+        self._collections: dict[tuple[Any, int], str] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in _UNTIMED:
+            return
+        target = event.command.get(event.command_name)
+        collection = target if isinstance(target, str) else "-"
+        if len(self._collections) > 10_000:  # finished events lost: never grow without bound
+            self._collections.clear()
+        self._collections[(event.connection_id, event.request_id)] = collection
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._observe(event, "ok")
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._observe(event, "error")
+
+    def _observe(
+        self, event: monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent, outcome: str
+    ) -> None:
+        collection = self._collections.pop((event.connection_id, event.request_id), None)
+        if collection is None:
+            return
+        DB_COMMAND_SECONDS.labels(event.command_name, collection, outcome).observe(
+            event.duration_micros / 1e6
+        )
 
 
 def build_client(settings: ServiceSettings, *, app_name: str) -> Client:
@@ -23,6 +61,7 @@ def build_client(settings: ServiceSettings, *, app_name: str) -> Client:
         serverSelectionTimeoutMS=5000,
         connectTimeoutMS=3000,
         socketTimeoutMS=20000,
+        event_listeners=[CommandTimer()],
     )
 
 

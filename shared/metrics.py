@@ -101,3 +101,10 @@ SLA_BREACHES = Counter(
     ["kind", "department", "priority"],
     namespace=NAMESPACE,
 )
+DB_COMMAND_SECONDS = Histogram(
+    "db_command_seconds",
+    "Time a database command took, by command and collection, including failed ones.",
+    ["command", "collection", "outcome"],
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
