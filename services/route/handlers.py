@@ -61,6 +61,7 @@ async def handle_verified(record: Record, *, ctx: RouteContext) -> None:
     load = await ctx.repo.team_load()
     plans = domain.plan(request, ctx.rules)
     departments = domain.departments_of(plans)
+    stored: list[tuple[Document, DispatchJob]] = []
     for plan in plans:
         leg_id = domain.leg_id(request.request_id, plan.department)
         leg = await ctx.repo.get_leg(leg_id)
@@ -79,8 +80,13 @@ async def handle_verified(record: Record, *, ctx: RouteContext) -> None:
             )
             leg = await ctx.repo.create_leg(job, slot=plan.department, cycle=0)
             crash_point("route.after_leg_stored")
-        await _dispatch(ctx, leg, cause=record.envelope, set_status=True, departments=departments)
+        job = await _record_leg(ctx, leg, set_status=True, departments=departments)
+        stored.append((leg, job))
     await _refresh_summary(ctx, request.request_id)
+    # Every leg is recorded, and the request's summary written, before any job goes out: a
+    # department's report handled meanwhile is never overwritten by this processing.
+    for leg, job in stored:
+        await _publish_leg(ctx, leg, job, cause=record.envelope)
     END_TO_END_SECONDS.labels("route").observe((now - request.submitted_at).total_seconds())
 
 
@@ -92,31 +98,23 @@ async def _dispatch(
     set_status: bool,
     departments: list[str] | None = None,
 ) -> DispatchJob:
-    """Publish a stored leg (once), count it on its team, arm its timers, record it."""
+    """Record a stored leg, then publish it (once)."""
+    job = await _record_leg(ctx, leg, set_status=set_status, departments=departments)
+    await _publish_leg(ctx, leg, job, cause=cause)
+    return job
+
+
+async def _record_leg(
+    ctx: RouteContext,
+    leg: Document,
+    *,
+    set_status: bool,
+    departments: list[str] | None = None,
+) -> DispatchJob:
+    """Everything route keeps about a leg — its team's count, the case, the lookup by request
+    and department, its timers, the request's timeline — stored before the job goes out: a
+    department may answer the moment it sees the job, and its report must find all of it."""
     job = DispatchJob.model_validate(leg["job"])
-    event_id = effect_id("dispatch", job.leg_id)
-    if not leg.get("published") and await _went_out(ctx, leg, job, event_id):
-        # A processing that died between publishing and marking: mark, do not publish again.
-        await ctx.repo.mark_published(leg, utcnow())
-        logger.info(
-            "leg found on its dispatch topic; not published again",
-            extra={"request_id": job.request_id, "leg_id": job.leg_id},
-        )
-    if not leg.get("published"):
-        await ctx.bus.emit(
-            dispatch_topic(job.department),
-            job,
-            key=job.request_id,
-            name="leg.dispatched",
-            event_id=event_id,
-            cause=cause,
-        )
-        crash_point("route.after_publish")
-        await ctx.repo.mark_published(leg, utcnow())
-        crash_point("route.after_mark")
-        REQUESTS.labels(
-            "dispatched", job.category, job.priority, job.location.district or "unknown"
-        ).inc()
     await ctx.repo.count_leg(leg)
     await ctx.repo.add_to_case(job.request_id, job.leg_id)
     open_leg = leg.get("current", True) and leg.get("progress", "dispatched") not in legs.TERMINAL
@@ -128,7 +126,7 @@ async def _dispatch(
         await ctx.repo.set_lookup(job.request_id, job.department, job.leg_id)
     await ctx.repo.record_transition(
         job.request_id,
-        event_id=event_id,
+        event_id=effect_id("dispatch", job.leg_id),
         status="dispatched",
         at=job.dispatched_at,
         reason=job.rule_id,  # a code: the request's timeline is public
@@ -136,6 +134,37 @@ async def _dispatch(
         set_status=set_status,
         set_fields={"departments": departments} if departments else None,
     )
+    return job
+
+
+async def _publish_leg(
+    ctx: RouteContext, leg: Document, job: DispatchJob, *, cause: Envelope | None
+) -> None:
+    """Publish a recorded leg on its department's topic unless it already went out."""
+    event_id = effect_id("dispatch", job.leg_id)
+    if not leg.get("published") and await _went_out(ctx, leg, job, event_id):
+        # A processing that died between publishing and marking: mark, do not publish again.
+        await ctx.repo.mark_published(leg, utcnow())
+        logger.info(
+            "leg found on its dispatch topic; not published again",
+            extra={"request_id": job.request_id, "leg_id": job.leg_id},
+        )
+    if leg.get("published"):
+        return
+    await ctx.bus.emit(
+        dispatch_topic(job.department),
+        job,
+        key=job.request_id,
+        name="leg.dispatched",
+        event_id=event_id,
+        cause=cause,
+    )
+    crash_point("route.after_publish")
+    await ctx.repo.mark_published(leg, utcnow())
+    crash_point("route.after_mark")
+    REQUESTS.labels(
+        "dispatched", job.category, job.priority, job.location.district or "unknown"
+    ).inc()
     logger.info(
         "leg dispatched",
         extra={
@@ -146,7 +175,6 @@ async def _dispatch(
             "rule_id": job.rule_id,
         },
     )
-    return job
 
 
 async def _went_out(ctx: RouteContext, leg: Document, job: DispatchJob, event_id: str) -> bool:

@@ -114,7 +114,8 @@ class RouteRepository:
             "blocking": blocking,
             "parent": parent,
             "current": True,
-            "status": "planned",
+            # Stored and recorded before it goes out; a department's report may follow at once.
+            "status": "dispatched",
             "progress": "dispatched",
             "last_occurred_at": None,
             "last_event_id": None,
@@ -141,9 +142,9 @@ class RouteRepository:
     async def mark_published(self, leg: Document, at: datetime) -> None:
         await self.db[LEGS].update_one(
             {"_id": leg["_id"]},
-            {"$set": {"published": True, "status": "dispatched", "dispatched_at": at}},
+            {"$set": {"published": True, "dispatched_at": at}},
         )
-        leg.update(published=True, status="dispatched", dispatched_at=at)
+        leg.update(published=True, dispatched_at=at)
 
     async def set_progress(
         self, leg: Document, *, status: str, occurred_at: datetime, event_id: str
