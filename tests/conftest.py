@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.notify.fake_gateway import FakeGateway
 from shared.kafka import ensure_topics
 from shared.settings import ServiceSettings
 from tests.support import infra
@@ -44,6 +45,27 @@ async def make_services(kafka_bootstrap: str, mongodb_uri: str, **env: str) -> S
     )
     await ensure_topics(settings)
     return services
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[FakeGateway]:
+    """A fake SMS gateway in this process that records what notify sends, for one module."""
+    gw = FakeGateway().start()
+    yield gw
+    gw.stop()
+
+
+async def sms_services(
+    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway, **env: str
+) -> ServiceSet:
+    """A service set whose notify sends SMS (only) to ``gateway``."""
+    return await make_services(
+        kafka_bootstrap,
+        mongodb_uri,
+        NOTIFY_CHANNELS='["sms"]',
+        NOTIFY_SMS_URL=f"{gateway.url}/messages",
+        **env,
+    )
 
 
 @pytest.fixture(scope="module")

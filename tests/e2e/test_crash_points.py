@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from services.notify.fake_gateway import FakeGateway
 from shared import faults
 from shared.schemas import StatusEvent
 from shared.topics import Topic
-from tests.conftest import make_services
+from tests.conftest import sms_services
 from tests.support.delivery import (
     check_dispatch,
     citizen,
@@ -53,22 +53,10 @@ POINTS = [
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[FakeGateway]:
-    gw = FakeGateway().start()
-    yield gw
-    gw.stop()
-
-
-@pytest.fixture(scope="module")
 async def crash_services(
     kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
 ) -> AsyncIterator[ServiceSet]:
-    services = await make_services(
-        kafka_bootstrap,
-        mongodb_uri,
-        NOTIFY_CHANNELS='["sms"]',
-        NOTIFY_SMS_URL=f"{gateway.url}/messages",
-    )
+    services = await sms_services(kafka_bootstrap, mongodb_uri, gateway)
     services.start()
     try:
         yield services

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from services.notify.fake_gateway import FakeGateway
 from shared.envelope import event_type
 from shared.schemas import DepartmentStatus, LifecycleEvent, StatusEvent
 from shared.topics import Topic
-from tests.conftest import make_services
+from tests.conftest import make_services, sms_services
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet
 
@@ -40,22 +40,10 @@ def help_request(phone: str, language: str, description: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[FakeGateway]:
-    gw = FakeGateway().start()
-    yield gw
-    gw.stop()
-
-
-@pytest.fixture(scope="module")
 async def services(
     kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
 ) -> AsyncIterator[ServiceSet]:
-    services = await make_services(
-        kafka_bootstrap,
-        mongodb_uri,
-        NOTIFY_CHANNELS='["sms"]',
-        NOTIFY_SMS_URL=f"{gateway.url}/messages",
-    )
+    services = await sms_services(kafka_bootstrap, mongodb_uri, gateway)
     services.extra_env["NOTIFY_SURVEY_BASE_URL"] = services.url("notify")
     services.start()
     try:
