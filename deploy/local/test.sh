@@ -2,21 +2,9 @@
 # `make test`: a fresh Kafka and FerretDB on their own ports (so a running `make run` is not
 # disturbed), then ruff, mypy and the whole pytest suite; stops what it started.
 set -uo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-bin="$repo/.venv/bin"
-cd "$repo"
-
-export CITYHELP_RUN_DIR="${CITYHELP_TEST_RUN_DIR:-$repo/.run/test}"
-export KAFKA_PORT="${TEST_KAFKA_PORT:-19092}" KAFKA_CONTROLLER_PORT="${TEST_KAFKA_CONTROLLER_PORT:-19093}"
-export MONGODB_PORT="${TEST_MONGODB_PORT:-27018}"
-export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
-export MONGODB_URI="mongodb://127.0.0.1:$MONGODB_PORT/?directConnection=true&retryWrites=false"
-export CITYHELP_FRESH=1
-
-cleanup() { CITYHELP_FRESH=0 "$here/stack.sh" stop; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$(dirname "${BASH_SOURCE[0]}")/own-stack.sh"
+own_stack "${CITYHELP_TEST_RUN_DIR:-$repo/.run/test}" \
+  "${TEST_KAFKA_PORT:-19092}" "${TEST_KAFKA_CONTROLLER_PORT:-19093}" "${TEST_MONGODB_PORT:-27018}"
 
 started=$(date +%s)
 echo "[test] lint: ruff and mypy --strict"
@@ -25,8 +13,7 @@ echo "[test] lint: ruff and mypy --strict"
 "$bin/mypy" || exit 1
 
 echo "[test] starting a fresh test stack (Kafka $KAFKA_BOOTSTRAP, FerretDB 127.0.0.1:$MONGODB_PORT)"
-"$here/stack.sh" start || exit 1
-"$bin/python" -m shared.topics_cli || exit 1
+own_stack_start
 
 echo "[test] pytest (unit, component, integration, e2e)"
 "$bin/pytest" "$@"
