@@ -269,6 +269,8 @@ def serve(app: FastAPI, settings: ServiceSettings, *, service: str) -> None:
             access_log=False,
             timeout_graceful_shutdown=20,
             lifespan="on",
+            loop="uvloop",
+            http="httptools",
         )
     ).run()
     logger.info("exited after %.0fs", time.monotonic() - started)

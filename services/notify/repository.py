@@ -65,6 +65,17 @@ class NotifyRepository:
             {"$set": {"attempts": attempt, "updated_at": at}, "$push": {"attempt_log": entry}},
         )
 
+    async def mark_sent(self, notification_id: str, *, attempt: int, at: datetime) -> None:
+        """The successful attempt and the ``sent`` status, in one write."""
+        entry = {"attempt": attempt, "status": "sent", "at": at, "error": None}
+        await self.db[NOTIFICATIONS].update_one(
+            {"_id": notification_id},
+            {
+                "$set": {"attempts": attempt, "updated_at": at, "status": "sent", "sent_at": at},
+                "$push": {"attempt_log": entry},
+            },
+        )
+
     async def count_in_window(self, window_key: str, at: datetime) -> int:
         """Adds one to the window's counter and returns the new count (atomic)."""
         doc = await self.db[RATE_LIMITS].find_one_and_update(
