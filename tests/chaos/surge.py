@@ -49,14 +49,15 @@ class Settings:
     concurrency: int = 48
     rate: float = 0.0  # requests per second; 0 = as fast as intake answers
     db_seconds: float = 10.0
-    drain_timeout: float = 1800.0
+    drain_timeout: float = 7200.0  # at most this long after the surge ...
+    stall_seconds: float = 300.0  # ... and given up sooner when nothing moves for this long
     every: float = 5.0  # seconds between progress lines
 
     @classmethod
     def for_scale(cls, ctx: ChaosContext) -> Settings:
         total = ctx.count(FULL_SIZE, minimum=60)
         if ctx.scale >= 0.5:
-            return cls(total=total, drain_timeout=ctx.drain_timeout or 1800.0)
+            return cls(total=total, drain_timeout=ctx.drain_timeout or 7200.0)
         # Small runs (`make test`): paced so that the faults land while requests still arrive.
         return cls(
             total=total, concurrency=8, rate=total / 40.0, db_seconds=5.0, drain_timeout=600.0
@@ -257,17 +258,27 @@ async def _drain(
     """Wait until every accepted request has its outcome, dispatches and messages on the
     topics and every consumer group has committed everything."""
     deadline = time.monotonic() + settings.drain_timeout
-    ctx.say(f"draining (deadline {settings.drain_timeout:.0f}s)")
+    ctx.say(
+        f"draining (as long as the stages make progress, at most {settings.drain_timeout:.0f}s;"
+        f" given up after {settings.stall_seconds:.0f}s without progress)"
+    )
     stop_drain = ctx.drain_stop
     before = (time.monotonic(), _progress(watch.seen))
+    last_moved, last_left = time.monotonic(), -1
     while True:
         now, counts = time.monotonic(), _progress(watch.seen)
         span = max(0.001, now - before[0])
         ctx.say(
             "rates: " + ", ".join(f"{k}={(counts[k] - before[1][k]) / span:.1f}/s" for k in counts)
         )
-        before = (now, counts)
+        if counts != before[1]:
+            last_moved = now
         gaps = _missing(subs, watch.seen)
+        left = sum(gaps.values())
+        eta = ""
+        if 0 <= left < last_left:
+            eta = f" | about {left / ((last_left - left) / span):.0f}s to go at this rate"
+        before, last_left = (now, counts), left
         lag: dict[str, int] | None = None
         with contextlib.suppress(Exception):
             lag = await asyncio.wait_for(
@@ -283,12 +294,16 @@ async def _drain(
                 if lag
                 else "?"
             )
+            + eta
         )
         if not gaps and total_lag == 0 and repeats_task.done() and await watch.caught_up():
             ctx.say("drained")
             return True
         if time.monotonic() > deadline or stop_drain.is_set():
             ctx.say("drain deadline passed (or stop requested); counting what is there")
+            return False
+        if time.monotonic() - last_moved > settings.stall_seconds:
+            ctx.say(f"nothing moved for {settings.stall_seconds:.0f}s; counting what is there")
             return False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop_drain.wait(), settings.every)
