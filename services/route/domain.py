@@ -237,33 +237,20 @@ class JobFacts:
     submitted_at: datetime
 
     @classmethod
-    def of(cls, request: VerifiedRequest) -> JobFacts:
+    def of(cls, source: VerifiedRequest | DispatchJob) -> JobFacts:
+        """From the verified request, or from an existing leg's job (re-route, escalation):
+        both carry these fields under the same names."""
         return cls(
-            request_id=request.request_id,
-            priority=request.priority,
-            green_channel=request.green_channel,
-            category=request.category,
-            description=request.description,
-            contact=request.contact.model_dump(),
-            location=request.location.model_dump(),
-            special_groups=tuple(request.special_groups),
-            language=request.language,
-            submitted_at=request.submitted_at,
-        )
-
-    @classmethod
-    def of_job(cls, job: DispatchJob) -> JobFacts:
-        return cls(
-            request_id=job.request_id,
-            priority=job.priority,
-            green_channel=job.green_channel,
-            category=job.category,
-            description=job.description,
-            contact=job.contact.model_dump(),
-            location=job.location.model_dump(),
-            special_groups=tuple(job.special_groups),
-            language=job.language,
-            submitted_at=job.submitted_at,
+            request_id=source.request_id,
+            priority=source.priority,
+            green_channel=source.green_channel,
+            category=source.category,
+            description=source.description,
+            contact=source.contact.model_dump(),
+            location=source.location.model_dump(),
+            special_groups=tuple(source.special_groups),
+            language=source.language,
+            submitted_at=source.submitted_at,
         )
 
 

@@ -203,7 +203,7 @@ async def _new_leg(
     at: datetime,
 ) -> Document:
     """A further leg of a request (re-route, escalation), built from an existing leg's job."""
-    facts = domain.JobFacts.of_job(DispatchJob.model_validate(source["job"]))
+    facts = domain.JobFacts.of(DispatchJob.model_validate(source["job"]))
     leg_id = domain.leg_id(facts.request_id, slot, attempt)
     existing = await ctx.repo.get_leg(leg_id)
     if existing is not None:
