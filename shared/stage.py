@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
 from aiokafka.errors import KafkaError
@@ -103,6 +104,27 @@ DLQ_ORIGIN_PARTITION = "dlq_origin_partition"
 DLQ_ORIGIN_OFFSET = "dlq_origin_offset"
 DLQ_ATTEMPTS = "dlq_attempts"
 DLQ_AT = "dlq_at"
+
+
+def dead_letter_headers(
+    record: Record, *, service: str, reason: str, detail: str, attempts: int, at: datetime
+) -> dict[str, str]:
+    """The record's own headers plus what a dead letter says: why, which service, where it
+    came from (topic, partition, offset), after how many attempts and when."""
+    headers = dict(record.headers)
+    headers.update(
+        {
+            DLQ_REASON: reason,
+            DLQ_DETAIL: detail[:1000],
+            DLQ_SERVICE: service,
+            DLQ_ORIGIN_TOPIC: record.topic,
+            DLQ_ORIGIN_PARTITION: str(record.partition),
+            DLQ_ORIGIN_OFFSET: str(record.offset),
+            DLQ_ATTEMPTS: str(attempts),
+            DLQ_AT: at.isoformat(),
+        }
+    )
+    return headers
 
 
 class PermanentError(Exception):
@@ -278,20 +300,13 @@ class Stage:
                 },
             )
             raise StageHaltedError(self.service)
-        headers = dict(record.headers)
-        headers.update(
-            {
-                DLQ_REASON: reason,
-                DLQ_DETAIL: detail[:1000],
-                DLQ_SERVICE: self.service,
-                DLQ_ORIGIN_TOPIC: record.topic,
-                DLQ_ORIGIN_PARTITION: str(record.partition),
-                DLQ_ORIGIN_OFFSET: str(record.offset),
-                DLQ_ATTEMPTS: str(
-                    self._attempts.get((record.topic, record.partition, record.offset), 0) + 1
-                ),
-                DLQ_AT: utcnow().isoformat(),
-            }
+        headers = dead_letter_headers(
+            record,
+            service=self.service,
+            reason=reason,
+            detail=detail,
+            attempts=self._attempts.get((record.topic, record.partition, record.offset), 0) + 1,
+            at=utcnow(),
         )
         await self.bus.emit_raw(
             dlq_topic(self.service), record.value, key=record.key, headers=headers

@@ -41,18 +41,7 @@ from shared.schemas import (
     SurveyAnswer,
     VerifiedRequest,
 )
-from shared.stage import (
-    DLQ_AT,
-    DLQ_ATTEMPTS,
-    DLQ_DETAIL,
-    DLQ_ORIGIN_OFFSET,
-    DLQ_ORIGIN_PARTITION,
-    DLQ_ORIGIN_TOPIC,
-    DLQ_REASON,
-    DLQ_SERVICE,
-    PermanentError,
-    Record,
-)
+from shared.stage import PermanentError, Record, dead_letter_headers
 from shared.topics import DISPATCH_TOPICS, Topic
 
 logger = logging.getLogger(__name__)
@@ -325,17 +314,16 @@ async def _give_up(
         set_status=False,
         set_on_insert=dict(initial) if initial else None,
     )
-    headers = dict(record.headers)
+    headers = dead_letter_headers(
+        record,
+        service="notify",
+        reason="delivery_failed",
+        detail=f"{channel.name}:{message.event}:{error}",
+        attempts=attempts,
+        at=now,
+    )
     headers.update(
         {
-            DLQ_REASON: "delivery_failed",
-            DLQ_DETAIL: f"{channel.name}:{message.event}:{error}",
-            DLQ_SERVICE: "notify",
-            DLQ_ORIGIN_TOPIC: record.topic,
-            DLQ_ORIGIN_PARTITION: str(record.partition),
-            DLQ_ORIGIN_OFFSET: str(record.offset),
-            DLQ_ATTEMPTS: str(attempts),
-            DLQ_AT: now.isoformat(),
             "notification_id": nid,
             "notify_channel": channel.name,
             "notify_event": message.event,
