@@ -161,7 +161,7 @@ _HEADERS_DLQ: dict[str, Any] = {
         DLQ_REASON: {
             "type": "string",
             "description": "Reason code (schema_violation, invalid_json, invalid_utf8, oversized, "
-            "unexpected_error, or a stage's own code).",
+            "unexpected_error, retries_exhausted, or a stage's own code).",
         },
         DLQ_DETAIL: {"type": "string", "description": "What failed; never personal data."},
         DLQ_SERVICE: {"type": "string", "enum": list(SERVICES)},

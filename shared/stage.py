@@ -145,6 +145,16 @@ TRANSIENT_ERRORS: Final = (
 )
 
 
+# Server answers that say "not now" rather than "never": MongoDB's codes for a primary stepping
+# down, a server shutting down, a write conflict or a time limit, and InternalError (1), which
+# FerretDB also answers when its SQLite transaction was cut short under load or while the
+# database restarted. Retried a bounded number of times (Stage.suspect_attempt_limit), then
+# dead-lettered: a server error that persists must not block a partition for ever.
+SUSPECT_SERVER_CODES: Final = frozenset(
+    {1, 6, 7, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Failures that go away by themselves: retried, never dead-lettered. Besides lost
     connections, the SQLite backend of FerretDB answers "database is locked" under write
@@ -152,6 +162,11 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TRANSIENT_ERRORS):
         return True
     return isinstance(exc, OperationFailure) and "database is locked" in str(exc)
+
+
+def is_suspect(exc: BaseException) -> bool:
+    """A database error that is probably passing: retried a few times before dead-lettering."""
+    return isinstance(exc, OperationFailure) and exc.code in SUSPECT_SERVER_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +229,7 @@ class Stage:
     dlq_consecutive_limit: int = 1000
     retry_initial_seconds: float = 0.5
     retry_max_seconds: float = 15.0
+    suspect_attempt_limit: int = 8
     halted: bool = False
     _consecutive_dead: int = 0
     _consecutive_transient: int = 0
@@ -242,7 +258,9 @@ class Stage:
         except PermanentError as exc:
             await self._dead_letter(record, exc.reason, exc.detail)
         except Exception as exc:
-            if not is_transient(exc):
+            attempts = self._attempts.get(origin, 0) + 1
+            retry = is_transient(exc) or (is_suspect(exc) and attempts < self.suspect_attempt_limit)
+            if not retry:
                 # A bug or an input nobody foresaw: one record must not block its partition.
                 logger.exception(
                     "unexpected error; dead-lettering the record",
@@ -252,11 +270,12 @@ class Stage:
                         "offset": record.offset,
                     },
                 )
-                await self._dead_letter(record, "unexpected_error", type(exc).__name__)
+                reason = "retries_exhausted" if is_suspect(exc) else "unexpected_error"
+                await self._dead_letter(record, reason, type(exc).__name__)
                 self._consecutive_transient = 0
                 self._attempts.pop(origin, None)
                 return
-            self._attempts[origin] = self._attempts.get(origin, 0) + 1
+            self._attempts[origin] = attempts
             self._consecutive_transient += 1
             delay = min(
                 self.retry_max_seconds,

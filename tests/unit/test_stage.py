@@ -173,6 +173,46 @@ async def test_a_locked_database_is_retried_not_dead_lettered() -> None:
     assert bus.sent == []
 
 
+async def test_a_server_internal_error_is_retried_then_dead_lettered() -> None:
+    bus = RecordingBus()
+    cut_short = OperationFailure(
+        "sql: transaction has already been committed or rolled back",
+        code=1,
+        details={"codeName": "InternalError"},
+    )
+
+    async def failing(r: Record) -> None:
+        raise cut_short
+
+    stage = make_stage(bus)
+    for _ in range(stage.suspect_attempt_limit - 1):
+        with pytest.raises(OperationFailure):
+            await stage.process(record(b"{}"), failing)
+    assert bus.sent == []
+    await stage.process(record(b"{}"), failing)  # the last attempt: dead-lettered
+    assert bus.sent[0][3]["dlq_reason"] == "retries_exhausted"
+    assert bus.sent[0][3]["dlq_attempts"] == str(stage.suspect_attempt_limit)
+
+
+async def test_a_server_internal_error_that_passes_is_not_dead_lettered() -> None:
+    bus = RecordingBus()
+    calls = 0
+
+    async def once(r: Record) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise OperationFailure("transaction has already been rolled back", code=1)
+
+    stage = make_stage(bus)
+    for _ in range(2):
+        with pytest.raises(OperationFailure):
+            await stage.process(record(b"{}"), once)
+    await stage.process(record(b"{}"), once)
+    assert bus.sent == []
+    assert calls == 3
+
+
 async def test_other_database_errors_are_dead_lettered() -> None:
     bus = RecordingBus()
 
