@@ -221,6 +221,21 @@ def _expected_notices(request_id: str, kind: str, seen: Seen) -> list[str]:
     return ids
 
 
+def _time_to_go(lags: list[tuple[float, int]], now: float, total_lag: int) -> str:
+    """The groups' lag over the last minute, extrapolated: when it will reach zero."""
+    if total_lag < 0:
+        return ""
+    lags.append((now, total_lag))
+    while len(lags) > 2 and now - lags[1][0] > 60:
+        lags.pop(0)
+    (then, lag_then), shrink = lags[0], 0.0
+    if now - then > 1:
+        shrink = (lag_then - total_lag) / (now - then)
+    if shrink <= 0:
+        return ""
+    return f" | about {total_lag / shrink:.0f}s to go at the last minute's rate"
+
+
 def _progress(seen: Seen) -> dict[str, int]:
     return {"outcomes": len(seen.outcomes), "legs": len(seen.legs), "sms": len(seen.sent)}
 
@@ -264,7 +279,8 @@ async def _drain(
     )
     stop_drain = ctx.drain_stop
     before = (time.monotonic(), _progress(watch.seen))
-    last_moved, last_left = time.monotonic(), -1
+    last_moved = time.monotonic()
+    lags: list[tuple[float, int]] = []  # (time, records the groups have yet to commit)
     while True:
         now, counts = time.monotonic(), _progress(watch.seen)
         span = max(0.001, now - before[0])
@@ -274,11 +290,7 @@ async def _drain(
         if counts != before[1]:
             last_moved = now
         gaps = _missing(subs, watch.seen)
-        left = sum(gaps.values())
-        eta = ""
-        if 0 <= left < last_left:
-            eta = f" | about {left / ((last_left - left) / span):.0f}s to go at this rate"
-        before, last_left = (now, counts), left
+        before = (now, counts)
         lag: dict[str, int] | None = None
         with contextlib.suppress(Exception):
             lag = await asyncio.wait_for(
@@ -294,7 +306,7 @@ async def _drain(
                 if lag
                 else "?"
             )
-            + eta
+            + _time_to_go(lags, now, total_lag)
         )
         if not gaps and total_lag == 0 and repeats_task.done() and await watch.caught_up():
             ctx.say("drained")
