@@ -103,6 +103,31 @@ async def test_bad_request_gets_reasons_not_5xx(pipeline: ServiceSet) -> None:
         assert huge.status_code == 413
 
 
+@pytest.mark.parametrize("size", [200_000, 900_001])
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_client_still_sending_an_oversized_body_gets_the_413(
+    pipeline: ServiceSet, size: int, chunked: bool
+) -> None:
+    """The answer, not a reset connection, whether the body is declared or chunked: the
+    client is still writing when intake refuses it (over its 64 KiB limit)."""
+    body = json.dumps({**EXAMPLE, "description": "x" * size}).encode()
+
+    async def pieces() -> Any:
+        for start in range(0, len(body), 16_384):
+            yield body[start : start + 16_384]
+            await asyncio.sleep(0)
+
+    async with httpx.AsyncClient(base_url=pipeline.url("intake"), timeout=30) as http:
+        for _ in range(5):  # a reset shows on some tries only
+            answer = await http.post(
+                "/v1/requests",
+                content=pieces() if chunked else body,
+                headers={"content-type": "application/json"},
+            )
+            assert answer.status_code == 413, answer.text
+            assert answer.json()["error"] == "body_too_large"
+
+
 async def test_idempotency_key_returns_the_original(pipeline: ServiceSet) -> None:
     async with httpx.AsyncClient(base_url=pipeline.url("intake")) as http:
         first = await http.post(
