@@ -15,7 +15,7 @@ Client = AsyncMongoClient[Document]
 Database = AsyncDatabase[Document]
 
 
-# Commands whose time is not the service's own (handshakes, health checks, cursors' ends).
+# Commands whose time is not the service's own (handshakes, health checks, sessions' ends).
 _UNTIMED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart"})
 
 
@@ -29,7 +29,10 @@ class CommandTimer(monitoring.CommandListener):
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name in _UNTIMED:
             return
+        # {"find": "<collection>", …}; a cursor's next batch names it apart (getMore).
         target = event.command.get(event.command_name)
+        if not isinstance(target, str):
+            target = event.command.get("collection")
         collection = target if isinstance(target, str) else "-"
         if len(self._collections) > 10_000:  # finished events lost: never grow without bound
             self._collections.clear()

@@ -269,7 +269,14 @@ async def _send_with_retries(
             await ctx.sleep(ctx.retry_delays[i])
             continue
         at = ctx.clock()
-        await ctx.repo.mark_sent(nid, attempt=attempt, at=at)
+        await ctx.repo.record_attempt(
+            nid,
+            attempt=attempt,
+            status="sent",
+            at=at,
+            error=None,
+            fields={"status": "sent", "sent_at": at},
+        )
         crash_point("notify.after_mark")
         await _publish(ctx, message, channel, "sent", attempt=attempt)
         NOTIFICATIONS.labels(channel.name, "sent").inc()

@@ -57,21 +57,21 @@ class NotifyRepository:
         await self.db[NOTIFICATIONS].update_one({"_id": notification_id}, {"$set": fields})
 
     async def record_attempt(
-        self, notification_id: str, *, attempt: int, status: str, at: datetime, error: str | None
+        self,
+        notification_id: str,
+        *,
+        attempt: int,
+        status: str,
+        at: datetime,
+        error: str | None,
+        fields: Document | None = None,
     ) -> None:
+        """One attempt's outcome on the delivery record, with ``fields`` set in the same write."""
         entry = {"attempt": attempt, "status": status, "at": at, "error": error}
         await self.db[NOTIFICATIONS].update_one(
             {"_id": notification_id},
-            {"$set": {"attempts": attempt, "updated_at": at}, "$push": {"attempt_log": entry}},
-        )
-
-    async def mark_sent(self, notification_id: str, *, attempt: int, at: datetime) -> None:
-        """The successful attempt and the ``sent`` status, in one write."""
-        entry = {"attempt": attempt, "status": "sent", "at": at, "error": None}
-        await self.db[NOTIFICATIONS].update_one(
-            {"_id": notification_id},
             {
-                "$set": {"attempts": attempt, "updated_at": at, "status": "sent", "sent_at": at},
+                "$set": {"attempts": attempt, "updated_at": at, **(fields or {})},
                 "$push": {"attempt_log": entry},
             },
         )
