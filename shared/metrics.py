@@ -43,6 +43,20 @@ PROCESSING_SECONDS = Histogram(
     namespace=NAMESPACE,
     buckets=_LATENCY_BUCKETS,
 )
+BATCH_RECORDS = Histogram(
+    "batch_records",
+    "Records in one batch a stage consumed and applied at once.",
+    ["service"],
+    namespace=NAMESPACE,
+    buckets=(1, 2, 5, 10, 25, 50, 100, 200, 500, 1000),
+)
+BATCH_SECONDS = Histogram(
+    "batch_seconds",
+    "Time a stage spent on one batch: planning, writes, publishes and the commit.",
+    ["service"],
+    namespace=NAMESPACE,
+    buckets=_LATENCY_BUCKETS,
+)
 END_TO_END_SECONDS = Histogram(
     "end_to_end_latency_seconds",
     "Time from a request's submission until a stage finished with it.",
@@ -107,4 +121,32 @@ DB_COMMAND_SECONDS = Histogram(
     ["command", "collection", "outcome"],
     namespace=NAMESPACE,
     buckets=_LATENCY_BUCKETS,
+)
+
+# --- Intake: the submission records written off the request path, keyed retries ----------------
+
+INTAKE_RECORDS = Counter(
+    "intake_records_total",
+    "Submission records intake's batch writer handled, by outcome (written, existed, "
+    "dropped_full, dropped_rejected, dropped_stopped); a dropped record is created by verify.",
+    ["outcome"],
+    namespace=NAMESPACE,
+)
+INTAKE_RECORD_BUFFER = Gauge(
+    "intake_record_buffer",
+    "Submission records waiting for intake's batch writer.",
+    namespace=NAMESPACE,
+    multiprocess_mode="livesum",
+)
+INTAKE_RECORD_WRITE_FAILURES = Counter(
+    "intake_record_write_failures_total",
+    "Failed batch writes of submission records (retried), by error type.",
+    ["error"],
+    namespace=NAMESPACE,
+)
+INTAKE_REPLAYS = Counter(
+    "intake_replays_total",
+    "Keyed retries answered with the original receipt, by where it was found (cache, database).",
+    ["source"],
+    namespace=NAMESPACE,
 )

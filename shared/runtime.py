@@ -24,12 +24,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import faults, logs
+from shared.batch import BatchRunner, Planner
 from shared.db import Client, Database, build_client, ping
 from shared.kafka import EventBus, build_broker, ensure_topics
 from shared.lag import LagCollector, Subscription
 from shared.metrics import HTTP_REQUESTS, registry
 from shared.settings import ServiceSettings
-from shared.stage import AT_LEAST_ONCE, Handler, Stage
+from shared.stage import BATCHES, Handler, Record, Stage
 from shared.topics import ServiceName, Topic, TopicNames
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class Runtime:
     names: TopicNames
     bus: EventBus
     stage: Stage
+    runner: BatchRunner
     create_topics: bool = True
     startup: list[Hook] = field(default_factory=list)
     background: list[Hook] = field(default_factory=list)
@@ -74,14 +76,21 @@ class Runtime:
             retry_initial_seconds=settings.retry_initial_seconds,
             retry_max_seconds=settings.retry_max_seconds,
         )
+        client = client or build_client(settings, app_name=service)
+        runner = BatchRunner(
+            stage,
+            db=client[settings.mongodb_database],
+            concurrency=settings.batch_concurrency,
+        )
         return cls(
             service=service,
             settings=settings,
             broker=broker,
-            client=client or build_client(settings, app_name=service),
+            client=client,
             names=names,
             bus=bus,
             stage=stage,
+            runner=runner,
             create_topics=create_topics,
         )
 
@@ -96,36 +105,49 @@ class Runtime:
     def subscribe(
         self, topics: Sequence[Topic], handler: Handler, *, name: str, group: str | None = None
     ) -> None:
-        """Consume ``topics`` at least once through the shared stage policy."""
-        stage = self.stage
+        """Consume ``topics`` at least once with a per-record handler: each batch's records are
+        handled concurrently across request ids, in order within one, and committed together."""
+        runner = self.runner
 
-        def consumer() -> Callable[[bytes, KafkaMessage], Awaitable[None]]:
-            async def consume(body: bytes, message: KafkaMessage) -> None:
-                await stage.run(message, handler)
+        async def consume(body: list[bytes], message: KafkaMessage) -> None:
+            await runner.each(Record.batch(message), message.consumer, handler=handler)
 
-            return consume
+        self._batch_subscriber(topics, consume, name=name, group=group)
 
-        workers = self.settings.consumer_workers
-        if workers <= 1:
-            self.broker.subscriber(
-                *[self.names(t) for t in topics],
-                group_id=self.group(group),
-                title=f"{self.service}.{name}",
-                **AT_LEAST_ONCE,
-            )(consumer())
-        else:
-            # Several consumers of one group in this process, each owning some partitions and
-            # handling them in order: a request's records (same key, same partition) stay in
-            # order while the waits on the database and the broker overlap. FastStream allows
-            # this with manual commits for one topic per subscriber.
-            for topic in topics:
-                self.broker.subscriber(
-                    self.names(topic),
-                    group_id=self.group(group),
-                    title=f"{self.service}.{name}.{topic.value}",
-                    max_workers=workers,
-                    **AT_LEAST_ONCE,
-                )(consumer())
+    def subscribe_batch(
+        self,
+        topics: Sequence[Topic],
+        plan: Planner,
+        *,
+        careful: Handler,
+        name: str,
+        group: str | None = None,
+    ) -> None:
+        """Consume ``topics`` at least once through the batch runner: ``plan`` decides for a
+        whole batch, the runner applies it; ``careful`` finishes a redelivered record."""
+        runner = self.runner
+
+        async def consume(body: list[bytes], message: KafkaMessage) -> None:
+            await runner.run(Record.batch(message), message.consumer, plan=plan, careful=careful)
+
+        self._batch_subscriber(topics, consume, name=name, group=group)
+
+    def _batch_subscriber(
+        self,
+        topics: Sequence[Topic],
+        consume: Callable[[list[bytes], KafkaMessage], Awaitable[None]],
+        *,
+        name: str,
+        group: str | None,
+    ) -> None:
+        self.broker.subscriber(
+            *[self.names(t) for t in topics],
+            group_id=self.group(group),
+            title=f"{self.service}.{name}",
+            max_records=self.settings.batch_max_records,
+            batch_timeout_ms=self.settings.batch_timeout_ms,
+            **BATCHES,
+        )(consume)
         self.consumers.append(
             Subscription(group=self.group(group), topics=tuple(self.names(t) for t in topics))
         )

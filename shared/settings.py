@@ -45,8 +45,12 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", validation_alias="LOG_FORMAT")
     instance_id: str = Field("", validation_alias="INSTANCE_ID")
 
-    # Consumers per subscribed topic in one process (partitions are shared among them).
-    consumer_workers: int = 1
+    # A stage consumes batches: up to this many records, or what arrived within this time.
+    batch_max_records: int = 500
+    batch_timeout_ms: int = 20
+    # Records of one batch handled at the same time (different request ids; one request's
+    # records stay in order) by the stages that still act record by record.
+    batch_concurrency: int = 64
     http_host: str = "127.0.0.1"
     http_port: int = 0
     # Consecutive records sent to the dead-letter topic before the stage stops consuming.

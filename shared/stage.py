@@ -80,6 +80,29 @@ async def stage_parser(message: Any, original: Callable[[Any], Awaitable[Any]]) 
     return await original(message)
 
 
+async def batch_parser(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """:func:`stage_parser` for a batch (a tuple of records)."""
+    if isinstance(message, tuple):
+        message = tuple([_utf8_headers(record) for record in message])
+    return await original(message)
+
+
+def _utf8_headers(record: Any) -> Any:
+    headers = list(getattr(record, "headers", None) or ())
+    try:
+        for _, value in headers:
+            value.decode("utf-8")
+    except (UnicodeDecodeError, AttributeError):
+        return dataclasses.replace(
+            record,
+            headers=[
+                (name, b"" if value is None else value.decode("utf-8", "backslashreplace").encode())
+                for name, value in headers
+            ],
+        )
+    return record
+
+
 # Subscriber options for every stage: manual offsets, committed after the handler; on a raised
 # (transient) error the partition is rewound so the record is redelivered. Stages never answer
 # requests: without `no_reply`, FastStream publishes the handler's result to whatever topic a
@@ -91,6 +114,17 @@ AT_LEAST_ONCE: Final[dict[str, Any]] = {
     "decoder": raw_body,
     "parser": stage_parser,
     "no_reply": True,
+}
+
+# The same, for batch subscribers: manual offsets, which the batch runner commits per partition
+# after the whole batch's effects are stored and its events acknowledged (shared/batch.py).
+BATCHES: Final[dict[str, Any]] = {
+    "ack_policy": AckPolicy.MANUAL,
+    "auto_offset_reset": "earliest",
+    "decoder": raw_body,
+    "parser": batch_parser,
+    "no_reply": True,
+    "batch": True,
 }
 
 MAX_VALUE_BYTES: Final = 256 * 1024
@@ -184,8 +218,19 @@ class Record:
     @classmethod
     def from_message(cls, message: KafkaMessage) -> Record:
         raw = message.raw_message
-        if isinstance(raw, tuple):  # a batch; stages consume one record at a time
-            raise TypeError("batch messages are not supported by Stage.run")
+        if isinstance(raw, tuple):  # a batch: see Record.batch
+            raise TypeError("a batch message holds several records; use Record.batch")
+        return cls.of(raw)
+
+    @classmethod
+    def batch(cls, message: KafkaMessage) -> list[Record]:
+        """The records of a consumed batch, in the order they came."""
+        raw = message.raw_message
+        return [cls.of(r) for r in (raw if isinstance(raw, tuple | list) else (raw,))]
+
+    @classmethod
+    def of(cls, raw: Any) -> Record:
+        """A Kafka consumer record as the stage sees it."""
         return cls(
             topic=raw.topic,
             partition=raw.partition,
@@ -233,7 +278,7 @@ class Stage:
     halted: bool = False
     _consecutive_dead: int = 0
     _consecutive_transient: int = 0
-    _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bus.declare(dlq_topic(self.service))
@@ -244,21 +289,23 @@ class Stage:
         record = Record.from_message(message)
         await self.process(record, handler)
 
-    async def process(self, record: Record, handler: Handler) -> None:
-        topic_label = _label(record.topic)
+    async def process(self, record: Record, handler: Handler, *, retry_inline: bool = True) -> None:
+        """Handle one record. A transient failure raises (the record is to come again): after
+        the back-off here, or at once when the caller (the batch runner) backs off itself."""
+        label = topic_label(record.topic)
         if self.halted:
             # Stay stopped: do not commit, do not drain. An operator restarts the stage.
             await asyncio.sleep(self.retry_max_seconds)
             raise StageHaltedError(self.service)
-        MESSAGES_RECEIVED.labels(self.service, topic_label).inc()
+        MESSAGES_RECEIVED.labels(self.service, label).inc()
         started = time.perf_counter()
         origin = (record.topic, record.partition, record.offset)
         try:
             await handler(record)
         except PermanentError as exc:
-            await self._dead_letter(record, exc.reason, exc.detail)
+            await self.dead_letter(record, exc.reason, exc.detail)
         except Exception as exc:
-            attempts = self._attempts.get(origin, 0) + 1
+            attempts = self.attempts.get(origin, 0) + 1
             retry = is_transient(exc) or (is_suspect(exc) and attempts < self.suspect_attempt_limit)
             if not retry:
                 # A bug or an input nobody foresaw: one record must not block its partition.
@@ -271,17 +318,16 @@ class Stage:
                     },
                 )
                 reason = "retries_exhausted" if is_suspect(exc) else "unexpected_error"
-                await self._dead_letter(record, reason, type(exc).__name__)
+                await self.dead_letter(record, reason, type(exc).__name__)
                 self._consecutive_transient = 0
-                self._attempts.pop(origin, None)
+                self.attempts.pop(origin, None)
                 return
-            self._attempts[origin] = attempts
+            self.attempts[origin] = attempts
+            if not retry_inline:
+                raise
             self._consecutive_transient += 1
-            delay = min(
-                self.retry_max_seconds,
-                self.retry_initial_seconds * 2 ** min(self._consecutive_transient - 1, 10),
-            )
-            MESSAGES_FAILED.labels(self.service, topic_label, type(exc).__name__).inc()
+            delay = self.backoff(self._consecutive_transient)
+            self.count_failure(label, type(exc).__name__)
             logger.warning(
                 "transient failure, retrying in %.1fs",
                 delay,
@@ -296,15 +342,28 @@ class Stage:
             raise
         else:
             self._consecutive_dead = 0
-            MESSAGES_PROCESSED.labels(self.service, topic_label, "ok").inc()
+            MESSAGES_PROCESSED.labels(self.service, label, "ok").inc()
         finally:
-            PROCESSING_SECONDS.labels(self.service, topic_label).observe(
-                time.perf_counter() - started
-            )
+            PROCESSING_SECONDS.labels(self.service, label).observe(time.perf_counter() - started)
         self._consecutive_transient = 0
-        self._attempts.pop(origin, None)
+        self.attempts.pop(origin, None)
 
-    async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait after the given number of transient failures in a row."""
+        return float(
+            min(self.retry_max_seconds, self.retry_initial_seconds * 2 ** min(failures - 1, 10))
+        )
+
+    def count_failure(self, topic: str, error: str, count: int = 1) -> None:
+        MESSAGES_FAILED.labels(self.service, topic, error).inc(count)
+
+    def reset_dead_count(self) -> None:
+        """A record went through: the dead letters are no longer consecutive."""
+        self._consecutive_dead = 0
+
+    async def dead_letter(self, record: Record, reason: str, detail: str) -> None:
+        """Send the record to the service's dead-letter topic (raises
+        :class:`StageHaltedError` once too many came in a row)."""
         self._consecutive_dead += 1
         if self._consecutive_dead > self.dlq_consecutive_limit:
             self.halted = True
@@ -324,14 +383,14 @@ class Stage:
             service=self.service,
             reason=reason,
             detail=detail,
-            attempts=self._attempts.get((record.topic, record.partition, record.offset), 0) + 1,
+            attempts=self.attempts.get((record.topic, record.partition, record.offset), 0) + 1,
             at=utcnow(),
         )
         await self.bus.emit_raw(
             dlq_topic(self.service), record.value, key=record.key, headers=headers
         )
-        DEAD_LETTERS.labels(self.service, _label(record.topic), reason).inc()
-        MESSAGES_PROCESSED.labels(self.service, _label(record.topic), "dead_lettered").inc()
+        DEAD_LETTERS.labels(self.service, topic_label(record.topic), reason).inc()
+        MESSAGES_PROCESSED.labels(self.service, topic_label(record.topic), "dead_lettered").inc()
         logger.warning(
             "record dead-lettered",
             extra={
@@ -350,7 +409,7 @@ class StageHaltedError(RuntimeError):
         super().__init__(f"{service} halted: dead-letter limit reached; fix the cause and restart")
 
 
-def _label(topic: str) -> str:
+def topic_label(topic: str) -> str:
     """Topic label for metrics: the contract name without a test prefix."""
     index = topic.find("help.")
     return topic[index:] if index >= 0 else topic
