@@ -120,3 +120,29 @@ def initial_document(submitted: SubmittedRequest) -> Document:
         "departments": [],
         "duplicate_of": None,
     }
+
+
+def transition_write(
+    request_id: str,
+    entry: Document,
+    *,
+    set_fields: Document,
+    set_on_insert: Document,
+) -> tuple[Document, Document]:
+    """The filter and upsert of one first-time transition, for a bulk write: the stage that
+    plans it knows the event is new (its guard insert just succeeded), so no read is needed.
+    ``set_on_insert`` creates the record when the earlier stage's write has not landed yet."""
+    update_set: Document = {"updated_at": entry["at"], "status": entry["status"], **set_fields}
+    on_insert = {
+        key: value
+        for key, value in set_on_insert.items()
+        if key not in update_set and key not in ("_id", "timeline", "applied_events")
+    }
+    update: Document = {
+        "$set": update_set,
+        "$push": {"timeline": entry},
+        "$addToSet": {"applied_events": entry["event_id"]},
+    }
+    if on_insert:
+        update["$setOnInsert"] = on_insert
+    return {"_id": request_id}, update

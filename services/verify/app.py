@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -14,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.verify import domain, handlers
+from services.verify.history import RecentHistory
 from services.verify.repository import VerifyRepository
 from services.verify.settings import VerifySettings
 from shared.db import Client
@@ -22,6 +24,8 @@ from shared.http import install_error_handlers, problem
 from shared.runtime import Runtime
 from shared.schemas import Category, Priority, RejectedRequest, ReviewRequest, VerifiedRequest
 from shared.topics import Topic
+
+logger = logging.getLogger(__name__)
 
 
 class CorrectionsBody(BaseModel):
@@ -85,12 +89,31 @@ def build_app(
     rt.bus.declare(Topic.REJECTED, schema=RejectedRequest)
     repo = VerifyRepository(rt.db)
     rt.startup.append(repo.ensure_indexes)
-    handle = partial(handlers.handle_submitted, bus=rt.bus, repo=repo, config=config)
+    window = max(config.rules.duplicate_window, config.rules.flood_window)
+    ctx = handlers.VerifyContext(
+        bus=rt.bus,
+        repo=repo,
+        config=config,
+        history=RecentHistory(limit=config.rules.history_limit, window=window),
+    )
+
+    async def load_history() -> None:
+        """What the duplicate and flood rules remember, back in memory before consuming."""
+        loaded = ctx.history.load(await repo.load_history(utcnow() - window))
+        logger.info("history loaded: %d recent requests", loaded)
+
+    rt.startup.append(load_history)
+    plan = partial(handlers.plan_submitted, ctx=ctx)
+    careful = partial(handlers.finish_submitted, ctx=ctx)
     # Two subscribers with their own consumer groups: the priority lane is consumed on its own,
     # so an urgent request never waits behind a backlog of ordinary ones on the other lane.
-    rt.subscribe([Topic.SUBMITTED], handle, name="submitted", group="verify")
-    rt.subscribe(
-        [Topic.SUBMITTED_PRIORITY], handle, name="submitted-priority", group="verify-priority"
+    rt.subscribe_batch([Topic.SUBMITTED], plan, careful=careful, name="submitted", group="verify")
+    rt.subscribe_batch(
+        [Topic.SUBMITTED_PRIORITY],
+        plan,
+        careful=careful,
+        name="submitted-priority",
+        group="verify-priority",
     )
 
     keys = VerifierKeys(settings.reviewer_keys)

@@ -4,19 +4,33 @@ submitted topics) and for a human verifier's decision on the review queue."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Literal
 
-from services.verify import domain
+from pydantic import BaseModel
+
+from services.verify import domain, history
 from services.verify.domain import Config, Decision
-from services.verify.repository import VerifyRepository, decision_from
+from services.verify.history import RecentHistory
+from services.verify.repository import (
+    DECISIONS,
+    REVIEW,
+    VerifyRepository,
+    decision_document,
+    decision_fields,
+    decision_from,
+    review_document,
+)
+from shared import requests_store
+from shared.batch import Event, Insert, Outcome, Plan, Update, Write
 from shared.envelope import Envelope, utcnow
-from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS
 from shared.schemas import Category, SubmittedRequest
-from shared.stage import Record
+from shared.stage import PermanentError, Record
 from shared.topics import Topic
 
 logger = logging.getLogger(__name__)
@@ -24,55 +38,154 @@ logger = logging.getLogger(__name__)
 ReviewDecisionKind = Literal["verify", "reject", "duplicate"]
 
 
-async def handle_submitted(
-    record: Record, *, bus: EventBus, repo: VerifyRepository, config: Config
-) -> None:
-    """Check and triage one submitted request, store the outcome, publish it."""
+@dataclass(frozen=True)
+class VerifyContext:
+    """What verify's handlers need, built once by ``build_app``."""
+
+    bus: EventBus
+    repo: VerifyRepository
+    config: Config
+    history: RecentHistory
+    clock: Callable[[], datetime] = utcnow
+
+
+async def plan_submitted(records: Sequence[Record], *, ctx: VerifyContext) -> list[Outcome]:
+    """Decide a batch of submissions from memory: no database read. Each plan is guarded by
+    the insert of the decision, keyed by the request id; a request already decided (a
+    redelivery, or a retry intake published twice) goes to :func:`finish_submitted`."""
+    now = _now(ctx.clock)
+    outcomes: list[Outcome] = []
+    for record in records:
+        try:
+            submitted = record.parse(SubmittedRequest)
+        except PermanentError as exc:
+            outcomes.append(exc)
+            continue
+        phone = domain.normalise_phone(submitted.request.contact.phone, ctx.config.jurisdiction)
+        category = submitted.request.category
+        known = ctx.history.of(phone.e164, category) if phone.e164 else domain.History()
+        decision = domain.decide(submitted, ctx.config, known)
+        entry = _history_entry(submitted)
+        if decision.phone is not None:
+            # Later records of this batch see this one, as they would have one by one.
+            ctx.history.add(
+                phone=decision.phone,
+                category=category,
+                entry=entry,
+                for_duplicates=domain.remembered_for_duplicates(decision),
+            )
+        outcomes.append(decided(submitted, decision, at=now, cause=record.envelope))
+    return outcomes
+
+
+def decided(
+    submitted: SubmittedRequest, decision: Decision, *, at: datetime, cause: Envelope | None
+) -> Plan:
+    """The plan of a first decision: the decision (the guard), the phone's history entry, the
+    request's transition, the duplicate's count on its original or the review item, and the
+    outcome's event."""
+    request_id = submitted.request_id
+    event_id = effect_id("verify", request_id)
+    writes: list[Write] = []
+    if decision.phone is not None:
+        writes.append(
+            Insert(
+                history.COLLECTION,
+                history.document(
+                    phone=decision.phone,
+                    category=submitted.request.category,
+                    entry=_history_entry(submitted),
+                    for_duplicates=domain.remembered_for_duplicates(decision),
+                ),
+            )
+        )
+    if decision.outcome == "needs_review":
+        writes.append(Insert(REVIEW, review_document(submitted, decision, at=at)))
+    filter_, update = requests_store.transition_write(
+        request_id,
+        requests_store.transition(
+            event_id=event_id,
+            status=decision.outcome,
+            at=at,
+            actor="verify",
+            reason=",".join(decision.all_reasons),
+        ),
+        set_fields=decision_fields(decision, at=at, actor="verify"),
+        set_on_insert=requests_store.initial_document(submitted),
+    )
+    writes.append(Update(requests_store.COLLECTION, filter_, update, upsert=True))
+    if decision.outcome == "duplicate" and decision.duplicate_of:
+        writes.append(
+            Update(
+                requests_store.COLLECTION,
+                {"_id": decision.duplicate_of},
+                {"$addToSet": {"absorbed": request_id}, "$inc": {"duplicates_absorbed": 1}},
+            )
+        )
+    topic, value, name = outcome_event(submitted, decision, at=at)
+    return Plan(
+        guard=Insert(
+            DECISIONS,
+            {
+                "_id": request_id,
+                "event_id": event_id,
+                "decision": decision_document(decision, at=at, by="verify"),
+            },
+        ),
+        writes=tuple(writes),
+        events=(Event(topic, value, key=request_id, name=name, event_id=event_id, cause=cause),),
+        done=partial(_count, submitted, decision, at),
+    )
+
+
+async def finish_submitted(record: Record, *, ctx: VerifyContext) -> None:
+    """A submission decided before: finish any effect a crash cut short, with the stored
+    decision, and publish its event again with the same id (consumers skip repeats)."""
     submitted = record.parse(SubmittedRequest)
     event_id = effect_id("verify", submitted.request_id)
-    stored = await repo.prior_decision(submitted.request_id, event_id)
-    if stored is not None:
-        # A redelivery: the decision was stored; finish any effect a crash may have cut short
-        # and publish again with the same event id (consumers skip repeats).
-        decision, at = decision_from(stored)
-        await _side_effects(submitted, decision, repo=repo, at=at)
-        await publish(submitted, decision, bus=bus, event_id=event_id, at=at, cause=record.envelope)
-        return
-
-    now = _now()
-    phone = domain.normalise_phone(submitted.request.contact.phone, config.jurisdiction)
-    history = (
-        await repo.history(phone.e164, submitted.request.category)
-        if phone.e164
-        else domain.History()
-    )
-    decision = domain.decide(submitted, config, history)
-    if decision.phone is not None:
-        await repo.remember(
-            history,
-            phone=decision.phone,
-            category=submitted.request.category,
-            entry=domain.HistoryEntry(
-                submitted.request_id,
-                submitted.submitted_at,
-                domain.normalise_description(submitted.request.description),
-            ),
-            for_duplicates=domain.remembered_for_duplicates(decision),
-            limit=config.rules.history_limit,
+    stored = await ctx.repo.stored_decision(submitted.request_id)
+    if stored is None:  # the guard's write was undone meanwhile: decide afresh, alone
+        now = _now(ctx.clock)
+        phone = domain.normalise_phone(submitted.request.contact.phone, ctx.config.jurisdiction)
+        known = (
+            ctx.history.of(phone.e164, submitted.request.category)
+            if phone.e164
+            else domain.History()
         )
-        crash_point("verify.after_remember")
-    await _side_effects(submitted, decision, repo=repo, at=now)
-    await repo.record_decision(submitted, decision, event_id=event_id, at=now, actor="verify")
-    crash_point("verify.after_store")
-    await publish(submitted, decision, bus=bus, event_id=event_id, at=now, cause=record.envelope)
-    crash_point("verify.after_publish")
+        decision, at = domain.decide(submitted, ctx.config, known), now
+        await ctx.repo.store_decision(submitted.request_id, event_id, decision, at=at)
+    else:
+        decision, at = decision_from(stored["decision"])
+    if decision.phone is not None:
+        await ctx.repo.remember(
+            history.document(
+                phone=decision.phone,
+                category=submitted.request.category,
+                entry=_history_entry(submitted),
+                for_duplicates=domain.remembered_for_duplicates(decision),
+            )
+        )
+    await _side_effects(submitted, decision, repo=ctx.repo, at=at)
+    await ctx.repo.record_decision(submitted, decision, event_id=event_id, at=at, actor="verify")
+    await publish(submitted, decision, bus=ctx.bus, event_id=event_id, at=at, cause=record.envelope)
+
+
+def _history_entry(submitted: SubmittedRequest) -> domain.HistoryEntry:
+    return domain.HistoryEntry(
+        submitted.request_id,
+        submitted.submitted_at,
+        domain.normalise_description(submitted.request.description),
+    )
+
+
+def _count(submitted: SubmittedRequest, decision: Decision, at: datetime) -> None:
     REQUESTS.labels(
         decision.outcome,
         submitted.request.category,
         decision.priority,
         decision.district or "unknown",
     ).inc()
-    END_TO_END_SECONDS.labels("verify").observe((now - submitted.submitted_at).total_seconds())
+    END_TO_END_SECONDS.labels("verify").observe((at - submitted.submitted_at).total_seconds())
     logger.info(
         "request %s",
         decision.outcome,
@@ -94,6 +207,27 @@ async def _side_effects(
         await repo.open_review(submitted, decision, at=at)
 
 
+def outcome_event(
+    submitted: SubmittedRequest,
+    decision: Decision,
+    *,
+    at: datetime,
+    actor: str = "verify",
+    category: Category | None = None,
+) -> tuple[Topic, BaseModel, str]:
+    """The topic, value and event name of a decision's outcome."""
+    if decision.outcome == "verified":
+        verified = domain.verified_event(
+            submitted, decision, at=at, verified_by=actor, category=category
+        )
+        return Topic.VERIFIED, verified, "request.verified"
+    if decision.outcome == "needs_review":
+        return Topic.REVIEW, domain.review_event(submitted, decision, at=at), "request.needs_review"
+    rejected = domain.rejected_event(submitted, decision, at=at, rejected_by=actor)
+    name = "request.duplicate" if decision.outcome == "duplicate" else "request.rejected"
+    return Topic.REJECTED, rejected, name
+
+
 async def publish(
     submitted: SubmittedRequest,
     decision: Decision,
@@ -106,33 +240,10 @@ async def publish(
     category: Category | None = None,
 ) -> None:
     """The event of an outcome on its topic, keyed by the request id."""
-    key = submitted.request_id
-    if decision.outcome == "verified":
-        verified = domain.verified_event(
-            submitted, decision, at=at, verified_by=actor, category=category
-        )
-        await bus.emit(
-            Topic.VERIFIED,
-            verified,
-            key=key,
-            name="request.verified",
-            event_id=event_id,
-            cause=cause,
-        )
-    elif decision.outcome == "needs_review":
-        review = domain.review_event(submitted, decision, at=at)
-        await bus.emit(
-            Topic.REVIEW,
-            review,
-            key=key,
-            name="request.needs_review",
-            event_id=event_id,
-            cause=cause,
-        )
-    else:
-        rejected = domain.rejected_event(submitted, decision, at=at, rejected_by=actor)
-        name = "request.duplicate" if decision.outcome == "duplicate" else "request.rejected"
-        await bus.emit(Topic.REJECTED, rejected, key=key, name=name, event_id=event_id, cause=cause)
+    topic, value, name = outcome_event(submitted, decision, at=at, actor=actor, category=category)
+    await bus.emit(
+        topic, value, key=submitted.request_id, name=name, event_id=event_id, cause=cause
+    )
 
 
 # --------------------------------------------------------------------------- human review
@@ -236,9 +347,9 @@ async def decide_review(
     return ReviewOutcome(True, status=decision.outcome, event_id=event_id)
 
 
-def _now() -> datetime:
+def _now(clock: Callable[[], datetime] = utcnow) -> datetime:
     """Now, to the millisecond: what the database keeps, so a republished event is identical."""
-    now = utcnow()
+    now = clock()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 

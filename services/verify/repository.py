@@ -5,9 +5,10 @@ Every hot-path read and write filters on ``_id`` alone (FerretDB answers only th
 primary key). Collections:
 
 - ``requests`` (shared): the request record; verify adds its decision under ``verification``.
-- ``verify_duplicate_index``: ``_id = "<phone>|<category>"``, recent requests with their
-  normalised descriptions, bounded.
-- ``verify_phone_activity``: ``_id = <phone>``, recent requests of any category, bounded.
+- ``verify_decisions``: ``_id = request_id``, the automatic decision, inserted once: the
+  insert is the batch's check that the request was not decided before.
+- ``verify_history``: ``_id = "<phone>|<request id>"``, the requests the duplicate and flood
+  rules remember (services/verify/history.py), inserted once each.
 - ``review``: ``_id = request_id``, the requests waiting for a human verifier.
 - ``review_claims``: ``_id = request_id``, who is working on a review; inserting is claiming.
 """
@@ -22,18 +23,13 @@ from typing import Any, Literal
 
 from pymongo.errors import DuplicateKeyError
 
-from services.verify.domain import (
-    PRIORITY_RANK,
-    Decision,
-    History,
-    HistoryEntry,
-)
+from services.verify import history
+from services.verify.domain import PRIORITY_RANK, Decision
 from shared import requests_store
 from shared.db import Database, Document
 from shared.schemas import SubmittedRequest
 
-DUPLICATE_INDEX = "verify_duplicate_index"
-PHONE_ACTIVITY = "verify_phone_activity"
+DECISIONS = "verify_decisions"
 REVIEW = "review"
 REVIEW_CLAIMS = "review_claims"
 
@@ -70,13 +66,37 @@ def decision_from(doc: Document) -> tuple[Decision, datetime]:
     return decision, doc["at"]
 
 
-def _entries(doc: Document | None) -> tuple[HistoryEntry, ...]:
-    if doc is None:
-        return ()
-    return tuple(
-        HistoryEntry(e["request_id"], e["submitted_at"], e.get("text", ""))
-        for e in doc.get("entries", ())
-    )
+def decision_fields(
+    decision: Decision, *, at: datetime, actor: str, store_as: str = "verification"
+) -> Document:
+    """What a decision sets on the request record."""
+    return {
+        "priority": decision.priority,
+        "green_channel": decision.green_channel,
+        "reasons": decision.all_reasons,
+        "phone_normalised": decision.phone,
+        "district": decision.district,
+        "duplicate_of": decision.duplicate_of,
+        store_as: decision_document(decision, at=at, by=actor),
+    }
+
+
+def review_document(submitted: SubmittedRequest, decision: Decision, *, at: datetime) -> Document:
+    """A request waiting in the review queue."""
+    return {
+        "_id": submitted.request_id,
+        "state": "open",
+        "priority": decision.priority,
+        "priority_rank": PRIORITY_RANK[decision.priority],
+        "green_channel": decision.green_channel,
+        "reasons": decision.all_reasons,
+        "category": submitted.request.category,
+        "language": submitted.request.language,
+        "submitted_at": submitted.submitted_at,
+        "flagged_at": at,
+        "submitted": submitted.model_dump(mode="json"),
+        "verification": decision_document(decision, at=at, by="verify"),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,69 +115,32 @@ class VerifyRepository:
 
     # ----------------------------------------------------------------- automatic path
 
-    async def prior_decision(self, request_id: str, event_id: str) -> Document | None:
-        """Verify's stored decision when this event was already applied (a redelivery)."""
-        doc = await self.db[requests_store.COLLECTION].find_one(
-            {"_id": request_id}, {"applied_events": 1, "verification": 1}
-        )
-        if doc is None or event_id not in doc.get("applied_events", ()):
-            return None
-        verification: Document | None = doc.get("verification")
-        return verification
+    async def stored_decision(self, request_id: str) -> Document | None:
+        """The automatic decision stored by a first processing."""
+        return await self.db[DECISIONS].find_one({"_id": request_id})
 
-    async def history(self, phone: str, category: str) -> History:
-        same = await self.db[DUPLICATE_INDEX].find_one({"_id": f"{phone}|{category}"})
-        activity = await self.db[PHONE_ACTIVITY].find_one({"_id": phone})
-        return History(same_category=_entries(same), any_category=_entries(activity))
-
-    async def remember(
-        self,
-        history: History,
-        *,
-        phone: str,
-        category: str,
-        entry: HistoryEntry,
-        for_duplicates: bool,
-        limit: int,
+    async def store_decision(
+        self, request_id: str, event_id: str, decision: Decision, *, at: datetime
     ) -> None:
-        """Add this request to the phone's history (once; the lists stay bounded)."""
-        await self._push(
-            PHONE_ACTIVITY,
-            phone,
-            history.any_category,
-            {"request_id": entry.request_id, "submitted_at": entry.submitted_at},
-            limit,
-        )
-        if for_duplicates:
-            await self._push(
-                DUPLICATE_INDEX,
-                f"{phone}|{category}",
-                history.same_category,
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db[DECISIONS].insert_one(
                 {
-                    "request_id": entry.request_id,
-                    "submitted_at": entry.submitted_at,
-                    "text": entry.text,
-                },
-                limit,
+                    "_id": request_id,
+                    "event_id": event_id,
+                    "decision": decision_document(decision, at=at, by="verify"),
+                }
             )
 
-    async def _push(
-        self,
-        collection: str,
-        key: str,
-        seen: tuple[HistoryEntry, ...],
-        entry: Document,
-        limit: int,
-    ) -> None:
-        if any(e.request_id == entry["request_id"] for e in seen):
-            return
-        # $push is atomic (two requests of one phone on different partitions both land);
-        # FerretDB ignores $slice, so the oldest entry is popped in a second update.
-        await self.db[collection].update_one(
-            {"_id": key}, {"$push": {"entries": entry}}, upsert=True
-        )
-        if len(seen) + 1 > limit:
-            await self.db[collection].update_one({"_id": key}, {"$pop": {"entries": -1}})
+    async def remember(self, entry: Document) -> None:
+        """Store one history entry (once)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db[history.COLLECTION].insert_one(entry)
+
+    async def load_history(self, since: datetime) -> list[Document]:
+        """The remembered requests submitted since ``since`` (read once, at start)."""
+        return [
+            doc async for doc in self.db[history.COLLECTION].find({"submitted_at": {"$gte": since}})
+        ]
 
     async def record_decision(
         self,
@@ -187,13 +170,7 @@ class VerifyRepository:
                 reason=reason or ",".join(decision.all_reasons),
             ),
             set_fields={
-                "priority": decision.priority,
-                "green_channel": decision.green_channel,
-                "reasons": decision.all_reasons,
-                "phone_normalised": decision.phone,
-                "district": decision.district,
-                "duplicate_of": decision.duplicate_of,
-                store_as: decision_document(decision, at=at, by=actor),
+                **decision_fields(decision, at=at, actor=actor, store_as=store_as),
                 **fields,
             },
             set_on_insert=requests_store.initial_document(submitted),
@@ -220,22 +197,8 @@ class VerifyRepository:
         self, submitted: SubmittedRequest, decision: Decision, *, at: datetime
     ) -> None:
         """Put the request in the review queue (once: a redelivery leaves it as it is)."""
-        document: Document = {
-            "_id": submitted.request_id,
-            "state": "open",
-            "priority": decision.priority,
-            "priority_rank": PRIORITY_RANK[decision.priority],
-            "green_channel": decision.green_channel,
-            "reasons": decision.all_reasons,
-            "category": submitted.request.category,
-            "language": submitted.request.language,
-            "submitted_at": submitted.submitted_at,
-            "flagged_at": at,
-            "submitted": submitted.model_dump(mode="json"),
-            "verification": decision_document(decision, at=at, by="verify"),
-        }
         with contextlib.suppress(DuplicateKeyError):
-            await self.db[REVIEW].insert_one(document)
+            await self.db[REVIEW].insert_one(review_document(submitted, decision, at=at))
 
     async def open_reviews(self, limit: int) -> list[Document]:
         """Open reviews, most urgent first, then oldest (a scan; the queue is small)."""
