@@ -33,7 +33,7 @@ infra: setup
 	@deploy/local/stack.sh start
 	@$(BIN)/python -m shared.topics_cli
 
-run: infra tools
+run: tools infra
 	@deploy/local/run.sh
 
 test: setup tools

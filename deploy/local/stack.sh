@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local infrastructure without Docker: a real Apache Kafka broker (KRaft, single node) and
-# FerretDB (MongoDB wire protocol on SQLite), fetched, built, cached and run on loopback.
+# FerretDB (MongoDB wire protocol on SQLite, or on PostgreSQL 15 from Debian's packages),
+# fetched, built, cached and run on loopback.
 #
 #   deploy/local/stack.sh start     fetch/build if needed, start both, wait until ready
 #   deploy/local/stack.sh stop      stop both (SIGTERM, then SIGKILL after a grace period)
@@ -13,6 +14,11 @@
 #   CITYHELP_RUN_DIR  data, logs and pid files                  (default <repo>/.run)
 #   CITYHELP_FRESH=1  wipe broker and database data before start (used by `make test`)
 #   KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), MONGODB_PORT (27017), KAFKA_HEAP (512m)
+#   CITYHELP_DB_BACKEND      FerretDB's backend: sqlite (default) or postgresql (docs/database.md)
+#   CITYHELP_SQLITE_PRAGMAS  extra SQLite pragmas, comma-separated     (default synchronous(normal);
+#                            empty: FerretDB's own defaults only, synchronous stays FULL)
+#   POSTGRES_PORT (MONGODB_PORT + 1000), POSTGRES_USER (postgres: the user the server runs as
+#                            when this script runs as root)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +29,11 @@ kafka_port="${KAFKA_PORT:-9092}"
 controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
 mongo_port="${MONGODB_PORT:-27017}"
 heap="${KAFKA_HEAP:-512m}"
+backend="${CITYHELP_DB_BACKEND:-sqlite}"
+sqlite_pragmas="${CITYHELP_SQLITE_PRAGMAS-synchronous(normal)}"
+pg_port="${POSTGRES_PORT:-$((mongo_port + 1000))}"
+pg_user="${POSTGRES_USER:-postgres}"
+pg_bin=/usr/lib/postgresql/15/bin
 
 say() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -35,6 +46,11 @@ need() {
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+case "$backend" in
+  sqlite|postgresql) ;;
+  *) die "CITYHELP_DB_BACKEND is '$backend'; set it to sqlite or postgresql (or unset it for sqlite)." ;;
+esac
 
 # ---------------------------------------------------------------- Kafka
 kafka_libs() {
@@ -95,7 +111,7 @@ ferret_bin() {
   local build="$cache/ferretdb-$key"
   local bin="$build/ferretdb-local"
   if [ ! -x "$bin" ]; then
-    say "building FerretDB v1.24.2 (SQLite backend, patched: $(cd "$here/ferretdb/patches" && ls *.sed | tr '\n' ' '| sed 's/ $//')) into $bin"
+    say "building FerretDB v1.24.2 (SQLite and PostgreSQL backends, patched: $(cd "$here/ferretdb/patches" && ls *.sed | tr '\n' ' '| sed 's/ $//')) into $bin"
     say "first build only: it compiles a pure-Go SQLite and takes about 2-4 minutes on 2 cores..."
     rm -rf "$build"; mkdir -p "$build/src"
     cp "$here/ferretdb/main.go" "$here/ferretdb/go.mod" "$here/ferretdb/go.sum" "$build/src/"
@@ -130,12 +146,82 @@ ferret_patched_module() {
   go mod edit -replace "$module=./ferretdb-module"
 }
 
+# ---------------------------------------------------------------- PostgreSQL
+# For CITYHELP_DB_BACKEND=postgresql: Debian 12's PostgreSQL 15 on a cluster of the project's
+# own in $run/postgres, on 127.0.0.1:$pg_port only (no Unix socket), trust auth. initdb and the
+# server refuse to run as root; as root they run as $pg_user (the package's system user).
+pg_as() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u "$pg_user" -- "$@"; else "$@"; fi
+}
+
+pg_start() {
+  [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ] \
+    || die "PostgreSQL 15 is missing ($pg_bin/initdb); install it: CITYHELP_DB_BACKEND=postgresql deploy/local/tools.sh (or apt-get install -y postgresql)."
+  if port_open "$pg_port"; then say "PostgreSQL already answers on 127.0.0.1:$pg_port"; return; fi
+  local dir="$run/postgres"
+  if [ "$(id -u)" -eq 0 ]; then
+    id -u "$pg_user" >/dev/null 2>&1 \
+      || die "PostgreSQL does not run as root and there is no user '$pg_user'; create one (useradd --system $pg_user) or set POSTGRES_USER to another."
+  fi
+  mkdir -p "$dir" "$run/logs"
+  touch "$run/logs/postgres.log"
+  [ "$(id -u)" -eq 0 ] && chown "$pg_user": "$dir" "$run/logs/postgres.log"
+  pg_as test -w "$dir" \
+    || die "user '$pg_user' cannot write $dir; make every folder above it searchable (chmod o+x), or set CITYHELP_RUN_DIR elsewhere."
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    say "initialising a PostgreSQL cluster in $dir/data"
+    rm -rf "$dir/data"
+    pg_as "$pg_bin/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C --auth=trust \
+      >"$run/logs/postgres-initdb.log" 2>&1 \
+      || { tail -30 "$run/logs/postgres-initdb.log" >&2; die "initdb failed (log above)."; }
+    printf '%s\n' "# cityhelp (deploy/local/stack.sh): loopback only, no Unix socket" \
+      "listen_addresses = '127.0.0.1'" "port = $pg_port" "unix_socket_directories = ''" \
+      >>"$dir/data/postgresql.conf"
+    printf '%s\n' "# cityhelp (deploy/local/stack.sh): trust on loopback only" \
+      "host all all 127.0.0.1/32 trust" >"$dir/data/pg_hba.conf"
+  fi
+  say "starting PostgreSQL on 127.0.0.1:$pg_port (log: $run/logs/postgres.log)"
+  pg_as "$pg_bin/pg_ctl" -D "$dir/data" -l "$run/logs/postgres.log" -o "-p $pg_port" -w -t 60 start \
+    >/dev/null || { tail -30 "$run/logs/postgres.log" >&2; die "PostgreSQL did not start (log above)."; }
+  head -1 "$dir/data/postmaster.pid" > "$run/postgres.pid"
+  if [ -z "$("$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'")" ]; then
+    "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres ferretdb \
+      || die "could not create the database 'ferretdb' in PostgreSQL (see $run/logs/postgres.log)."
+  fi
+  say "PostgreSQL is ready"
+}
+
+# Fast shutdown (SIGINT: open transactions rolled back, a checkpoint, exit); immediate
+# (SIGQUIT, WAL replayed at the next start) when that takes more than 30 s.
+pg_stop() {
+  local pidfile="$run/postgres/data/postmaster.pid" pid i
+  [ -f "$pidfile" ] || { rm -f "$run/postgres.pid"; return 0; }
+  pid="$(head -1 "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null && [ "$(ps -o comm= -p "$pid")" = postgres ]; then
+    say "stopping PostgreSQL (pid $pid)"
+    kill -INT "$pid" 2>/dev/null || true
+    for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && { say "PostgreSQL did not stop in 30 s; immediate shutdown"; kill -QUIT "$pid" 2>/dev/null || true; sleep 2; }
+  fi
+  rm -f "$run/postgres.pid"
+}
+
+# ---------------------------------------------------------------- database
 db_start() {
   if port_open "$mongo_port"; then say "a MongoDB-compatible server already answers on 127.0.0.1:$mongo_port"; return; fi
   local bin; bin="$(ferret_bin)"
-  mkdir -p "$run/ferretdb/data" "$run/logs"
-  say "starting FerretDB on 127.0.0.1:$mongo_port (log: $run/logs/ferretdb.log)"
-  nohup "$bin" -listen "127.0.0.1:$mongo_port" -data "$run/ferretdb/data" >"$run/logs/ferretdb.log" 2>&1 &
+  local args=(-listen "127.0.0.1:$mongo_port")
+  if [ "$backend" = postgresql ]; then
+    pg_start
+    args+=(-handler postgresql -postgresql-url "postgres://postgres@127.0.0.1:$pg_port/ferretdb")
+  else
+    mkdir -p "$run/ferretdb/data"
+    args+=(-handler sqlite -data "$run/ferretdb/data" -sqlite-pragmas "$sqlite_pragmas")
+  fi
+  mkdir -p "$run/logs"
+  say "starting FerretDB on 127.0.0.1:$mongo_port, $backend backend (log: $run/logs/ferretdb.log)"
+  nohup "$bin" "${args[@]}" >"$run/logs/ferretdb.log" 2>&1 &
   echo $! > "$run/ferretdb.pid"
   local i
   for i in $(seq 1 60); do
@@ -165,7 +251,7 @@ stop_pid() {
 
 status() {
   local n
-  for n in kafka ferretdb; do
+  for n in kafka ferretdb postgres; do
     if [ -f "$run/$n.pid" ] && kill -0 "$(cat "$run/$n.pid")" 2>/dev/null; then
       say "$n running (pid $(cat "$run/$n.pid"))"
     else
@@ -178,9 +264,9 @@ cmd="${1:-start}"
 case "$cmd" in
   start)
     if [ "${CITYHELP_FRESH:-0}" = "1" ]; then
-      stop_pid kafka; stop_pid ferretdb
-      say "fresh start: wiping $run/kafka and $run/ferretdb"
-      rm -rf "$run/kafka" "$run/ferretdb"
+      stop_pid kafka; stop_pid ferretdb; pg_stop
+      say "fresh start: wiping $run/kafka, $run/ferretdb and $run/postgres"
+      rm -rf "$run/kafka" "$run/ferretdb" "$run/postgres"
     fi
     # Fetch and build first (in parallel), so that both servers start quickly afterwards.
     kafka_libs >/dev/null & kpid=$!
@@ -190,7 +276,7 @@ case "$cmd" in
     db_start
     kafka_start
     ;;
-  stop) stop_pid kafka; stop_pid ferretdb ;;
+  stop) stop_pid kafka; stop_pid ferretdb; pg_stop ;;
   status) status ;;
   logs) say "logs are in $run/logs"; ls -1 "$run/logs" 2>/dev/null || true ;;
   kafka-start) kafka_start ;;

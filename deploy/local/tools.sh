@@ -2,7 +2,9 @@
 # Command-line tools the tests and the SRE files need, from Debian's packages:
 #   promtool (package `prometheus`): checks the Prometheus configuration and unit-tests the alerts;
 #   prometheus (same package): the end-to-end test scrapes the four services with a real server;
-#   kcat (package `kcat`): a non-Python Kafka client, used to read and write the public topics.
+#   kcat (package `kcat`): a non-Python Kafka client, used to read and write the public topics;
+#   with CITYHELP_DB_BACKEND=postgresql, PostgreSQL 15 (package `postgresql`: initdb, pg_ctl in
+#   /usr/lib/postgresql/15/bin) for FerretDB's PostgreSQL backend (deploy/local/stack.sh).
 # Installs only what is missing; needs root (or sudo) and apt-get.
 set -euo pipefail
 
@@ -15,6 +17,13 @@ for cmd in promtool prometheus kcat; do
     fi
 done
 
+pg_bin=/usr/lib/postgresql/15/bin
+want_pg=0
+if [ "${CITYHELP_DB_BACKEND:-sqlite}" = postgresql ]; then
+    want_pg=1
+    [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ] || missing+=(postgresql)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
@@ -23,7 +32,7 @@ echo "[tools] missing commands; installing Debian packages: ${missing[*]}"
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "[tools] ERROR: apt-get is not available on this machine." >&2
     echo "[tools] Install these by hand and re-run: ${missing[*]}" >&2
-    echo "[tools]   (promtool and prometheus from Prometheus 2.45+, kcat 1.7+)" >&2
+    echo "[tools]   (promtool and prometheus from Prometheus 2.45+, kcat 1.7+, PostgreSQL 15)" >&2
     exit 1
 fi
 
@@ -50,10 +59,26 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheu
     "${sudo_cmd[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 
+# Debian's `postgresql` package creates and starts a system cluster (15/main, port 5432); the
+# project runs a cluster of its own (deploy/local/stack.sh), so that one is stopped.
+if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet postgresql 2>/dev/null; then
+        echo "[tools] stopping the system postgresql service the package started (not needed)"
+        "${sudo_cmd[@]}" systemctl disable --now postgresql >/dev/null 2>&1 || true
+    elif command -v pg_ctlcluster >/dev/null 2>&1 && pg_lsclusters -h 2>/dev/null | grep -q '^15 *main .*online'; then
+        echo "[tools] stopping the system PostgreSQL cluster 15/main the package started (not needed)"
+        "${sudo_cmd[@]}" pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
+    fi
+fi
+
 for cmd in promtool prometheus kcat; do
     if ! command -v "$cmd" >/dev/null 2>&1; then
         echo "[tools] ERROR: $cmd still missing after the install" >&2
         exit 1
     fi
 done
+if [ "$want_pg" = 1 ] && [ ! -x "$pg_bin/initdb" ]; then
+    echo "[tools] ERROR: $pg_bin/initdb still missing after installing postgresql" >&2
+    exit 1
+fi
 echo "[tools] ready: $(promtool --version 2>&1 | head -1); kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p')"
