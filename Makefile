@@ -66,5 +66,8 @@ redrive: setup
 	@test -n "$(SERVICE)" || { echo "usage: make redrive SERVICE=intake|verify|route|notify [ARGS='--reason <code> --limit N --dry-run']"; exit 2; }
 	@$(BIN)/python -m shared.redrive --service $(SERVICE) $(ARGS)
 
-bench: infra
-	@KAFKA_BOOTSTRAP=127.0.0.1:9092 $(BIN)/python -m tests.bench.pipeline
+# Ceilings of Kafka and the database, the pipeline at fixed offered loads (wrk) and P1 behind a
+# backlog, on a fresh stack of its own; a table, bench/results.json, bench/*.png and one line
+# `bench: e2e_per_s=… …` (deploy/local/bench.sh). Short run: make bench BENCH_ARGS='--seconds 10'.
+bench: setup tools
+	@deploy/local/bench.sh $(BENCH_ARGS)

@@ -3,14 +3,15 @@
 #   promtool (package `prometheus`): checks the Prometheus configuration and unit-tests the alerts;
 #   prometheus (same package): the end-to-end test scrapes the four services with a real server;
 #   kcat (package `kcat`): a non-Python Kafka client, used to read and write the public topics;
+#   wrk (package `wrk`): the HTTP load generator of `make bench`;
 #   with CITYHELP_DB_BACKEND=postgresql, PostgreSQL 15 (package `postgresql`: initdb, pg_ctl in
 #   /usr/lib/postgresql/15/bin) for FerretDB's PostgreSQL backend (deploy/local/stack.sh).
 # Installs only what is missing; needs root (or sudo) and apt-get.
 set -euo pipefail
 
-declare -A wanted=([promtool]=prometheus [prometheus]=prometheus [kcat]=kcat)
+declare -A wanted=([promtool]=prometheus [prometheus]=prometheus [kcat]=kcat [wrk]=wrk)
 missing=()
-for cmd in promtool prometheus kcat; do
+for cmd in promtool prometheus kcat wrk; do
     if ! command -v "$cmd" >/dev/null 2>&1; then
         package="${wanted[$cmd]}"
         [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
@@ -71,7 +72,7 @@ if [[ " ${missing[*]} " == *" postgresql "* ]]; then
     fi
 fi
 
-for cmd in promtool prometheus kcat; do
+for cmd in promtool prometheus kcat wrk; do
     if ! command -v "$cmd" >/dev/null 2>&1; then
         echo "[tools] ERROR: $cmd still missing after the install" >&2
         exit 1

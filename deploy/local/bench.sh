@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make bench`: a fresh Kafka and FerretDB on ports of its own (Kafka 39092, controller 39093,
+# database 27021, data in .run/bench; neither `make run`, `make test` nor `make chaos` is
+# disturbed), then tests/bench: Kafka's and the database's ceilings, the pipeline at fixed offered
+# loads through intake's HTTP API (wrk), P1 requests behind a P3 backlog; a table,
+# bench/results.json and bench/*.png, and one last line `bench: e2e_per_s=… …`. Stops what it
+# started.
+#   deploy/local/bench.sh [--seconds 60] [--steps 250,500,1000,2000,max] [--backlog 50000] …
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/own-stack.sh"
+run_dir="${CITYHELP_BENCH_RUN_DIR:-$repo/.run/bench}"
+own_stack "$run_dir" "${BENCH_KAFKA_PORT:-39092}" "${BENCH_KAFKA_CONTROLLER_PORT:-39093}" \
+  "${BENCH_MONGODB_PORT:-27021}" "$run_dir/logs/stack-stop.log"
+# The services log at WARNING and above: INFO would write a line per request per stage, and the
+# figures come from the topics, not the logs.
+export LOG_LEVEL="${BENCH_LOG_LEVEL:-WARNING}"
+
+echo "[bench] starting a fresh stack (Kafka $KAFKA_BOOTSTRAP, FerretDB 127.0.0.1:$MONGODB_PORT, data in $CITYHELP_RUN_DIR)"
+own_stack_start
+
+"$bin/python" -m tests.bench "$@"

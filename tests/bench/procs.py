@@ -1,0 +1,102 @@
+"""Per-process figures from /proc (peak RSS, CPU seconds), the services' database write counters
+from their /metrics, and document counts of a service set's database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pymongo import AsyncMongoClient
+
+from tests.bench.stats import db_write_commands
+from tests.support.services import SERVICES, ServiceSet
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ProcFigures:
+    """One process: its peak resident set (VmHWM) and CPU seconds (user + system) so far."""
+
+    pid: int
+    rss_peak_mb: float
+    cpu_s: float
+
+
+def parse_stat_cpu(stat: str) -> float:
+    """utime + stime in seconds from a /proc/<pid>/stat line (the name in parentheses may hold
+    spaces, so fields are counted after its closing parenthesis)."""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # fields[0] is the state (field 3); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def parse_vm_hwm_mb(status: str) -> float:
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def read_proc(pid: int) -> ProcFigures | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return ProcFigures(pid, parse_vm_hwm_mb(status), parse_stat_cpu(stat))
+
+
+def pid_from_file(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def stack_pids(run_dir: Path) -> dict[str, int]:
+    """Kafka's and FerretDB's pids, from the pid files deploy/local/stack.sh writes."""
+    pids = {}
+    for name in ("kafka", "ferretdb"):
+        pid = pid_from_file(run_dir / f"{name}.pid")
+        if pid is not None:
+            pids[name] = pid
+    return pids
+
+
+def service_figures(services: ServiceSet) -> dict[str, ProcFigures]:
+    figures = {}
+    for name, proc in services.procs.items():
+        if proc.poll() is None and (f := read_proc(proc.pid)) is not None:
+            figures[name] = f
+    return figures
+
+
+async def write_commands(services: ServiceSet) -> dict[str, float]:
+    """Database write commands so far, summed over the four services, by command:collection."""
+    total: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for service in SERVICES:
+            try:
+                response = await http.get(f"{services.url(service)}/metrics")
+            except httpx.HTTPError:
+                continue
+            for key, value in db_write_commands(response.text).items():
+                total[key] = total.get(key, 0.0) + value
+    return total
+
+
+async def document_counts(uri: str, database: str) -> dict[str, int]:
+    """Documents per collection of one database (what the stages inserted)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, timeoutMS=30_000)
+    try:
+        db = client[database]
+        names = await db.list_collection_names()
+        counts = await asyncio.gather(*(db[n].estimated_document_count() for n in names))
+        return dict(zip(names, counts, strict=True))
+    finally:
+        await client.close()
