@@ -95,10 +95,7 @@ def build_router(ctx: IntakeContext) -> APIRouter:
                 channel="web",
                 client=f"web:{x_client_id or 'anonymous'}",
                 idempotency_key=idempotency_key,
-                bus=ctx.bus,
-                repo=ctx.repo,
-                settings=ctx.settings,
-                rules=ctx.rules,
+                ctx=ctx,
             )
         except (KafkaError, TimeoutError):
             return queue_unavailable()

@@ -13,6 +13,8 @@ from faststream.kafka import KafkaBroker
 from services.intake import api, domain, handlers, open311_api
 from services.intake.handlers import IntakeContext
 from services.intake.ratelimit import RateLimiter
+from services.intake.receipts import ReplayCache
+from services.intake.recorder import SubmissionWriter
 from services.intake.repository import IntakeRepository
 from services.intake.settings import IntakeSettings
 from shared.db import Client
@@ -34,9 +36,10 @@ def build_context(
     rules = domain.load_rules(settings.config_dir / settings.rules_file)
     partners = domain.load_partners(settings.config_dir / settings.partners_file)
     limits = rules.rate_limits
+    repo = repo or IntakeRepository(rt.db)
     return IntakeContext(
         bus=rt.bus,
-        repo=repo or IntakeRepository(rt.db),
+        repo=repo,
         settings=settings,
         rules=rules,
         partners=partners,
@@ -49,6 +52,18 @@ def build_context(
         ),
         client_limiter=RateLimiter(
             capacity=limits.client_capacity, per_minute=limits.client_per_minute
+        ),
+        receipts=ReplayCache(
+            max_entries=settings.replay_cache_size, ttl_seconds=settings.replay_cache_ttl_seconds
+        ),
+        recorder=SubmissionWriter(
+            repo.insert_submissions,
+            batch_max=settings.record_batch_max,
+            flush_seconds=settings.record_flush_seconds,
+            buffer_max=settings.record_buffer_max,
+            timeout_seconds=settings.record_timeout_seconds,
+            retry_initial_seconds=settings.retry_initial_seconds,
+            retry_max_seconds=settings.retry_max_seconds,
         ),
     )
 
@@ -84,6 +99,8 @@ def build_app(
             await asyncio.sleep(NONCE_SWEEP_SECONDS)
 
     rt.background.append(sweep_nonces)
+    if ctx.recorder is not None:
+        rt.background.append(ctx.recorder.run)  # flushes what is left when the app stops
     if not ctx.api_key_hashes:
         logger.warning("no Open311 api keys configured: Open311 POST requests are refused")
 
@@ -91,6 +108,7 @@ def build_app(
         title="City help: intake",
         routers=[api.build_router(ctx), open311_api.build_router(ctx)],
     )
+    app.state.intake = ctx  # tests reach the replay cache and the batch writer through it
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(open311_api.Open311TooLarge)  # outermost: sees the limit's 413

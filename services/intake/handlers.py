@@ -3,19 +3,22 @@ every channel (JSON API, Open311, partner HTTP, partner topic)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import PyMongoError
 
 from services.intake import domain
 from services.intake.ratelimit import RateLimiter
-from services.intake.repository import IntakeRepository
+from services.intake.receipts import ReplayCache
+from services.intake.recorder import SubmissionWriter
+from services.intake.repository import IntakeRepository, submission_document
 from services.intake.settings import IntakeSettings
 from shared.envelope import CE_TYPE, event_type, utcnow
 from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
-from shared.metrics import REQUESTS
+from shared.metrics import INTAKE_REPLAYS, REQUESTS
 from shared.schemas import Channel, HelpRequest, PartnerHelpRequest, SubmittedRequest
 from shared.stage import PermanentError, Record
 
@@ -47,6 +50,10 @@ class IntakeContext:
     api_key_hashes: tuple[str, ...] = ()
     phone_limiter: RateLimiter | None = None
     client_limiter: RateLimiter | None = None
+    # Recent keyed receipts (retries answered without the database) and the batch writer of
+    # the submission records (off the request path).
+    receipts: ReplayCache = field(default_factory=ReplayCache)
+    recorder: SubmissionWriter | None = None
 
 
 def rate_limit_wait(ctx: IntakeContext, *, client_key: str, phone: str) -> float:
@@ -61,37 +68,50 @@ def rate_limit_wait(ctx: IntakeContext, *, client_key: str, phone: str) -> float
     return 0.0
 
 
+async def known_status(ctx: IntakeContext, request_id: str) -> str | None:
+    """The status of a keyed request already accepted, or None: from the cache of recent
+    receipts, else one read of its record (a retry from before this process, or from another
+    intake process). The database away or slow counts as unknown: the request is published
+    again with the same id, which every later stage sees as the same request."""
+    status = ctx.receipts.get(request_id)
+    if status is not None:
+        INTAKE_REPLAYS.labels("cache").inc()
+        return status
+    try:
+        async with asyncio.timeout(ctx.settings.replay_lookup_timeout_seconds):
+            existing = await ctx.repo.get(request_id)
+    except (PyMongoError, TimeoutError):
+        return None
+    if existing is None:
+        return None
+    status = str(existing.get("status", "submitted"))
+    ctx.receipts.put(request_id, status)
+    INTAKE_REPLAYS.labels("database").inc()
+    return status
+
+
 async def submit(
     request: HelpRequest,
     *,
     channel: Channel,
     client: str,
     idempotency_key: str | None,
-    bus: EventBus,
-    repo: IntakeRepository,
-    settings: IntakeSettings,
-    rules: domain.IntakeRules | None = None,
+    ctx: IntakeContext,
     partner_id: str | None = None,
     external_id: str | None = None,
 ) -> Receipt:
     """Accept a request: publish it (acks=all) before answering; a retry returns the original.
 
-    Urgent-looking requests go to the priority topic (``domain.lane_for``); then the record is
-    stored (best effort: verify creates it if this write is missing).
+    Urgent-looking requests go to the priority topic (``domain.lane_for``). The request's
+    record is queued for the batch writer, not awaited: the 202 waits for Kafka only, and
+    verify creates the record if intake's write is missing.
     """
     request_id = domain.request_id_for(client=client, idempotency_key=idempotency_key)
-    token = domain.tracking_token(settings.tracking_secret, request_id)
+    token = domain.tracking_token(ctx.settings.tracking_secret, request_id)
     if idempotency_key:
-        try:
-            existing = await repo.get(request_id)
-        except ConnectionFailure:
-            # Database away: publish anyway. The request id is derived from the key, so a
-            # retry that is published twice is the same request to every later stage.
-            existing = None
-        if existing is not None:
-            return Receipt(
-                request_id, token, str(existing.get("status", "submitted")), replayed=True
-            )
+        status = await known_status(ctx, request_id)
+        if status is not None:
+            return Receipt(request_id, token, status, replayed=True)
     submitted = SubmittedRequest(
         request_id=request_id,
         submitted_at=utcnow(),
@@ -102,20 +122,17 @@ async def submit(
         tracking_token_hash=domain.token_hash(token),
         request=request,
     )
-    topic = domain.lane_for(request, rules or domain.IntakeRules())
+    topic = domain.lane_for(request, ctx.rules)
     event_id = effect_id("submitted", request_id)
-    await bus.emit(topic, submitted, key=request_id, name="request.submitted", event_id=event_id)
+    await ctx.bus.emit(
+        topic, submitted, key=request_id, name="request.submitted", event_id=event_id
+    )
     crash_point("intake.after_publish")
     REQUESTS.labels("received", request.category, "", "unverified").inc()
-    try:
-        await repo.record_submitted(submitted, event_id=event_id)
-    except Exception as exc:
-        # The request is durably in Kafka; verify creates the record if this write is missing.
-        logger.warning(
-            "could not store the submission record: %s",
-            type(exc).__name__,
-            extra={"request_id": request_id},
-        )
+    if idempotency_key:
+        ctx.receipts.put(request_id)
+    if ctx.recorder is not None:
+        ctx.recorder.add(submission_document(submitted, event_id=event_id))
     logger.info(
         "request accepted",
         extra={
@@ -138,10 +155,7 @@ async def submit_partner(
         channel=channel,
         client=f"partner:{request.partner_id}",
         idempotency_key=request.external_id,
-        bus=ctx.bus,
-        repo=ctx.repo,
-        settings=ctx.settings,
-        rules=ctx.rules,
+        ctx=ctx,
         partner_id=request.partner_id,
         external_id=request.external_id,
     )

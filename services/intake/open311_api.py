@@ -116,10 +116,7 @@ def build_router(ctx: IntakeContext) -> APIRouter:
                 channel="open311",
                 client=client,
                 idempotency_key=request.headers.get("idempotency-key"),
-                bus=ctx.bus,
-                repo=ctx.repo,
-                settings=ctx.settings,
-                rules=ctx.rules,
+                ctx=ctx,
             )
         except (KafkaError, TimeoutError):
             raise Open311InputError(

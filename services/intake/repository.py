@@ -1,7 +1,8 @@
 """Intake's storage: the request record as first accepted, partner nonces, Open311 tokens.
 
-Hot-path reads and writes go by ``_id`` alone (FerretDB answers only those from its primary
-key); the Open311 request search scans, which is fine for that rare, capped query.
+Reads and writes go by ``_id`` alone (FerretDB answers only those from its primary key); the
+Open311 request search scans, which is fine for that rare, capped query. Submission records are
+not written on the request path: ``recorder.SubmissionWriter`` inserts them in batches.
 """
 
 from __future__ import annotations
@@ -20,6 +21,30 @@ NONCES = "partner_nonces"
 OPEN311_TOKENS = "open311_tokens"
 
 
+def submission_document(submitted: SubmittedRequest, *, event_id: str) -> Document:
+    """The request record as intake creates it: exactly the document
+    ``requests_store.apply_transition`` inserts for the "submitted" transition of ``event_id``
+    with ``set_on_insert=initial_document(submitted)`` and ``set_status=False`` — the initial
+    fields, ``updated_at``, the timeline's first entry and the applied event (a unit test
+    compares the two)."""
+    entry = {
+        **requests_store.transition(
+            event_id=event_id,
+            status="submitted",
+            at=submitted.submitted_at,
+            actor=f"intake/{submitted.channel}",
+        ),
+        "sets_status": False,  # as apply_transition marks an entry with set_status=False
+    }
+    return {
+        **requests_store.initial_document(submitted),
+        "updated_at": entry["at"],
+        "_id": submitted.request_id,
+        "timeline": [entry],
+        "applied_events": [event_id],
+    }
+
+
 class IntakeRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -30,19 +55,10 @@ class IntakeRepository:
     async def get(self, request_id: str) -> Document | None:
         return await requests_store.get_request(self.db, request_id)
 
-    async def record_submitted(self, submitted: SubmittedRequest, *, event_id: str) -> bool:
-        return await requests_store.apply_transition(
-            self.db,
-            submitted.request_id,
-            requests_store.transition(
-                event_id=event_id,
-                status="submitted",
-                at=submitted.submitted_at,
-                actor=f"intake/{submitted.channel}",
-            ),
-            set_on_insert=requests_store.initial_document(submitted),
-            set_status=False,
-        )
+    async def insert_submissions(self, documents: list[Document]) -> None:
+        """One unordered insert of submission records (``submission_document``): each one that
+        exists already fails alone, as a duplicate ``_id`` (raised as ``BulkWriteError``)."""
+        await self.db[requests_store.COLLECTION].insert_many(documents, ordered=False)
 
     async def claim_nonce(self, partner_id: str, nonce: str, *, at: datetime) -> bool:
         """True the first time this partner uses this nonce; False for a replay."""
@@ -79,13 +95,14 @@ class IntakeRepository:
         query: dict[str, Any] = {"submitted_at": {"$gte": start, "$lte": end}}
         if categories:
             query["category"] = {"$in": list(categories)}
-        if statuses:
-            query["status"] = {"$in": list(statuses)}
         projection = {"applied_events": 0, "contact": 0, "description": 0}
-        cursor = (
-            self.db[requests_store.COLLECTION]
-            .find(query, projection)
-            .sort("submitted_at", DESCENDING)
-            .limit(limit)
-        )
-        return [doc async for doc in cursor]
+        cursor = self.db[requests_store.COLLECTION].find(query, projection)
+        if not statuses:
+            cursor = cursor.sort("submitted_at", DESCENDING).limit(limit)
+            return await requests_store.merge_all(self.db, [doc async for doc in cursor])
+        # The status is the merged record's (verify's and route's first steps are stored
+        # apart from the record), so it is filtered after the merge.
+        docs = await requests_store.merge_all(self.db, [doc async for doc in cursor])
+        wanted = [doc for doc in docs if doc.get("status") in statuses]
+        wanted.sort(key=lambda doc: doc["submitted_at"], reverse=True)
+        return wanted[:limit]

@@ -28,6 +28,19 @@ class IntakeSettings(ServiceSettings):
     open311_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     # Partner HMAC secrets as JSON, {"<secret key>": "<secret>"}; never in a file of the repo.
     partner_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # Submission records are written off the request path by a batch writer: one unordered
+    # insert of at most `record_batch_max` (< 100, FerretDB's limit) about every
+    # `record_flush_seconds`; at most `record_buffer_max` wait while the database is away
+    # (more are dropped and counted: verify creates them).
+    record_batch_max: int = Field(99, ge=1, le=99)
+    record_flush_seconds: float = Field(0.02, gt=0)
+    record_buffer_max: int = Field(50_000, ge=1)
+    record_timeout_seconds: float = Field(5.0, gt=0)
+    # Recent keyed receipts kept in memory to answer retries; a retry not found there reads
+    # the database once, for at most `replay_lookup_timeout_seconds`.
+    replay_cache_size: int = Field(100_000, ge=0)
+    replay_cache_ttl_seconds: float = Field(3600.0, gt=0)
+    replay_lookup_timeout_seconds: float = Field(1.0, gt=0)
 
     @field_validator("open311_api_keys", mode="before")
     @classmethod

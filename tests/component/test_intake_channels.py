@@ -18,11 +18,11 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.intake import domain
 from services.intake.app import build_app
+from services.intake.handlers import IntakeContext
+from services.intake.receipts import ReplayCache
 from services.intake.repository import IntakeRepository
 from services.intake.settings import IntakeSettings
-from shared import requests_store
 from shared.db import Database, Document
-from shared.schemas import SubmittedRequest
 from shared.stage import raw_body
 from shared.topics import Topic, TopicNames
 
@@ -56,10 +56,9 @@ class MemoryRepository(IntakeRepository):
     async def get(self, request_id: str) -> Document | None:
         return self.requests.get(request_id)
 
-    async def record_submitted(self, submitted: SubmittedRequest, *, event_id: str) -> bool:
-        doc = requests_store.initial_document(submitted)
-        self.requests.setdefault(submitted.request_id, {**doc, "timeline": []})
-        return True
+    async def insert_submissions(self, documents: list[Document]) -> None:
+        for doc in documents:
+            self.requests.setdefault(doc["_id"], doc)
 
     async def claim_nonce(self, partner_id: str, nonce: str, *, at: datetime) -> bool:
         key = f"{partner_id}:{nonce}"
@@ -80,6 +79,7 @@ class Intake:
     http: httpx.AsyncClient
     broker: KafkaBroker
     repo: MemoryRepository
+    ctx: IntakeContext
     seen: dict[str, list[tuple[bytes, dict[str, str]]]] = field(default_factory=dict)
 
     def values(self, topic: Topic) -> list[dict[str, Any]]:
@@ -120,7 +120,7 @@ async def intake() -> AsyncIterator[Intake]:
     async with TestKafkaBroker(broker) as test_broker:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
-            yield Intake(http=http, broker=test_broker, repo=repo, seen=seen)
+            yield Intake(http=http, broker=test_broker, repo=repo, ctx=app.state.intake, seen=seen)
 
 
 def signed(
@@ -192,6 +192,42 @@ async def test_one_phone_is_rate_limited_with_retry_after(intake: Intake) -> Non
         "/v1/requests", json={**REQUEST, "contact": {"phone": "139 0000 0004"}}
     )
     assert other.status_code == 202
+
+
+async def test_the_record_is_written_by_the_batch_writer_not_before_the_answer(
+    intake: Intake,
+) -> None:
+    answer = await intake.http.post("/v1/requests", json=REQUEST)
+    assert answer.status_code == 202
+    request_id = answer.json()["request_id"]
+    assert request_id not in intake.repo.requests  # the 202 waited for Kafka only
+    recorder = intake.ctx.recorder
+    assert recorder is not None
+    assert recorder.waiting == 1
+    await recorder.flush()
+    record = intake.repo.requests[request_id]
+    assert record["status"] == "submitted"
+    assert [t["event_id"] for t in record["timeline"]] == record["applied_events"]
+
+
+async def test_a_keyed_retry_is_answered_from_the_cache_then_from_the_database(
+    intake: Intake,
+) -> None:
+    headers = {"Idempotency-Key": "retry-1"}
+    body = {**REQUEST, "contact": {"phone": "139 0000 0011"}}
+    first = await intake.http.post("/v1/requests", json=body, headers=headers)
+    again = await intake.http.post("/v1/requests", json=body, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["request_id"] == first.json()["request_id"]
+    assert (first.json()["replayed"], again.json()["replayed"]) == (False, True)
+    # Another process, or this one after a restart: not in its cache, found in the database.
+    assert intake.ctx.recorder is not None
+    await intake.ctx.recorder.flush()
+    intake.ctx.receipts = ReplayCache()
+    later = await intake.http.post("/v1/requests", json=body, headers=headers)
+    assert later.json()["replayed"] is True
+    assert later.json()["request_id"] == first.json()["request_id"]
+    assert len(intake.values(Topic.SUBMITTED)) == 1
 
 
 # --- partner topic -------------------------------------------------------------------------
