@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
@@ -301,15 +301,25 @@ class BatchRunner:
         return redelivered
 
     async def _apply_writes(self, writes: Sequence[Write]) -> None:
+        """Per collection: the inserts, then the updates in plan order; counters that only
+        ``$inc`` one document are summed into one statement per document."""
         inserts: dict[str, list[Document]] = defaultdict(list)
         updates: dict[str, list[UpdateOne]] = defaultdict(list)
+        counters: dict[tuple[str, Any], Counter[str]] = {}
         for write in writes:
             if isinstance(write, Insert):
                 inserts[write.collection].append(write.document)
+            elif (
+                set(write.update) == {"$inc"} and set(write.filter) == {"_id"} and not write.upsert
+            ):
+                key = (write.collection, write.filter["_id"])
+                counters.setdefault(key, Counter()).update(write.update["$inc"])
             else:
                 updates[write.collection].append(
                     UpdateOne(write.filter, write.update, upsert=write.upsert)
                 )
+        for (collection, doc_id), increments in counters.items():
+            updates[collection].append(UpdateOne({"_id": doc_id}, {"$inc": dict(increments)}))
         for collection, documents in inserts.items():
             await self._insert(collection, documents)
         for collection, operations in updates.items():

@@ -1,12 +1,18 @@
-"""The request record every stage updates: current status plus the timeline of transitions.
+"""The request record: current status plus the timeline of transitions, as every reader sees it.
 
-Collection ``requests``, one document per request id. Each transition carries the id of the
-event that caused it; a transition whose event id is already applied is skipped, so redelivered
-events never add a second entry (the write is idempotent).
+Collection ``requests``, one document per request id, created from the submission. On the hot
+path the later stages do not update it: verify inserts its decision into ``verify_decisions``
+and route its first dispatch into ``route_cases``, each keyed by the request id, and
+:func:`get_request` merges the three (:func:`merged`). Later, rarer transitions (a verifier's
+decision, a department's reports, escalations, the survey) are recorded on the record itself
+with :func:`apply_transition`. Each transition carries the id of the event that caused it; one
+whose event id is already applied is skipped, and the merge keeps each event id once, so
+redelivered events never add a second entry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +22,10 @@ from shared.db import Database, Document
 from shared.schemas import SubmittedRequest
 
 COLLECTION = "requests"
+# What the hot path stores instead of updating the record: verify's decision and route's case,
+# each keyed by the request id (written by verify and route alone).
+DECISIONS = "verify_decisions"
+CASES = "route_cases"
 
 
 def transition(
@@ -63,6 +73,8 @@ async def apply_transition(
     update_set: Document = {"updated_at": entry["at"]}
     if set_status:
         update_set["status"] = entry["status"]
+    else:
+        entry = {**entry, "sets_status": False}  # on the timeline, not the request's status
     if set_fields:
         update_set.update(set_fields)
     if current is None and set_on_insert is not None:
@@ -95,7 +107,48 @@ async def ensure_indexes(db: Database) -> None:
 
 
 async def get_request(db: Database, request_id: str) -> Document | None:
-    return await db[COLLECTION].find_one({"_id": request_id})
+    """The request as its readers see it (:func:`merged`), or None if it is unknown."""
+    base = await db[COLLECTION].find_one({"_id": request_id})
+    decision = await db[DECISIONS].find_one({"_id": request_id})
+    if base is None and decision is None:
+        return None
+    case = await db[CASES].find_one({"_id": request_id}) if decision is not None else None
+    return merged(base, decision, case)
+
+
+def merged(base: Document | None, decision: Document | None, case: Document | None) -> Document:
+    """The submission record with verify's decision and route's first dispatch folded in.
+
+    Fields the record lacks (or holds as None) come from the decision; the timeline is the
+    union of all three, each event once, in time order; the status is that of the last
+    transition that sets it (a re-routed or oversight leg is on the timeline only)."""
+    doc: Document = dict(base or {})
+    timeline: list[Document] = list(doc.get("timeline", []))
+    if decision is not None:
+        for key, value in decision.get("fields", {}).items():
+            if doc.get(key) is None:
+                doc[key] = value
+        if decision.get("entry"):
+            timeline.append(decision["entry"])
+    if case is not None:
+        timeline.extend(case.get("timeline", []))
+        if not doc.get("legs") and case.get("legs"):
+            doc["legs"] = case["legs"]
+        if not doc.get("departments") and case.get("departments"):
+            doc["departments"] = case["departments"]
+    seen: set[str] = set()
+    unique: list[Document] = []
+    for entry in timeline:
+        if entry["event_id"] not in seen:
+            seen.add(entry["event_id"])
+            unique.append(entry)
+    unique.sort(key=lambda e: e["at"])
+    doc["timeline"] = unique
+    setting = [e for e in unique if e.get("sets_status", True)]
+    if setting:
+        doc["status"] = setting[-1]["status"]
+        doc["updated_at"] = max(e["at"] for e in unique)
+    return doc
 
 
 def initial_document(submitted: SubmittedRequest) -> Document:
@@ -127,22 +180,82 @@ def transition_write(
     entry: Document,
     *,
     set_fields: Document,
-    set_on_insert: Document,
+    set_on_insert: Document | None = None,
 ) -> tuple[Document, Document]:
-    """The filter and upsert of one first-time transition, for a bulk write: the stage that
+    """The filter and update of one first-time transition, for a bulk write: the stage that
     plans it knows the event is new (its guard insert just succeeded), so no read is needed.
-    ``set_on_insert`` creates the record when the earlier stage's write has not landed yet."""
-    update_set: Document = {"updated_at": entry["at"], "status": entry["status"], **set_fields}
-    on_insert = {
-        key: value
-        for key, value in set_on_insert.items()
-        if key not in update_set and key not in ("_id", "timeline", "applied_events")
+    ``set_on_insert`` (with an upsert) creates the record when the earlier stage's write has
+    not landed yet."""
+    return transitions_write(
+        request_id, [entry], set_fields=set_fields, set_on_insert=set_on_insert
+    )
+
+
+def transitions_write(
+    request_id: str,
+    entries: list[Document],
+    *,
+    set_fields: Document,
+    set_on_insert: Document | None = None,
+) -> tuple[Document, Document]:
+    """:func:`transition_write` for several transitions at once; the last one sets the status."""
+    update_set: Document = {
+        "updated_at": entries[-1]["at"],
+        "status": entries[-1]["status"],
+        **set_fields,
     }
     update: Document = {
         "$set": update_set,
-        "$push": {"timeline": entry},
-        "$addToSet": {"applied_events": entry["event_id"]},
+        "$push": {"timeline": {"$each": entries}},
+        "$addToSet": {"applied_events": {"$each": [e["event_id"] for e in entries]}},
+    }
+    on_insert = {
+        key: value
+        for key, value in (set_on_insert or {}).items()
+        if key not in update_set and key not in ("_id", "timeline", "applied_events")
     }
     if on_insert:
         update["$setOnInsert"] = on_insert
     return {"_id": request_id}, update
+
+
+def submission_document(submitted: SubmittedRequest, *, event_id: str) -> Document:
+    """The request record as first accepted: the initial fields, the timeline's first entry
+    and the applied event. Intake inserts it; verify inserts the same document (a duplicate
+    ``_id`` changes nothing) so the record exists even if intake's write never landed."""
+    entry = transition(
+        event_id=event_id,
+        status="submitted",
+        at=submitted.submitted_at,
+        actor=f"intake/{submitted.channel}",
+    )
+    return {
+        **initial_document(submitted),
+        "updated_at": entry["at"],
+        "_id": submitted.request_id,
+        "timeline": [entry],
+        "applied_events": [event_id],
+    }
+
+
+async def scan(db: Database, fields: Sequence[str]) -> list[Document]:
+    """Every request, merged (:func:`merged`), with only ``fields`` of the record and what the
+    status needs: a whole-collection read of the three collections, for rare summaries."""
+    projection = {"_id": 1, "timeline.event_id": 1, "timeline.status": 1, "timeline.at": 1}
+    projection.update({"timeline.sets_status": 1, **dict.fromkeys(fields, 1)})
+    return await merge_all(db, [doc async for doc in db[COLLECTION].find({}, projection)])
+
+
+async def merge_all(db: Database, records: Sequence[Document]) -> list[Document]:
+    """:func:`merged` for many records at once: the decisions and cases are read in one pass
+    each (a scan: lookups by a list of ids scan as well on FerretDB), for rare queries only."""
+    if not records:
+        return []
+    decisions = {
+        doc["_id"]: doc async for doc in db[DECISIONS].find({}, {"fields.district": 1, "entry": 1})
+    }
+    cases = {
+        doc["_id"]: doc
+        async for doc in db[CASES].find({}, {"timeline": 1, "legs": 1, "departments": 1})
+    }
+    return [merged(doc, decisions.get(doc["_id"]), cases.get(doc["_id"])) for doc in records]

@@ -7,7 +7,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.route import command, domain, handlers
+from services.route import command, dispatch, domain, handlers
 from services.route.repository import RouteRepository
 from services.route.settings import RouteSettings
 from services.route.teams import load_directory
@@ -53,7 +53,14 @@ def build_app(
     rt.background.append(deadline_timers)
     # One consumer group per input: verified requests, department reports and the
     # survey's reopen/close events are independent streams, each at least once.
-    rt.subscribe([Topic.VERIFIED], partial(handlers.handle_verified, ctx=ctx), name="verified")
+    load = dispatch.TeamLoad(repo.team_load)
+    rules = dispatch.DispatchRules(rules=ctx.rules, levels=ctx.levels, directory=ctx.directory)
+    rt.subscribe_batch(
+        [Topic.VERIFIED],
+        partial(dispatch.plan_verified, rules=rules, load=load),
+        careful=partial(handlers.handle_verified, ctx=ctx),
+        name="verified",
+    )
     rt.subscribe(
         [Topic.STATUS],
         partial(handlers.handle_status, ctx=ctx),

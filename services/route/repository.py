@@ -30,7 +30,7 @@ from shared.schemas import DispatchJob
 
 LEGS = "legs"
 LOOKUP = "leg_lookup"
-CASES = "route_cases"
+CASES = requests_store.CASES
 TIMERS = "sla_timers"
 TEAMS = "teams"
 # Marks (in memory, never stored) a leg the current processing created: it cannot have been
@@ -103,33 +103,7 @@ class RouteRepository:
         parent: str | None = None,
     ) -> Document:
         """Store the leg once; returns the stored leg (the first one, on a redelivery)."""
-        doc: Document = {
-            "_id": job.leg_id,
-            "request_id": job.request_id,
-            "department": job.department,
-            "team_id": job.team_id,
-            "slot": slot,
-            "attempt": job.attempt,
-            "cycle": cycle,
-            "blocking": blocking,
-            "parent": parent,
-            "current": True,
-            # Stored and recorded before it goes out; a department's report may follow at once.
-            "status": "dispatched",
-            "progress": "dispatched",
-            "last_occurred_at": None,
-            "last_event_id": None,
-            "applied_events": [],
-            "history": [],
-            "breached": [],
-            "rejected_by": [],
-            "published": False,
-            "counted": False,
-            "released": False,
-            "job": job.model_dump(mode="json"),
-            "acknowledge_by": job.acknowledge_by,
-            "resolve_by": job.resolve_by,
-        }
+        doc = leg_document(job, slot=slot, cycle=cycle, blocking=blocking, parent=parent)
         try:
             await self.db[LEGS].insert_one(doc)
         except DuplicateKeyError:
@@ -296,6 +270,45 @@ class RouteRepository:
         await self.db[requests_store.COLLECTION].update_one(
             {"_id": request_id}, {"$set": {"legs": legs, "departments": departments}}
         )
+
+
+def leg_document(
+    job: DispatchJob,
+    *,
+    slot: str,
+    cycle: int,
+    blocking: bool = True,
+    parent: str | None = None,
+    counted: bool = False,
+) -> Document:
+    """A new leg as stored: its job, team, state, deadlines and (empty) history."""
+    return {
+        "_id": job.leg_id,
+        "request_id": job.request_id,
+        "department": job.department,
+        "team_id": job.team_id,
+        "slot": slot,
+        "attempt": job.attempt,
+        "cycle": cycle,
+        "blocking": blocking,
+        "parent": parent,
+        "current": True,
+        # Stored and recorded before it goes out; a department's report may follow at once.
+        "status": "dispatched",
+        "progress": "dispatched",
+        "last_occurred_at": None,
+        "last_event_id": None,
+        "applied_events": [],
+        "history": [],
+        "breached": [],
+        "rejected_by": [],
+        "published": False,
+        "counted": counted,
+        "released": False,
+        "job": job.model_dump(mode="json"),
+        "acknowledge_by": job.acknowledge_by,
+        "resolve_by": job.resolve_by,
+    }
 
 
 def _aware(value: Any) -> datetime:

@@ -19,9 +19,8 @@ from services.verify.repository import (
     DECISIONS,
     REVIEW,
     VerifyRepository,
-    decision_document,
-    decision_fields,
     decision_from,
+    decision_record,
     review_document,
 )
 from shared import requests_store
@@ -101,19 +100,15 @@ def decided(
         )
     if decision.outcome == "needs_review":
         writes.append(Insert(REVIEW, review_document(submitted, decision, at=at)))
-    filter_, update = requests_store.transition_write(
-        request_id,
-        requests_store.transition(
-            event_id=event_id,
-            status=decision.outcome,
-            at=at,
-            actor="verify",
-            reason=",".join(decision.all_reasons),
-        ),
-        set_fields=decision_fields(decision, at=at, actor="verify"),
-        set_on_insert=requests_store.initial_document(submitted),
+    # The record as intake creates it (a duplicate _id when intake's write landed first).
+    writes.append(
+        Insert(
+            requests_store.COLLECTION,
+            requests_store.submission_document(
+                submitted, event_id=effect_id("submitted", request_id)
+            ),
+        )
     )
-    writes.append(Update(requests_store.COLLECTION, filter_, update, upsert=True))
     if decision.outcome == "duplicate" and decision.duplicate_of:
         writes.append(
             Update(
@@ -124,14 +119,7 @@ def decided(
         )
     topic, value, name = outcome_event(submitted, decision, at=at)
     return Plan(
-        guard=Insert(
-            DECISIONS,
-            {
-                "_id": request_id,
-                "event_id": event_id,
-                "decision": decision_document(decision, at=at, by="verify"),
-            },
-        ),
+        guard=Insert(DECISIONS, decision_record(request_id, event_id, decision, at=at)),
         writes=tuple(writes),
         events=(Event(topic, value, key=request_id, name=name, event_id=event_id, cause=cause),),
         done=partial(_count, submitted, decision, at),
@@ -165,8 +153,8 @@ async def finish_submitted(record: Record, *, ctx: VerifyContext) -> None:
                 for_duplicates=domain.remembered_for_duplicates(decision),
             )
         )
+    await ctx.repo.ensure_record(submitted)
     await _side_effects(submitted, decision, repo=ctx.repo, at=at)
-    await ctx.repo.record_decision(submitted, decision, event_id=event_id, at=at, actor="verify")
     await publish(submitted, decision, bus=ctx.bus, event_id=event_id, at=at, cause=record.envelope)
 
 

@@ -27,9 +27,10 @@ from services.verify import history
 from services.verify.domain import PRIORITY_RANK, Decision
 from shared import requests_store
 from shared.db import Database, Document
+from shared.kafka import effect_id
 from shared.schemas import SubmittedRequest
 
-DECISIONS = "verify_decisions"
+DECISIONS = requests_store.DECISIONS
 REVIEW = "review"
 REVIEW_CLAIMS = "review_claims"
 
@@ -81,6 +82,26 @@ def decision_fields(
     }
 
 
+def decision_record(
+    request_id: str, event_id: str, decision: Decision, *, at: datetime
+) -> Document:
+    """Verify's own record of an automatic decision (``verify_decisions``): the decision, the
+    fields and the timeline entry it adds to the request (``requests_store.merged``)."""
+    return {
+        "_id": request_id,
+        "event_id": event_id,
+        "decision": decision_document(decision, at=at, by="verify"),
+        "fields": decision_fields(decision, at=at, actor="verify"),
+        "entry": requests_store.transition(
+            event_id=event_id,
+            status=decision.outcome,
+            at=at,
+            actor="verify",
+            reason=",".join(decision.all_reasons),
+        ),
+    }
+
+
 def review_document(submitted: SubmittedRequest, decision: Decision, *, at: datetime) -> Document:
     """A request waiting in the review queue."""
     return {
@@ -124,12 +145,16 @@ class VerifyRepository:
     ) -> None:
         with contextlib.suppress(DuplicateKeyError):
             await self.db[DECISIONS].insert_one(
-                {
-                    "_id": request_id,
-                    "event_id": event_id,
-                    "decision": decision_document(decision, at=at, by="verify"),
-                }
+                decision_record(request_id, event_id, decision, at=at)
             )
+
+    async def ensure_record(self, submitted: SubmittedRequest) -> None:
+        """The request record, as intake creates it, if intake's write never landed."""
+        document = requests_store.submission_document(
+            submitted, event_id=effect_id("submitted", submitted.request_id)
+        )
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db[requests_store.COLLECTION].insert_one(document)
 
     async def remember(self, entry: Document) -> None:
         """Store one history entry (once)."""

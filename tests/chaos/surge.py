@@ -27,6 +27,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from services.notify.domain import notification_id
+from shared import requests_store
 from tests.chaos.context import ChaosContext, Row, gateway_snapshot
 from tests.chaos.observe import Seen, TopicWatch, group_lag
 from tests.chaos.outages import Fault, run_faults, schedule
@@ -333,10 +334,8 @@ async def _account(
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(ctx.mongodb_uri, tz_aware=True)
     try:
-        collection = client[ctx.services.database]["requests"]
-        states = {
-            str(d["_id"]): str(d.get("status")) async for d in collection.find({}, {"status": 1})
-        }
+        merged = await requests_store.scan(client[ctx.services.database], ("status",))
+        states = {str(d["_id"]): str(d.get("status")) for d in merged}
     finally:
         await client.close()
 

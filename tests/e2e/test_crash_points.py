@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from services.notify.fake_gateway import FakeGateway
-from shared import faults
+from shared import faults, requests_store
 from shared.schemas import StatusEvent
 from shared.topics import Topic
 from tests.conftest import sms_services
@@ -39,16 +39,19 @@ N = 4  # requests per crash point: the point fires on an early hit, the rest fol
 # (victim, point, hit): the victim dies the hit-th time it reaches the point.
 POINTS = [
     ("intake", "intake.after_publish", 2),
-    ("verify", "verify.after_remember", 2),
-    ("verify", "verify.after_store", 2),
-    ("verify", "verify.after_publish", 2),
+    # Verify applies a batch: its writes, then its events, then the commit (shared/batch.py).
+    ("verify", "verify.after_batch_writes", 2),
+    ("verify", "verify.after_batch_publish", 2),
+    ("verify", "verify.before_commit", 2),
     ("route", "route.after_leg_stored", 2),
     ("route", "route.after_publish", 2),
     ("route", "route.after_mark", 2),
     ("route", "route.after_status_applied", 2),
+    ("route", "route.before_commit", 2),
     ("notify", "notify.after_claim", 3),
     ("notify", "notify.after_send", 3),
     ("notify", "notify.after_mark", 3),
+    ("notify", "notify.before_commit", 3),
 ]
 
 
@@ -166,7 +169,7 @@ async def test_crash_at_point_then_restart_repeats_no_effect(
 
     async def all_reached(status: str) -> bool:
         victim.supervise()
-        docs = [await db["requests"].find_one({"_id": rid}) for rid in accepted]
+        docs = [await requests_store.get_request(db, rid) for rid in accepted]
         return all(status in statuses(doc) for doc in docs)
 
     await wait_until(lambda: all_reached("dispatched"), timeout=120, every=0.5)
@@ -204,7 +207,7 @@ async def test_crash_at_point_then_restart_repeats_no_effect(
 
     assert await timeline_repeats(mongo, services.database, accepted) == []
     for rid in accepted:
-        doc = await db["requests"].find_one({"_id": rid})
+        doc = await requests_store.get_request(db, rid)
         counts = Counter(statuses(doc))
         assert counts["verified"] == 1, (rid, counts)
         assert counts["acknowledged"] == 1, (rid, counts)

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from shared import requests_store
 from tests.conftest import make_services
 from tests.support.delivery import check_dispatch, citizen, dispatches, timeline_repeats
 from tests.support.kafka import wait_until
@@ -116,7 +117,7 @@ async def test_stages_back_off_while_the_database_is_down_and_lose_nothing(
 
     async def all_dispatched() -> bool:
         for rid in accepted:
-            doc = await db["requests"].find_one({"_id": rid}, {"timeline.status": 1})
+            doc = await requests_store.get_request(db, rid)
             if doc is None or "dispatched" not in [t["status"] for t in doc["timeline"]]:
                 return False
         return True

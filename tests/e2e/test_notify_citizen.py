@@ -16,6 +16,7 @@ from pymongo import AsyncMongoClient
 
 from services.notify import domain
 from services.notify.fake_gateway import FakeGateway
+from shared import requests_store
 from shared.envelope import event_type
 from shared.schemas import DepartmentStatus, LifecycleEvent, StatusEvent
 from shared.topics import Topic
@@ -182,7 +183,7 @@ async def test_citizen_told_each_step_once_in_russian_and_survey_reopens(
     counts = await db["satisfaction"].find_one({"_id": f"{job['team_id']}|medical"})
     assert counts is not None
     assert counts["unsatisfied"] == 1
-    request = await db["requests"].find_one({"_id": rid})
+    request = await requests_store.get_request(db, rid)
     assert request is not None
     assert "reopened" in [t["status"] for t in request["timeline"]]
 
@@ -292,13 +293,13 @@ async def test_unreachable_gateway_dead_letters_and_shows_on_the_timeline(
         db = mongo[services.database]
 
         async def failure_on_timeline() -> list[dict[str, Any]]:
-            doc = await db["requests"].find_one({"_id": rid})
+            doc = await requests_store.get_request(db, rid)
             timeline: list[dict[str, Any]] = (doc or {}).get("timeline", [])
             return [t for t in timeline if t["status"] == "notification_failed"]
 
         [entry] = await wait_until(failure_on_timeline, timeout=30)
         assert entry["reason"].startswith("sms:received:unreachable")
-        doc = await db["requests"].find_one({"_id": rid})
+        doc = await requests_store.get_request(db, rid)
         assert doc is not None
         assert doc["status"] == "submitted", "a failed SMS does not change the request's status"
 

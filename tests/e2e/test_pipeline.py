@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from shared import requests_store
 from shared.topics import Topic
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import SERVICES, ServiceSet
@@ -56,7 +57,8 @@ async def test_example_request_reaches_medical_dispatch(
     db = mongo[pipeline.database]
 
     async def dispatched() -> dict[str, Any] | None:
-        return await db["requests"].find_one({"_id": request_id, "status": "dispatched"})
+        doc = await requests_store.get_request(db, request_id)
+        return doc if doc is not None and doc["status"] == "dispatched" else None
 
     doc = await wait_until(dispatched, timeout=10)
     assert [t["status"] for t in doc["timeline"]] == ["submitted", "verified", "dispatched"]

@@ -17,6 +17,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.intake import domain as intake_domain
+from shared import requests_store
 from shared.redrive import REDRIVEN_FROM
 from shared.schemas import StatusEvent
 from shared.topics import Topic
@@ -140,7 +141,7 @@ async def test_a_report_dead_lettered_before_its_request_is_applied_after_redriv
     assert applied["applied_events"] == ["medical-early-ack"]
 
     async def on_timeline() -> bool:
-        doc = await db["requests"].find_one({"_id": request_id}) or {}
+        doc = await requests_store.get_request(db, request_id) or {}
         return "acknowledged" in [t["status"] for t in doc.get("timeline", [])]
 
     await wait_until(on_timeline, timeout=60, every=0.5)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from shared import requests_store
 from shared.topics import Topic
 from tests.conftest import make_services
 from tests.support.delivery import check_dispatch, citizen, dispatches, read_all, timeline_repeats
@@ -85,7 +86,7 @@ async def test_sigterm_mid_stream_exits_0_and_repeats_nothing(
 
     async def all_dispatched() -> bool:
         for rid in accepted:
-            doc = await db["requests"].find_one({"_id": rid}, {"timeline.status": 1})
+            doc = await requests_store.get_request(db, rid)
             if doc is None or "dispatched" not in [t["status"] for t in doc["timeline"]]:
                 return False
         return True

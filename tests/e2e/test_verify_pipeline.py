@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from shared import requests_store
 from shared.envelope import Envelope, derive_id, event_type
 from shared.schemas import SubmittedRequest
 from shared.topics import Topic
@@ -55,7 +56,7 @@ def _body(phone: str, description: str, **extra: Any) -> dict[str, Any]:
 
 
 async def _status(db: Any, request_id: str, status: str) -> dict[str, Any] | None:
-    doc = await db["requests"].find_one({"_id": request_id})
+    doc = await requests_store.get_request(db, request_id)
     return doc if doc is not None and doc.get("status") == status else None
 
 
@@ -164,7 +165,7 @@ async def test_two_verifiers_claim_one_review_and_only_one_decides(
     assert event["verified_by"] == f"verifier:{winner}"
     assert event["location"]["district"] == "jinshui"
     assert event["priority"] == "P1"
-    doc = await db["requests"].find_one({"_id": request_id})
+    doc = await requests_store.get_request(db, request_id)
     assert doc is not None
     statuses = [t["status"] for t in doc["timeline"] if t["status"] != "submitted"]
     assert statuses == ["needs_review", "verified"]
@@ -228,7 +229,7 @@ async def test_a_p1_request_overtakes_a_backlog_of_ordinary_ones(
     ids = [s.request_id for s in backlog]
 
     async def started() -> bool:
-        found = await db["requests"].find_one({"_id": {"$in": ids[:50]}, "status": "verified"})
+        found = await db[requests_store.DECISIONS].find_one({"_id": {"$in": ids[:50]}})
         return found is not None
 
     await wait_until(started, timeout=60)  # the ordinary lane is busy with the backlog
@@ -240,14 +241,14 @@ async def test_a_p1_request_overtakes_a_backlog_of_ordinary_ones(
     doc = await wait_until(lambda: _status(db, urgent.request_id, "verified"), timeout=60)
     assert doc["priority"] == "P1"
     p1_at = doc["verification"]["at"]
-    before = await db["requests"].count_documents(
-        {"_id": {"$in": ids}, "verification.at": {"$lte": p1_at}}
+    before = await db[requests_store.DECISIONS].count_documents(
+        {"_id": {"$in": ids}, "decision.at": {"$lte": p1_at}}
     )
     print(f"\nP1 verified after {before} of {BACKLOG} backlog requests")
     assert before < BACKLOG // 2, f"{before} of {BACKLOG} ordinary requests went first"
     later = await wait_until(
-        lambda: db["requests"].count_documents(
-            {"_id": {"$in": ids}, "verification.at": {"$gt": p1_at}}
+        lambda: db[requests_store.DECISIONS].count_documents(
+            {"_id": {"$in": ids}, "decision.at": {"$gt": p1_at}}
         ),
         timeout=60,
     )

@@ -1,0 +1,205 @@
+"""Route's dispatch of verified requests, a batch at a time: decide every leg from memory,
+then let the batch runner store and publish them.
+
+For each verified request the plan holds its case (the guard: ``route_cases``, keyed by the
+request id, which also carries the request's ``dispatched`` transitions and leg summary), one
+leg per department with its lookup and its timer (inserts keyed by the leg), the teams'
+open-leg counters (one ``$inc`` per team and batch) and one job per leg on its department's
+topic. Nothing on the hot path updates the request record.
+Teams are chosen from an in-memory view of their open legs, refreshed from the database every
+few seconds, so a batch reads nothing. A request whose case exists already (a redelivery) goes
+through the per-record path, :func:`services.route.handlers.handle_verified`, which finishes
+what a crash left undone and publishes each leg at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+
+from services.route import domain
+from services.route.repository import CASES, LEGS, LOOKUP, TEAMS, TIMERS, leg_document
+from services.route.teams import Directory, choose_team
+from shared import requests_store
+from shared.batch import Event, Insert, Outcome, Plan, Update, Write
+from shared.db import Document
+from shared.envelope import Envelope, utcnow
+from shared.kafka import effect_id
+from shared.metrics import END_TO_END_SECONDS, REQUESTS
+from shared.schemas import DispatchJob, Priority, VerifiedRequest
+from shared.stage import PermanentError, Record
+from shared.topics import dispatch_topic
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TeamLoad:
+    """Open legs per team as route last read them, plus the legs it dispatched since."""
+
+    read: Callable[[], Awaitable[dict[str, int]]]
+    max_age_seconds: float = 5.0
+    _load: dict[str, int] = field(default_factory=dict)
+    _read_at: float = float("-inf")
+
+    async def current(self) -> dict[str, int]:
+        """The load (read again once older than ``max_age_seconds``)."""
+        if time.monotonic() - self._read_at > self.max_age_seconds:
+            self._load = await self.read()
+            self._read_at = time.monotonic()
+        return self._load
+
+
+@dataclass(frozen=True)
+class DispatchRules:
+    rules: domain.Rules
+    levels: dict[Priority, domain.ServiceLevel]
+    directory: Directory
+
+
+async def plan_verified(
+    records: Sequence[Record], *, rules: DispatchRules, load: TeamLoad
+) -> list[Outcome]:
+    """Plans for a batch of verified requests (one read of the team load at most)."""
+    now = utcnow()
+    current = await load.current()
+    outcomes: list[Outcome] = []
+    for record in records:
+        try:
+            request = record.parse(VerifiedRequest)
+        except PermanentError as exc:
+            outcomes.append(exc)
+            continue
+        outcomes.append(
+            dispatched(request, rules=rules, load=current, at=now, cause=record.envelope)
+        )
+    return outcomes
+
+
+def dispatched(
+    request: VerifiedRequest,
+    *,
+    rules: DispatchRules,
+    load: dict[str, int],
+    at: datetime,
+    cause: Envelope | None,
+) -> Plan:
+    """The plan of one verified request's first dispatch; ``load`` counts the chosen teams."""
+    facts = domain.JobFacts.of(request)
+    legs = domain.plan(request, rules.rules)
+    departments = domain.departments_of(legs)
+    jobs: list[DispatchJob] = []
+    writes: list[Write] = []
+    for leg in legs:
+        team = choose_team(rules.directory, leg.department, request.location.district, load)
+        load[team.id] = load.get(team.id, 0) + 1  # the next leg and request see this one
+        job = domain.dispatch_job(
+            facts,
+            leg=domain.leg_id(request.request_id, leg.department),
+            department=leg.department,
+            team_id=team.id,
+            rule_version=rules.rules.version,
+            rule_id=leg.rule_id,
+            levels=rules.levels,
+            at=at,
+        )
+        jobs.append(job)
+        writes.extend(_leg_writes(job))
+    return Plan(
+        guard=Insert(CASES, case_document(request.request_id, jobs, departments)),
+        writes=tuple(writes),
+        events=tuple(
+            Event(
+                dispatch_topic(job.department),
+                job,
+                key=job.request_id,
+                name="leg.dispatched",
+                event_id=effect_id("dispatch", job.leg_id),
+                cause=cause,
+            )
+            for job in jobs
+        ),
+        done=partial(_count, request, jobs, at),
+    )
+
+
+def _leg_writes(job: DispatchJob) -> list[Write]:
+    """The leg (counted on its team), its lookup by request and department, its timer."""
+    return [
+        Insert(LEGS, leg_document(job, slot=job.department, cycle=0, counted=True)),
+        Insert(
+            LOOKUP,
+            {
+                "_id": f"{job.request_id}|{job.department}",
+                "leg_id": job.leg_id,
+                "request_id": job.request_id,
+            },
+        ),
+        Insert(
+            TIMERS, {"_id": job.leg_id, "request_id": job.request_id, "due_at": job.acknowledge_by}
+        ),
+        Update(TEAMS, {"_id": job.team_id}, {"$inc": {"open_legs": 1}}),
+    ]
+
+
+def case_document(request_id: str, jobs: Sequence[DispatchJob], departments: list[str]) -> Document:
+    """The request's case as its first dispatch creates it: its legs, its cycle, and what the
+    dispatch adds to the request record (``requests_store.merged``): one ``dispatched``
+    transition per leg and the leg summary."""
+    return {
+        "_id": request_id,
+        "leg_ids": [job.leg_id for job in jobs],
+        "cycle": 0,
+        "emitted": [],
+        "reopens": [],
+        "timeline": [
+            requests_store.transition(
+                event_id=effect_id("dispatch", job.leg_id),
+                status="dispatched",
+                at=job.dispatched_at,
+                actor="route",
+                reason=job.rule_id,  # a code: the request's timeline is public
+                detail={
+                    "department": job.department,
+                    "team_id": job.team_id,
+                    "leg_id": job.leg_id,
+                },
+            )
+            for job in jobs
+        ],
+        "legs": [
+            {
+                "leg_id": job.leg_id,
+                "department": job.department,
+                "team_id": job.team_id,
+                "status": "dispatched",
+                "attempt": job.attempt,
+                "current": True,
+                "role": "work",
+            }
+            for job in jobs
+        ],
+        "departments": departments,
+    }
+
+
+def _count(request: VerifiedRequest, jobs: Sequence[DispatchJob], at: datetime) -> None:
+    END_TO_END_SECONDS.labels("route").observe((at - request.submitted_at).total_seconds())
+    for job in jobs:
+        REQUESTS.labels(
+            "dispatched", job.category, job.priority, job.location.district or "unknown"
+        ).inc()
+        logger.info(
+            "leg dispatched",
+            extra={
+                "request_id": job.request_id,
+                "leg_id": job.leg_id,
+                "department": job.department,
+                "team_id": job.team_id,
+                "rule_id": job.rule_id,
+            },
+        )
