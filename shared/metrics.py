@@ -7,7 +7,17 @@ departments, channels and outcome codes.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 NAMESPACE = "cityhelp"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -75,6 +85,7 @@ STAGE_HALTED = Gauge(
     "1 while a stage has stopped consuming because its dead-letter limit was reached.",
     ["service"],
     namespace=NAMESPACE,
+    multiprocess_mode="max",  # each worker measures the same value
 )
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -89,6 +100,22 @@ def registry() -> CollectorRegistry:
     return REGISTRY
 
 
+# Set when a service runs several HTTP worker processes (shared.runtime.serve): each process
+# writes its samples to files there and /metrics adds them up. Counters and histograms are
+# summed; the gauges below say how (``multiprocess_mode``; ignored in a single process), and
+# the FastStream middleware's gauges carry a ``pid`` label.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_page() -> bytes:
+    """The /metrics page: this process's registry, or every worker's in multiprocess mode."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        return generate_latest(collected)
+    return generate_latest(registry())
+
+
 # --- Operations: lag, review queue, notifications, service levels -------------------------------
 
 CONSUMER_LAG = Gauge(
@@ -97,11 +124,13 @@ CONSUMER_LAG = Gauge(
     "measured by the service that owns the group (shared.lag).",
     ["group", "topic", "partition"],
     namespace=NAMESPACE,
+    multiprocess_mode="max",  # each worker measures the same value
 )
 REVIEW_QUEUE_DEPTH = Gauge(
     "review_queue_depth",
     "Requests waiting for a human verifier.",
     namespace=NAMESPACE,
+    multiprocess_mode="max",  # each worker measures the same value
 )
 NOTIFICATIONS = Counter(
     "notifications_total",

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -20,15 +23,16 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.supervisors import Multiprocess
 
 from shared import faults, logs
 from shared.batch import BatchRunner, Planner
 from shared.db import Client, Database, build_client, ping
 from shared.kafka import EventBus, build_broker, ensure_topics
 from shared.lag import LagCollector, Subscription
-from shared.metrics import HTTP_REQUESTS, registry
+from shared.metrics import HTTP_REQUESTS, MULTIPROCESS_DIR, metrics_page
 from shared.settings import ServiceSettings
 from shared.stage import BATCHES, Handler, Record, Stage
 from shared.topics import ServiceName, Topic, TopicNames
@@ -226,7 +230,7 @@ class Runtime:
 
         @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
         async def metrics() -> Response:
-            return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)
+            return Response(metrics_page(), media_type=CONTENT_TYPE_LATEST)
 
         for router in routers:
             app.include_router(router)
@@ -291,26 +295,56 @@ async def _supervised(hook: Hook) -> None:
             await asyncio.sleep(2)
 
 
-def serve(app: FastAPI, settings: ServiceSettings, *, service: str) -> None:
-    """Run the app with uvicorn on the service's port until SIGINT or SIGTERM."""
+def serve(app: FastAPI | str, settings: ServiceSettings, *, service: str, workers: int = 1) -> None:
+    """Run the app with uvicorn on the service's port until SIGINT or SIGTERM.
+
+    With ``workers`` > 1, ``app`` is the import path of an app factory ("module:function")
+    that each of that many worker processes calls; they share the listening socket (uvicorn's
+    supervisor restarts a worker that dies, and passes SIGTERM on). Metrics are then kept in
+    prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, a fresh directory
+    unless set) and /metrics shows the sum of the workers (gauges: see shared.metrics).
+    """
     logs.configure(service, level=settings.log_level, fmt=settings.log_format)
     started = time.monotonic()
-    logger.info("listening on http://%s:%d", settings.http_host, settings.http_port)
-    _Server(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=20,
-            lifespan="on",
-            loop="uvloop",
-            # h11, not httptools: under httptools about 39 of make chaos's 10,052 generated
-            # bad inputs (POST bodies to intake) got a closed connection instead of a 4xx.
-            http="h11",
-        )
-    ).run()
+    several = workers > 1
+    own_dir = None
+    if several:
+        if not isinstance(app, str):
+            raise TypeError("several workers need the app factory's import path")
+        if not os.environ.get(MULTIPROCESS_DIR):
+            own_dir = tempfile.mkdtemp(prefix=f"cityhelp-{service}-metrics-")
+            os.environ[MULTIPROCESS_DIR] = own_dir
+    logger.info(
+        "listening on http://%s:%d (%d worker process%s)",
+        settings.http_host,
+        settings.http_port,
+        workers,
+        "es" if several else "",
+    )
+    config = uvicorn.Config(
+        app,
+        factory=several,
+        workers=workers if several else None,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+        lifespan="on",
+        loop="uvloop",
+        # h11, not httptools: under httptools about 39 of make chaos's 10,052 generated
+        # bad inputs (POST bodies to intake) got a closed connection instead of a 4xx.
+        http="h11",
+    )
+    if several:
+        # The workers run uvicorn's own server; this process only supervises them.
+        try:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        finally:
+            if own_dir:
+                shutil.rmtree(own_dir, ignore_errors=True)
+    else:
+        _Server(config).run()
     logger.info("exited after %.0fs", time.monotonic() - started)
 
 

@@ -1,4 +1,5 @@
-"""``python -m services.intake``: run intake on its port (8080 by default)."""
+"""``python -m services.intake``: run intake on its port (8080 by default), in
+``INTAKE_HTTP_WORKERS`` processes."""
 
 from services.intake.app import build_app
 from services.intake.settings import IntakeSettings
@@ -6,4 +7,8 @@ from shared.runtime import serve
 
 if __name__ == "__main__":
     settings = IntakeSettings()
-    serve(build_app(settings), settings, service="intake")
+    if settings.http_workers > 1:
+        app = "services.intake.app:create_app"
+        serve(app, settings, service="intake", workers=settings.http_workers)
+    else:
+        serve(build_app(settings), settings, service="intake")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import signal
+import sys
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -17,6 +20,7 @@ from services.intake.receipts import ReplayCache
 from services.intake.recorder import SubmissionWriter
 from services.intake.repository import IntakeRepository
 from services.intake.settings import IntakeSettings
+from shared import logs
 from shared.db import Client
 from shared.envelope import utcnow
 from shared.http import BodySizeLimit, install_error_handlers
@@ -113,3 +117,20 @@ def build_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(open311_api.Open311TooLarge)  # outermost: sees the limit's 413
     return app
+
+
+def create_app() -> Any:
+    """The app of one HTTP worker process when ``INTAKE_HTTP_WORKERS`` > 1 (each worker calls
+    this factory: ``services.intake.app:create_app``)."""
+    _die_with_supervisor()
+    settings = IntakeSettings()
+    logs.configure("intake", level=settings.log_level, fmt=settings.log_format)
+    return build_app(settings)
+
+
+def _die_with_supervisor() -> None:
+    """A worker whose supervising process is killed (SIGKILL, a crash) ends as well, as one
+    process would, instead of living on with the port (Linux: PR_SET_PDEATHSIG)."""
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)

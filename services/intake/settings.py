@@ -15,6 +15,9 @@ class IntakeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="INTAKE_", populate_by_name=True, extra="ignore")
 
     http_port: int = 8080
+    # HTTP worker processes (uvicorn --workers), each with its own producer, consumer, rate
+    # limits and replay cache; metrics are summed over them (prometheus_client multiprocess).
+    http_workers: int = Field(1, ge=1, le=16)
     # Key for tracking tokens (HMAC of the request id). Set a long random value in production.
     tracking_secret: str = "local-development-only-tracking-secret"  # noqa: S105
     max_body_bytes: int = 64 * 1024
