@@ -20,7 +20,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 @dataclass
 class ProcFigures:
-    """One process: its peak resident set (VmHWM) and CPU seconds (user + system) so far."""
+    """One process (with its descendants): peak resident set (VmHWM) and CPU seconds (user +
+    system) so far."""
 
     pid: int
     rss_peak_mb: float
@@ -28,11 +29,16 @@ class ProcFigures:
 
 
 def parse_stat_cpu(stat: str) -> float:
-    """utime + stime in seconds from a /proc/<pid>/stat line (the name in parentheses may hold
-    spaces, so fields are counted after its closing parenthesis)."""
+    """utime + stime + cutime + cstime (its own and its reaped children's CPU) in seconds from
+    a /proc/<pid>/stat line (the name in parentheses may hold spaces, so fields are counted
+    after its closing parenthesis)."""
     fields = stat[stat.rindex(")") + 2 :].split()
-    # fields[0] is the state (field 3); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    # fields[0] is the state (field 3); utime, stime, cutime, cstime are fields 14 to 17.
+    return sum(int(f) for f in fields[11:15]) / TICKS
+
+
+def parse_ppid(stat: str) -> int:
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
 
 
 def parse_vm_hwm_mb(status: str) -> float:
@@ -42,13 +48,40 @@ def parse_vm_hwm_mb(status: str) -> float:
     return 0.0
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (a service that runs worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = parse_ppid((entry / "stat").read_text())
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
 def read_proc(pid: int) -> ProcFigures | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        status = Path(f"/proc/{pid}/status").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return ProcFigures(pid, parse_vm_hwm_mb(status), parse_stat_cpu(stat))
+    """One process and its descendants: CPU summed; peak RSS summed over the processes (each
+    one's own peak, so at most what they held at once)."""
+    rss = cpu = 0.0
+    found = False
+    for member in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+            status = Path(f"/proc/{member}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        found = True
+        rss += parse_vm_hwm_mb(status)
+        cpu += parse_stat_cpu(stat)
+    return ProcFigures(pid, rss, cpu) if found else None
 
 
 def pid_from_file(path: Path) -> int | None:

@@ -127,7 +127,6 @@ def lines(run: Run) -> list[str]:
     """The table printed at the end (before the last line)."""
     out: list[str] = []
     k, d = run.kafka, run.database
-    out.append("Ceilings (same stack, same run)")
     rows: list[list[object]] = []
     if k is not None:
         size = f"{k.record_size} B x {k.partitions} partitions, acks=all, idempotent"
@@ -140,7 +139,9 @@ def lines(run: Run) -> list[str]:
         rows.append(["Database batched insert", d.insert_per_s, "documents/s", what])
         if d.error:
             rows.append(["Database", None, "", d.error[:60]])
-    out += table(["ceiling", "rate", "unit", "how"], rows)
+    if rows:
+        out += ["Ceilings (same stack, same run)"]
+        out += table(["ceiling", "rate", "unit", "how"], rows)
     if run.steps:
         out += ["", "Pipeline steps (offered load through intake's HTTP API; latencies in ms)"]
         out += table(
@@ -160,7 +161,7 @@ def lines(run: Run) -> list[str]:
         ]
         p1, p3 = b.p1, b.p3
         out += table(
-            ["requests", "sent", "accepted", "dispatched", "lost", "p50 ms", "p99 ms", "waited s"],
+            ["requests", "sent", "accepted", "dispatched", "left", "p50 ms", "p99 ms", "waited s"],
             [
                 _backlog_row("P1 via HTTP", b.p1_sent, p1, b.waited_s),
                 _backlog_row("P3 backlog", b.backlog, p3, b.waited_s),

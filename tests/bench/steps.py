@@ -3,8 +3,9 @@ send), and P1 requests submitted behind a backlog of P3 ones.
 
 Each step runs on a service set of its own (a topic prefix, consumer groups and database of its
 own, the four services started fresh), so one step's undrained backlog never slows the next and
-each step's counters start from zero. A step's drain wait is bounded; whatever is still
-undecided then is reported as lost, never waited for.
+each step's counters start from zero. A step's drain wait (for every request's dispatch or
+decision, and its first notification) is bounded; whatever is still undecided then is reported
+as lost, never waited for.
 """
 
 from __future__ import annotations
@@ -118,41 +119,55 @@ class StepResult:
         return sum(self.inserted_documents.values()) + others
 
 
-def undecided(tracks: dict[str, Track]) -> tuple[int, int]:
-    """(submitted requests, of which neither dispatched nor decided otherwise)."""
-    total = waiting = 0
+def pending(tracks: dict[str, Track]) -> tuple[int, int, int]:
+    """(submitted requests, of which neither dispatched nor decided otherwise, of which without
+    a notification yet)."""
+    total = undecided = unnotified = 0
     for t in tracks.values():
         if t.submit_ms is None:
             continue
         total += 1
         if t.dispatch_ms is None and t.outcome not in ("needs_review", "rejected", "duplicate"):
-            waiting += 1
-    return total, waiting
+            undecided += 1
+        if t.notify_ms is None:
+            unnotified += 1
+    return total, undecided, unnotified
 
 
 async def drain(
-    bench: Bench, watch: Watch, bound: float, *, ids: set[str] | None = None
+    bench: Bench,
+    watch: Watch,
+    bound: float,
+    *,
+    ids: set[str] | None = None,
+    notifications: bool = True,
 ) -> tuple[float, bool]:
-    """Wait until every request seen (or every one of ``ids``) is dispatched or decided, at most
-    ``bound`` seconds; (seconds waited, whether it drained)."""
+    """Wait until every request seen (or every one of ``ids``) is dispatched or decided, and
+    (with ``notifications``) has had its first notification, at most ``bound`` seconds;
+    (seconds waited, whether every request was dispatched or decided)."""
     started = time.monotonic()
     last_report = started
     while True:
         tracks = watch.seen.tracks
         if ids is not None:
             tracks = {k: tracks.get(k, Track()) for k in ids}
-            total, waiting = len(ids), undecided(tracks)[1]
-            waiting += sum(1 for t in tracks.values() if t.submit_ms is None)
+            _, undecided, unnotified = pending(tracks)
+            unseen = sum(1 for t in tracks.values() if t.submit_ms is None)
+            total, undecided, unnotified = len(ids), undecided + unseen, unnotified + unseen
         else:
-            total, waiting = undecided(tracks)
+            total, undecided, unnotified = pending(tracks)
+        waiting = undecided + (unnotified if notifications else 0)
         waited = time.monotonic() - started
         if waiting == 0 and await watch.caught_up():
             return waited, True
+        counts = f"{total - undecided}/{total} decided"
+        if notifications:
+            counts += f", {total - unnotified}/{total} notified"
         if waited >= bound:
-            bench.say(f"  drain: stopped waiting after {waited:.0f}s, {waiting} of {total} left")
-            return waited, False
+            bench.say(f"  drain: stopped waiting after {waited:.0f}s, {counts}")
+            return waited, undecided == 0
         if time.monotonic() - last_report >= 10:
-            bench.say(f"  drain: {total - waiting}/{total} decided, {waited:.0f}s of {bound:.0f}s")
+            bench.say(f"  drain: {counts}, {waited:.0f}s of {bound:.0f}s")
             last_report = time.monotonic()
         await asyncio.sleep(1)
 
@@ -176,8 +191,8 @@ async def load_step(
         while not task.done():
             await asyncio.wait({task}, timeout=10)
             if not task.done():
-                total, waiting = undecided(watch.seen.tracks)
-                bench.say(f"  {label}: {total} accepted so far, {total - waiting} decided")
+                total, undecided, _ = pending(watch.seen.tracks)
+                bench.say(f"  {label}: {total} accepted so far, {total - undecided} decided")
         load = task.result()
         bench.loads.append(load)
         if load.error:
@@ -301,7 +316,7 @@ async def backlog_step(
         bench.say(f"  produced in {produce_s:.1f}s; submitting {p1} P1 requests over 10 s")
         p1_ids = await submit_p1(services.url("intake"), p1, 10.0, base + backlog)
         bench.say(f"  {len(p1_ids)} P1 accepted; waiting for their dispatch (at most {bound:.0f}s)")
-        waited, _ = await drain(bench, watch, bound, ids=p1_ids)
+        waited, _ = await drain(bench, watch, bound, ids=p1_ids, notifications=False)
         end_ms = time.time() * 1000
         tracks = watch.seen.tracks
         p1_out = outcomes(tracks, p1_ids, end_ms)

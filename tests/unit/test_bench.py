@@ -9,7 +9,7 @@ import pytest
 
 from tests.bench import bodies
 from tests.bench.load import connections_for, parse_wrk_output
-from tests.bench.procs import parse_stat_cpu, parse_vm_hwm_mb
+from tests.bench.procs import parse_ppid, parse_stat_cpu, parse_vm_hwm_mb
 from tests.bench.stats import (
     Quantile,
     Summary,
@@ -205,8 +205,9 @@ def test_table_and_wrk_output() -> None:
 
 
 def test_proc_parsing() -> None:
-    stat = "1234 (python -m x) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 1 0 100 0 0"
-    assert parse_stat_cpu(stat) == pytest.approx(400 / os.sysconf("SC_CLK_TCK"))
+    stat = "1234 (python -m x) S 77 2 3 4 5 6 7 8 9 10 250 150 30 20 20 0 1 0 100 0 0"
+    assert parse_stat_cpu(stat) == pytest.approx(450 / os.sysconf("SC_CLK_TCK"))
+    assert parse_ppid(stat) == 77
     assert parse_vm_hwm_mb("Name:\tpython\nVmHWM:\t   2048 kB\nVmRSS: 1024 kB\n") == 2.0
 
 
