@@ -50,12 +50,21 @@ def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
 
 
 def build_broker(settings: ServiceSettings, *, service: str) -> KafkaBroker:
-    """A broker whose producer is idempotent and waits for all in-sync replicas (acks=all)."""
+    """A broker whose producer is idempotent and waits for all in-sync replicas (acks=all).
+
+    Concurrent publishes are batched per partition by the producer (``kafka_linger_ms``,
+    ``kafka_max_batch_bytes``, ``kafka_compression`` in the settings).
+    """
     return KafkaBroker(
         settings.kafka_bootstrap,
         client_id=f"cityhelp-{service}",
         acks="all",
         enable_idempotence=True,
+        linger_ms=settings.kafka_linger_ms,
+        max_batch_size=settings.kafka_max_batch_bytes,
+        compression_type=(
+            None if settings.kafka_compression == "none" else settings.kafka_compression
+        ),
         security=kafka_security(settings),
         middlewares=(KafkaPrometheusMiddleware(registry=registry(), app_name=service),),
         # FastStream's own lines go through our (JSON) handlers; its per-record

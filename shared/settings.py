@@ -51,6 +51,13 @@ class ServiceSettings(BaseSettings):
     # Records of one batch handled at the same time (different request ids; one request's
     # records stay in order) by the stages that still act record by record.
     batch_concurrency: int = 64
+    # The producer's batching (aiokafka): a record waits up to `kafka_linger_ms` for others
+    # to the same partition, batches hold up to `kafka_max_batch_bytes`; compression is off
+    # (gzip is built in; lz4, snappy and zstd need extra packages). acks=all and idempotence
+    # are fixed (shared.kafka.build_broker). E.g. INTAKE_KAFKA_LINGER_MS.
+    kafka_linger_ms: int = Field(0, ge=0, le=1000)
+    kafka_max_batch_bytes: int = Field(16 * 1024, ge=1024)
+    kafka_compression: Literal["none", "gzip", "lz4", "snappy", "zstd"] = "none"
     http_host: str = "127.0.0.1"
     http_port: int = 0
     # Consecutive records sent to the dead-letter topic before the stage stops consuming.
