@@ -99,15 +99,28 @@ class Event:
 
 @dataclass(frozen=True)
 class Plan:
-    """What one record's rule decided: writes, events, and what to count once it is done."""
+    """What one record's rule decided: writes, events, and what to count once it is done.
+
+    ``guards`` are inserts keyed by the record's cause, applied first: if any existed already,
+    the record was applied before and goes down the careful path instead. ``act`` is an outside
+    effect (a message to a gateway) run once the guards are in, concurrently with the batch's
+    other acts; the plan it returns (what to store and announce about it) is applied with the
+    batch's writes and events."""
 
     writes: tuple[Write, ...] = ()
     events: tuple[Event, ...] = ()
-    guard: Insert | None = None
+    guards: tuple[Insert, ...] = ()
+    act: Callable[[], Awaitable[Plan]] | None = None
     done: Callable[[], None] | None = None
 
 
-Outcome: TypeAlias = Plan | PermanentError | None
+class _Deferred:
+    """The outcome of a record that its stage handles alone, on the careful path."""
+
+
+DEFER: Final = _Deferred()
+
+Outcome: TypeAlias = Plan | PermanentError | _Deferred | None
 Planner = Callable[[Sequence[Record]], Awaitable[Sequence[Outcome]]]
 Careful = Callable[[Record], Awaitable[None]]
 Handler = Callable[[Record], Awaitable[None]]
@@ -233,24 +246,29 @@ class BatchRunner:
         outcomes = await self._plan(records, plan)
         plans: dict[int, Plan] = {}
         dead: list[tuple[Record, PermanentError]] = []
+        deferred: set[int] = set()
         for index, (record, outcome) in enumerate(zip(records, outcomes, strict=True)):
             if isinstance(outcome, PermanentError):
                 dead.append((record, outcome))
             elif isinstance(outcome, Plan):
                 plans[index] = outcome
+            elif isinstance(outcome, _Deferred):
+                deferred.add(index)
         redelivered = await self._apply_guards(plans)
+        crash_point(f"{self.stage.service}.after_batch_guards")
         fresh = [p for i, p in plans.items() if i not in redelivered]
+        acts = [p.act() for p in fresh if p.act is not None]
+        fresh.extend(await asyncio.gather(*acts))
         await self._apply_writes([w for p in fresh for w in p.writes])
         crash_point(f"{self.stage.service}.after_batch_writes")
         await self._send([e for p in fresh for e in p.events], dead)
         crash_point(f"{self.stage.service}.after_batch_publish")
-        if redelivered:
-            await self._each([records[i] for i in sorted(redelivered)], careful)
+        if redelivered or deferred:
+            await self._each([records[i] for i in sorted(redelivered | deferred)], careful)
         for planned in fresh:
             if planned.done is not None:
                 planned.done()
-        skipped = len(records) - len(plans) - len(dead)
-        self._count_ok(len(fresh) + len(redelivered) + skipped)
+        self._count_ok(len(records) - len(dead))
 
     async def _plan(self, records: Sequence[Record], plan: Planner) -> Sequence[Outcome]:
         """The batch's outcomes; a planner that fails unexpectedly is run record by record, so
@@ -287,14 +305,13 @@ class BatchRunner:
         documents: dict[str, list[Document]] = defaultdict(list)
         redelivered: set[int] = set()
         for index, planned in plans.items():
-            if planned.guard is None:
-                continue
-            key = (planned.guard.collection, planned.guard.document["_id"])
-            if key in owners:
-                redelivered.add(index)
-                continue
-            owners[key] = index
-            documents[planned.guard.collection].append(planned.guard.document)
+            for guard in planned.guards:
+                key = (guard.collection, guard.document["_id"])
+                if key in owners:
+                    redelivered.add(index)
+                    continue
+                owners[key] = index
+                documents[guard.collection].append(guard.document)
         for collection, docs in documents.items():
             for existing in await self._insert(collection, docs):
                 redelivered.add(owners[(collection, existing)])

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from services.notify import domain, handlers
+from services.notify import domain, handlers, plans
 from services.notify.channels import Channel, build_channels
 from services.notify.repository import NotifyRepository
 from services.notify.settings import NotifySettings
@@ -87,8 +87,10 @@ def build_app(
         sleep=sleep,
     )
     # One group for every event the citizen hears about: a request's records share a key, so
-    # they arrive in order per topic; each delivery is idempotent on its own.
-    rt.subscribe(
+    # they arrive in order per topic; each delivery is idempotent on its own. Batches are
+    # planned from the events alone (services/notify/plans.py); a message claimed before, and
+    # the events that need the request record, take the per-record path.
+    rt.subscribe_batch(
         [
             Topic.SUBMITTED,
             Topic.SUBMITTED_PRIORITY,
@@ -98,7 +100,8 @@ def build_app(
             *DISPATCH_TOPICS,
             Topic.LIFECYCLE,
         ],
-        partial(handlers.handle_event, ctx=ctx),
+        partial(plans.plan_events, ctx=ctx, counts=plans.RecentCounts()),
+        careful=partial(handlers.handle_event, ctx=ctx),
         name="events",
     )
     # Survey answers relayed by partners; a group of its own next to intake's on that topic.

@@ -290,11 +290,11 @@ async def _send_with_retries(
             },
         )
         return "sent"
-    await _give_up(ctx, channel, message, record, error=error, attempts=first + i, initial=initial)
+    await give_up(ctx, channel, message, record, error=error, attempts=first + i, initial=initial)
     return "failed"
 
 
-async def _give_up(
+async def give_up(
     ctx: NotifyContext,
     channel: Channel,
     message: Outbound,
@@ -303,11 +303,21 @@ async def _give_up(
     error: str,
     attempts: int,
     initial: Mapping[str, Any] | None,
+    log: list[dict[str, Any]] | None = None,
+    fields: Mapping[str, Any] | None = None,
 ) -> None:
-    """Past the last attempt: failed on the record, on the timeline and in the dead letters."""
+    """Past the last attempt: failed on the record, on the timeline and in the dead letters.
+    ``fields`` (with the attempt ``log``) creates the delivery record when none was stored
+    while sending (the batch path stores it once, with its outcome)."""
     nid = message.notification_id
     now = ctx.clock()
-    await ctx.repo.update_delivery(nid, {"status": "failed", "error": error, "failed_at": now})
+    failed = {"status": "failed", "error": error, "failed_at": now}
+    if fields is None:
+        await ctx.repo.update_delivery(nid, failed)
+    else:
+        await ctx.repo.store_delivery(
+            {**fields, **failed, "attempts": attempts, "attempt_log": log or []}
+        )
     await ctx.repo.record_transition(
         message.request_id,
         requests_store.transition(

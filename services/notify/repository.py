@@ -1,7 +1,9 @@
 """Notify's storage, read and written by ``_id`` only (FerretDB scans on any other filter).
 
 - ``notifications``: one document per (request, event, channel) — the delivery's own record,
-  ``pending`` → ``sent`` | ``failed`` | ``suppressed``, with every attempt's outcome;
+  ``pending`` → ``sent`` | ``failed`` | ``suppressed``, with every attempt's outcome (the batch
+  path inserts it once, with its outcome);
+- ``notification_claims``: the batch path's claim on a message, inserted before it is sent;
 - ``rate_limits``: one counter per phone hash and window;
 - ``surveys``: one per request, from the survey sent after resolution to the citizen's answer;
 - ``satisfaction``: counters per team and category (``_id = "<team_id>|<category>"``);
@@ -10,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +23,8 @@ from shared import requests_store
 from shared.db import Database, Document
 
 NOTIFICATIONS = "notifications"
+# The batch path's claims (services/notify/plans.py), keyed by the notification id.
+CLAIMS = "notification_claims"
 RATE_LIMITS = "rate_limits"
 SURVEYS = "surveys"
 SATISFACTION = "satisfaction"
@@ -52,6 +57,11 @@ class NotifyRepository:
             if existing is not None:
                 return existing
         return doc
+
+    async def store_delivery(self, document: Document) -> None:
+        """A delivery record with its outcome, stored once."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db[NOTIFICATIONS].insert_one(document)
 
     async def update_delivery(self, notification_id: str, fields: Document) -> None:
         await self.db[NOTIFICATIONS].update_one({"_id": notification_id}, {"$set": fields})

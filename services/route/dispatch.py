@@ -110,7 +110,7 @@ def dispatched(
         jobs.append(job)
         writes.extend(_leg_writes(job))
     return Plan(
-        guard=Insert(CASES, case_document(request.request_id, jobs, departments)),
+        guards=(Insert(CASES, case_document(request.request_id, jobs, departments)),),
         writes=tuple(writes),
         events=tuple(
             Event(

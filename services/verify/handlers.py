@@ -119,7 +119,7 @@ def decided(
         )
     topic, value, name = outcome_event(submitted, decision, at=at)
     return Plan(
-        guard=Insert(DECISIONS, decision_record(request_id, event_id, decision, at=at)),
+        guards=(Insert(DECISIONS, decision_record(request_id, event_id, decision, at=at)),),
         writes=tuple(writes),
         events=(Event(topic, value, key=request_id, name=name, event_id=event_id, cause=cause),),
         done=partial(_count, submitted, decision, at),

@@ -40,17 +40,20 @@ N = 4  # requests per crash point: the point fires on an early hit, the rest fol
 POINTS = [
     ("intake", "intake.after_publish", 2),
     # Verify applies a batch: its writes, then its events, then the commit (shared/batch.py).
+    ("verify", "verify.after_batch_guards", 2),
     ("verify", "verify.after_batch_writes", 2),
     ("verify", "verify.after_batch_publish", 2),
     ("verify", "verify.before_commit", 2),
-    ("route", "route.after_leg_stored", 2),
-    ("route", "route.after_publish", 2),
-    ("route", "route.after_mark", 2),
-    ("route", "route.after_status_applied", 2),
+    # Route dispatches a batch the same way; a department's report is handled record by record.
+    ("route", "route.after_batch_guards", 2),
+    ("route", "route.after_batch_writes", 2),
+    ("route", "route.after_batch_publish", 2),
     ("route", "route.before_commit", 2),
-    ("notify", "notify.after_claim", 3),
+    ("route", "route.after_status_applied", 2),
+    # Notify claims a batch's messages, sends them, stores their outcomes, then commits.
+    ("notify", "notify.after_batch_guards", 3),
     ("notify", "notify.after_send", 3),
-    ("notify", "notify.after_mark", 3),
+    ("notify", "notify.after_batch_writes", 3),
     ("notify", "notify.before_commit", 3),
 ]
 
@@ -200,8 +203,9 @@ async def test_crash_at_point_then_restart_repeats_no_effect(
     assert ledger.legs == len(jobs) >= N
     assert ledger.repeats_with_other_ids == [], "a leg republished under another id or value"
     assert ledger.repeated_legs == {}, f"legs dispatched more than once: {ledger.repeated_legs}"
-    if point == "route.after_publish":
-        # The leg whose mark the crash cut off was found on its topic instead of published again.
+    if point == "route.after_batch_publish":
+        # The leg that went out just before the crash was found on its topic instead of
+        # published again.
         log = (services.log_dir / f"{services.prefix}route.log").read_text(errors="replace")
         assert log.count("leg found on its dispatch topic; not published again") == 1
 

@@ -143,7 +143,7 @@ async def test_a_batch_is_applied_then_committed_per_partition() -> None:
     async def plan(records: Sequence[Record]) -> list[Outcome]:
         return [
             Plan(
-                guard=Insert("decisions", {"_id": (r.key or b"").decode()}),
+                guards=(Insert("decisions", {"_id": (r.key or b"").decode()}),),
                 writes=(Update("counts", {"_id": "t"}, {"$set": {"n": 1}}),),
                 events=(event_for(r),),
             )
@@ -234,7 +234,8 @@ async def test_an_existing_guard_sends_the_record_down_the_careful_path() -> Non
     async def plan(records: Sequence[Record]) -> list[Outcome]:
         return [
             Plan(
-                guard=Insert("decisions", {"_id": (r.key or b"").decode()}), events=(event_for(r),)
+                guards=(Insert("decisions", {"_id": (r.key or b"").decode()}),),
+                events=(event_for(r),),
             )
             for r in records
         ]
