@@ -102,8 +102,9 @@ async def apply_transition(
 
 
 async def ensure_indexes(db: Database) -> None:
-    await db[COLLECTION].create_index("status")
-    await db[COLLECTION].create_index("updated_at")
+    """The one index a query of the record uses: Open311's search by submission time. (The
+    status is the merged record's, so no index on the stored one serves a query.)"""
+    await db[COLLECTION].create_index("submitted_at")
 
 
 async def get_request(db: Database, request_id: str) -> Document | None:

@@ -132,7 +132,8 @@ class VerifyRepository:
         self.db = db
 
     async def ensure_indexes(self) -> None:
-        await requests_store.ensure_indexes(self.db)
+        # The history is read back at start by submission time.
+        await self.db[history.COLLECTION].create_index("submitted_at")
 
     # ----------------------------------------------------------------- automatic path
 
