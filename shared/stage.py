@@ -1,14 +1,14 @@
-"""The consume step every stage shares: parse, handle, dead-letter or retry, then commit.
+"""What every stage shares about one record: parsing, the failure policy, dead letters.
 
-Delivery semantics (used by every subscriber through :data:`AT_LEAST_ONCE`): the offset is
-committed only after the handler returned, i.e. after its effects are stored and its events
-acknowledged by the broker. Two kinds of failure:
+Every subscriber consumes batches (:data:`BATCHES`) through the batch runner
+(``shared/batch.py``), which commits a batch's offsets only after its effects are stored and
+its events acknowledged by the broker. Two kinds of failure:
 
 - a record that can never succeed (:class:`PermanentError`, or an unexpected error) goes to the
   service's dead-letter topic with its original bytes and headers, the reason and its origin;
-  the offset then advances and the stage moves on;
-- a transient failure (database or broker unavailable) is retried with back-off: the handler
-  raises, FastStream seeks the partition back (``NACK_ON_ERROR``) and the record comes again.
+  the stage moves on;
+- a transient failure (database or broker unavailable) is retried with back-off: the batch is
+  rewound and comes again.
 
 Too many consecutive dead letters stop the stage (it stops consuming and reports not ready)
 rather than drain a topic into the dead letters after a bad deploy.
@@ -54,34 +54,15 @@ async def raw_body(message: Any) -> Any:
     return message.body
 
 
-async def stage_parser(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    """FastStream's Kafka parser, letting through header values that are not UTF-8 (or null).
+async def batch_parser(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's Kafka batch parser, letting through header values that are not UTF-8 (or
+    null).
 
     FastStream decodes header values as strict UTF-8 and, on one that is not, dropped the
-    record before any handler ran — no dead letter, its offset committed with the next record.
+    record before any handler ran — no dead letter, its offset committed with the next one.
     Such values are handed on backslash-escaped (as :func:`shared.envelope.decode_headers`
     shows them), so the stage dead-letters or processes the record like any other.
     """
-    headers = list(getattr(message, "headers", None) or ())
-    try:
-        for _, value in headers:
-            value.decode("utf-8")
-    except (UnicodeDecodeError, AttributeError):
-        consumer = getattr(message, "consumer", None)
-        message = dataclasses.replace(
-            message,
-            headers=[
-                (name, b"" if value is None else value.decode("utf-8", "backslashreplace").encode())
-                for name, value in headers
-            ],
-        )
-        if consumer is not None:
-            message.consumer = consumer
-    return await original(message)
-
-
-async def batch_parser(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    """:func:`stage_parser` for a batch (a tuple of records)."""
     if isinstance(message, tuple):
         message = tuple([_utf8_headers(record) for record in message])
     return await original(message)
@@ -103,21 +84,11 @@ def _utf8_headers(record: Any) -> Any:
     return record
 
 
-# Subscriber options for every stage: manual offsets, committed after the handler; on a raised
-# (transient) error the partition is rewound so the record is redelivered. Stages never answer
-# requests: without `no_reply`, FastStream publishes the handler's result to whatever topic a
-# record's `reply_to` header names (a producer could write into any topic; a bad name failed
-# the record forever and stalled its partition).
-AT_LEAST_ONCE: Final[dict[str, Any]] = {
-    "ack_policy": AckPolicy.NACK_ON_ERROR,
-    "auto_offset_reset": "earliest",
-    "decoder": raw_body,
-    "parser": stage_parser,
-    "no_reply": True,
-}
-
-# The same, for batch subscribers: manual offsets, which the batch runner commits per partition
-# after the whole batch's effects are stored and its events acknowledged (shared/batch.py).
+# Subscriber options for every stage: batches with manual offsets, which the batch runner
+# commits per partition after the whole batch's effects are stored and its events acknowledged
+# (shared/batch.py). Stages never answer requests: without `no_reply`, FastStream publishes
+# the handler's result to whatever topic a record's `reply_to` header names (a producer could
+# write into any topic; a bad name failed the record forever and stalled its partition).
 BATCHES: Final[dict[str, Any]] = {
     "ack_policy": AckPolicy.MANUAL,
     "auto_offset_reset": "earliest",
@@ -216,13 +187,6 @@ class Record:
     timestamp_ms: int
 
     @classmethod
-    def from_message(cls, message: KafkaMessage) -> Record:
-        raw = message.raw_message
-        if isinstance(raw, tuple):  # a batch: see Record.batch
-            raise TypeError("a batch message holds several records; use Record.batch")
-        return cls.of(raw)
-
-    @classmethod
     def batch(cls, message: KafkaMessage) -> list[Record]:
         """The records of a consumed batch, in the order they came."""
         raw = message.raw_message
@@ -283,11 +247,6 @@ class Stage:
     def __post_init__(self) -> None:
         self.bus.declare(dlq_topic(self.service))
         STAGE_HALTED.labels(self.service).set(0)
-
-    async def run(self, message: KafkaMessage, handler: Handler) -> None:
-        """Process one record; raises only for transient failures (the record is retried)."""
-        record = Record.from_message(message)
-        await self.process(record, handler)
 
     async def process(self, record: Record, handler: Handler, *, retry_inline: bool = True) -> None:
         """Handle one record. A transient failure raises (the record is to come again): after
