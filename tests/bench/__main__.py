@@ -80,7 +80,7 @@ def plan_seconds(args: argparse.Namespace, parts: set[str], steps: int) -> dict[
         if "ceilings" in parts
         else 0,
         "steps": steps * (STARTUP_S + args.seconds + args.drain + 5) if "steps" in parts else 0,
-        "backlog": STARTUP_S + args.backlog / 4000 + 10 + args.p1_wait if "backlog" in parts else 0,
+        "backlog": STARTUP_S + args.backlog / 1000 + 10 + args.p1_wait if "backlog" in parts else 0,
     }
 
 

@@ -11,6 +11,7 @@ as lost, never waited for.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,6 +38,17 @@ from tests.bench.watch import Outcomes, Track, Watch, outcomes, per_second
 from tests.support.services import ServiceSet
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 BASE_PORT = 39100  # four HTTP ports per service set, from here
 
 
@@ -61,20 +73,37 @@ class Bench:
         """A progress line: counts and rates only, never a body or a phone number."""
         print(f"[bench] {self.elapsed:6.0f}s  {message}", flush=True)
 
-    async def start_services(self) -> ServiceSet:
-        services = ServiceSet(
-            self.bootstrap,
-            self.uri,
-            self.run_dir / "logs" / "services",
-            prefix=f"b{uuid.uuid4().hex[:8]}.",
-            base_port=BASE_PORT + 4 * self.sets,
-            extra_env={"LOG_LEVEL": "WARNING"},
-        )
-        self.sets += 1
-        settings = ServiceSettings(KAFKA_BOOTSTRAP=self.bootstrap, TOPIC_PREFIX=services.prefix)
-        await ensure_topics(settings)
-        await asyncio.to_thread(services.start)
-        return services
+    def free_block(self) -> int:
+        """The next block of four free HTTP ports from BASE_PORT (a port of the block may be
+        taken meanwhile as some connection's local port: those blocks are skipped)."""
+        while True:
+            base = BASE_PORT + 4 * self.sets
+            self.sets += 1
+            if all(port_free(base + i) for i in range(4)):
+                return base
+
+    async def start_services(self, attempts: int = 3) -> ServiceSet:
+        """A fresh service set (its own prefix, groups, database and ports), ready."""
+        for attempt in range(1, attempts + 1):
+            services = ServiceSet(
+                self.bootstrap,
+                self.uri,
+                self.run_dir / "logs" / "services",
+                prefix=f"b{uuid.uuid4().hex[:8]}.",
+                base_port=self.free_block(),
+                extra_env={"LOG_LEVEL": "WARNING"},
+            )
+            settings = ServiceSettings(KAFKA_BOOTSTRAP=self.bootstrap, TOPIC_PREFIX=services.prefix)
+            await ensure_topics(settings)
+            try:
+                await asyncio.to_thread(services.start)
+                return services
+            except (RuntimeError, TimeoutError) as exc:
+                await asyncio.to_thread(services.stop)
+                if attempt == attempts:
+                    raise
+                self.say(f"  services did not start ({exc}); trying other ports")
+        raise AssertionError("unreachable")
 
     async def stop_services(self, services: ServiceSet) -> None:
         for name, figures in service_figures(services).items():
