@@ -105,11 +105,14 @@ class Plan:
     the record was applied before and goes down the careful path instead. ``act`` is an outside
     effect (a message to a gateway) run once the guards are in, concurrently with the batch's
     other acts; the plan it returns (what to store and announce about it) is applied with the
-    batch's writes and events."""
+    batch's writes and events. ``recorded`` is written after the batch's events are
+    acknowledged (what says that they went out)."""
 
     writes: tuple[Write, ...] = ()
     events: tuple[Event, ...] = ()
     guards: tuple[Insert, ...] = ()
+    # Written once the events are acknowledged: what says they went out.
+    recorded: tuple[Write, ...] = ()
     act: Callable[[], Awaitable[Plan]] | None = None
     done: Callable[[], None] | None = None
 
@@ -263,6 +266,7 @@ class BatchRunner:
         crash_point(f"{self.stage.service}.after_batch_writes")
         await self._send([e for p in fresh for e in p.events], dead)
         crash_point(f"{self.stage.service}.after_batch_publish")
+        await self._apply_writes([w for p in fresh for w in p.recorded])
         if redelivered or deferred:
             await self._each([records[i] for i in sorted(redelivered | deferred)], careful)
         for planned in fresh:

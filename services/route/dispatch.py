@@ -2,10 +2,10 @@
 then let the batch runner store and publish them.
 
 For each verified request the plan holds its case (the guard: ``route_cases``, keyed by the
-request id, which also carries the request's ``dispatched`` transitions and leg summary), one
-leg per department with its lookup and its timer (inserts keyed by the leg), the teams'
-open-leg counters (one ``$inc`` per team and batch) and one job per leg on its department's
-topic. Nothing on the hot path updates the request record.
+request id), one leg per department with its lookup and its timer (inserts keyed by the leg),
+the teams' open-leg counters (one ``$inc`` per team and batch), one job per leg on its
+department's topic and, once the jobs are out, the request's ``dispatched`` transitions and
+leg summary (``route_dispatches``). Nothing on the hot path updates the request record.
 Teams are chosen from an in-memory view of their open legs, refreshed from the database every
 few seconds, so a batch reads nothing. A request whose case exists already (a redelivery) goes
 through the per-record path, :func:`services.route.handlers.handle_verified`, which finishes
@@ -22,7 +22,15 @@ from datetime import datetime
 from functools import partial
 
 from services.route import domain
-from services.route.repository import CASES, LEGS, LOOKUP, TEAMS, TIMERS, leg_document
+from services.route.repository import (
+    CASES,
+    DISPATCHES,
+    LEGS,
+    LOOKUP,
+    TEAMS,
+    TIMERS,
+    leg_document,
+)
 from services.route.teams import Directory, choose_team
 from shared import requests_store
 from shared.batch import Event, Insert, Outcome, Plan, Update, Write
@@ -110,7 +118,8 @@ def dispatched(
         jobs.append(job)
         writes.extend(_leg_writes(job))
     return Plan(
-        guards=(Insert(CASES, case_document(request.request_id, jobs, departments)),),
+        guards=(Insert(CASES, case_document(request.request_id, jobs)),),
+        recorded=(Insert(DISPATCHES, dispatch_document(request.request_id, jobs, departments)),),
         writes=tuple(writes),
         events=tuple(
             Event(
@@ -146,16 +155,24 @@ def _leg_writes(job: DispatchJob) -> list[Write]:
     ]
 
 
-def case_document(request_id: str, jobs: Sequence[DispatchJob], departments: list[str]) -> Document:
-    """The request's case as its first dispatch creates it: its legs, its cycle, and what the
-    dispatch adds to the request record (``requests_store.merged``): one ``dispatched``
-    transition per leg and the leg summary."""
+def case_document(request_id: str, jobs: Sequence[DispatchJob]) -> Document:
+    """The request's case as its first dispatch creates it: its legs and its cycle."""
     return {
         "_id": request_id,
         "leg_ids": [job.leg_id for job in jobs],
         "cycle": 0,
         "emitted": [],
         "reopens": [],
+    }
+
+
+def dispatch_document(
+    request_id: str, jobs: Sequence[DispatchJob], departments: list[str]
+) -> Document:
+    """What the first dispatch adds to the request record (``requests_store.merged``), written
+    once the jobs are out: one ``dispatched`` transition per leg and the leg summary."""
+    return {
+        "_id": request_id,
         "timeline": [
             requests_store.transition(
                 event_id=effect_id("dispatch", job.leg_id),

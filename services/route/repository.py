@@ -29,7 +29,9 @@ from shared.schemas import DispatchJob
 
 LEGS = "legs"
 LOOKUP = "leg_lookup"
-CASES = requests_store.CASES
+CASES = "route_cases"
+# The first dispatch of a request as its readers see it (shared/requests_store.py).
+DISPATCHES = requests_store.DISPATCHES
 TIMERS = "sla_timers"
 TEAMS = "teams"
 # Marks (in memory, never stored) a leg the current processing created: it cannot have been
