@@ -90,9 +90,17 @@ async def run(args: argparse.Namespace) -> int:
         "MONGODB_URI", "mongodb://127.0.0.1:27021/?directConnection=true&retryWrites=false"
     )
     run_dir = Path(os.environ.get("CITYHELP_RUN_DIR", str(REPO / ".run" / "bench")))
+    bench = Bench(bootstrap, uri, run_dir)
+    try:
+        return await measure(args, bench)
+    finally:
+        await asyncio.to_thread(bench.stop_all)
+
+
+async def measure(args: argparse.Namespace, bench: Bench) -> int:
+    bootstrap, uri, run_dir = bench.bootstrap, bench.uri, bench.run_dir
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     steps = parse_steps(args.steps)
-    bench = Bench(bootstrap, uri, run_dir)
     result = Run(args=vars(args), record_size=bodies.record_size(), partitions=partitions())
     budget = plan_seconds(args, parts, len(steps))
     remaining = dict(budget)

@@ -64,6 +64,7 @@ class Bench:
     # per service name, the figures of each service set's process when it was stopped
     service_procs: dict[str, list[ProcFigures]] = field(default_factory=dict)
     loads: list[LoadResult] = field(default_factory=list)
+    live: list[ServiceSet] = field(default_factory=list)  # started, not stopped yet
 
     @property
     def elapsed(self) -> float:
@@ -95,20 +96,29 @@ class Bench:
             )
             settings = ServiceSettings(KAFKA_BOOTSTRAP=self.bootstrap, TOPIC_PREFIX=services.prefix)
             await ensure_topics(settings)
+            self.live.append(services)
             try:
                 await asyncio.to_thread(services.start)
                 return services
             except (RuntimeError, TimeoutError) as exc:
-                await asyncio.to_thread(services.stop)
+                await self.stop_services(services)
                 if attempt == attempts:
                     raise
                 self.say(f"  services did not start ({exc}); trying other ports")
         raise AssertionError("unreachable")
 
     async def stop_services(self, services: ServiceSet) -> None:
+        if services in self.live:
+            self.live.remove(services)
         for name, figures in service_figures(services).items():
             self.service_procs.setdefault(name, []).append(figures)
         await asyncio.to_thread(services.stop)
+
+    def stop_all(self) -> None:
+        """Stop every service set still running (an error or Ctrl-C on the way)."""
+        for services in list(self.live):
+            services.stop()
+        self.live.clear()
 
     def stack_cpu(self) -> dict[str, float]:
         figures = {n: read_proc(pid) for n, pid in stack_pids(self.run_dir).items()}
