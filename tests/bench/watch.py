@@ -28,9 +28,11 @@ logger = logging.getLogger(__name__)
 SUBMITTED = (Topic.SUBMITTED.value, Topic.SUBMITTED_PRIORITY.value)
 DISPATCH = tuple(t.value for t in DISPATCH_TOPICS)
 DLQ = tuple(t.value for t in (Topic.DLQ_VERIFY, Topic.DLQ_ROUTE))
+# help.requests.verified and any lane of it (a priority lane, when there is one)
+VERIFIED = tuple(t.value for t in Topic if t.value.startswith(Topic.VERIFIED.value))
 WATCHED = (
     *SUBMITTED,
-    Topic.VERIFIED.value,
+    *VERIFIED,
     Topic.REVIEW.value,
     Topic.REJECTED.value,
     *DISPATCH,
@@ -89,7 +91,7 @@ class Observed:
         elif name == Topic.NOTIFICATIONS.value:
             if track.notify_ms is None or ts < track.notify_ms:
                 track.notify_ms = ts
-        elif name == Topic.VERIFIED.value:
+        elif name in VERIFIED:
             track.outcome = track.outcome or "verified"
         elif name == Topic.REVIEW.value:
             track.outcome = track.outcome or "needs_review"
