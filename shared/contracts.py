@@ -73,6 +73,7 @@ TOPIC_MODELS: dict[Topic, tuple[type[BaseModel], ...]] = {
     Topic.SUBMITTED: (SubmittedRequest,),
     Topic.SUBMITTED_PRIORITY: (SubmittedRequest,),
     Topic.VERIFIED: (VerifiedRequest,),
+    Topic.VERIFIED_PRIORITY: (VerifiedRequest,),
     Topic.REVIEW: (ReviewRequest,),
     Topic.REJECTED: (RejectedRequest,),
     **dict.fromkeys(DISPATCH_TOPICS, (DispatchJob,)),
@@ -108,6 +109,11 @@ TOPIC_DESCRIPTIONS: dict[Topic, str] = {
         "help.requests.submitted."
     ),
     Topic.VERIFIED: "Checked and triaged requests. Written by verify, read by route.",
+    Topic.VERIFIED_PRIORITY: (
+        "Checked requests that are urgent (P1, P2 or green channel), so dispatch never leaves "
+        "them behind a backlog. Written by verify, read by route in a consumer group of its "
+        "own. Same value as help.requests.verified."
+    ),
     Topic.REVIEW: "Requests a human verifier must look at. Written by verify.",
     Topic.REJECTED: "Refused requests with reason codes (duplicates included). Written by verify.",
     Topic.STATUS: (

@@ -21,6 +21,9 @@ class Topic(StrEnum):
     # verification never leaves them behind a backlog of ordinary requests.
     SUBMITTED_PRIORITY = "help.requests.submitted.priority"
     VERIFIED = "help.requests.verified"
+    # Lane for verified requests that are urgent (P1, P2 or green channel), so route dispatches
+    # them before a backlog of ordinary verified requests. Same value as help.requests.verified.
+    VERIFIED_PRIORITY = "help.requests.verified.priority"
     REVIEW = "help.requests.review"
     REJECTED = "help.requests.rejected"
     DISPATCH_POLICE = "help.dispatch.police"

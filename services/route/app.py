@@ -51,15 +51,21 @@ def build_app(
     rt.startup.append(repo.ensure_indexes)
     rt.startup.append(sync_team_directory)
     rt.background.append(deadline_timers)
-    # One consumer group per input: verified requests, department reports and the
-    # survey's reopen/close events are independent streams, each at least once.
+    # One consumer group per input: verified requests (two lanes), department reports and
+    # the survey's reopen/close events are independent streams, each at least once.
     load = dispatch.TeamLoad(repo.team_load)
     rules = dispatch.DispatchRules(rules=ctx.rules, levels=ctx.levels, directory=ctx.directory)
+    plan = partial(dispatch.plan_verified, rules=rules, load=load)
+    careful = partial(handlers.handle_verified, ctx=ctx)
+    rt.subscribe_batch([Topic.VERIFIED], plan, careful=careful, name="verified")
+    # Urgent verified requests (P1, P2, green channel) have a lane and a consumer group of
+    # their own, so a backlog of ordinary ones never delays their dispatch.
     rt.subscribe_batch(
-        [Topic.VERIFIED],
-        partial(dispatch.plan_verified, rules=rules, load=load),
-        careful=partial(handlers.handle_verified, ctx=ctx),
-        name="verified",
+        [Topic.VERIFIED_PRIORITY],
+        plan,
+        careful=careful,
+        name="verified-priority",
+        group="route-priority",
     )
     rt.subscribe(
         [Topic.STATUS],

@@ -85,6 +85,7 @@ def build_app(
         "verify", settings, broker=broker, client=client, create_topics=create_topics
     )
     rt.bus.declare(Topic.VERIFIED, schema=VerifiedRequest)
+    rt.bus.declare(Topic.VERIFIED_PRIORITY, schema=VerifiedRequest)
     rt.bus.declare(Topic.REVIEW, schema=ReviewRequest)
     rt.bus.declare(Topic.REJECTED, schema=RejectedRequest)
     repo = VerifyRepository(rt.db)

@@ -35,6 +35,7 @@ from shared.schemas import (
     SubmittedRequest,
     VerifiedRequest,
 )
+from shared.topics import Topic
 
 Outcome = Literal["verified", "needs_review", "rejected", "duplicate"]
 PRIORITIES: tuple[Priority, ...] = ("P1", "P2", "P3", "P4")
@@ -668,6 +669,17 @@ def verified_event(
         reasons=list(decision.reasons),
         verified_by=verified_by,
     )
+
+
+URGENT_PRIORITIES: frozenset[Priority] = frozenset({"P1", "P2"})
+
+
+def verified_lane(decision: Decision) -> Topic:
+    """The topic a verified request goes on: urgent ones (P1, P2 or green channel) take the
+    priority lane, so route never dispatches them behind a backlog of ordinary requests."""
+    if decision.green_channel or decision.priority in URGENT_PRIORITIES:
+        return Topic.VERIFIED_PRIORITY
+    return Topic.VERIFIED
 
 
 def review_event(submitted: SubmittedRequest, decision: Decision, *, at: datetime) -> ReviewRequest:

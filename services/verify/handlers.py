@@ -208,7 +208,7 @@ def outcome_event(
         verified = domain.verified_event(
             submitted, decision, at=at, verified_by=actor, category=category
         )
-        return Topic.VERIFIED, verified, "request.verified"
+        return domain.verified_lane(decision), verified, "request.verified"
     if decision.outcome == "needs_review":
         return Topic.REVIEW, domain.review_event(submitted, decision, at=at), "request.needs_review"
     rejected = domain.rejected_event(submitted, decision, at=at, rejected_by=actor)

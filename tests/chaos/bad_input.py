@@ -964,6 +964,7 @@ CONSUMERS: dict[Topic, tuple[tuple[ServiceName, str], ...]] = {
     Topic.SUBMITTED: (("verify", "verify"), ("notify", "notify")),
     Topic.SUBMITTED_PRIORITY: (("verify", "verify-priority"), ("notify", "notify")),
     Topic.VERIFIED: (("route", "route"), ("notify", "notify")),
+    Topic.VERIFIED_PRIORITY: (("route", "route-priority"),),
     Topic.REVIEW: (("notify", "notify"),),
     Topic.REJECTED: (("notify", "notify"),),
     **dict.fromkeys(DISPATCH_TOPICS, (("notify", "notify"),)),
@@ -975,6 +976,7 @@ MODELS: dict[Topic, type[BaseModel]] = {
     Topic.SUBMITTED: SubmittedRequest,
     Topic.SUBMITTED_PRIORITY: SubmittedRequest,
     Topic.VERIFIED: VerifiedRequest,
+    Topic.VERIFIED_PRIORITY: VerifiedRequest,
     Topic.REVIEW: ReviewRequest,
     Topic.REJECTED: RejectedRequest,
     **dict.fromkeys(DISPATCH_TOPICS, DispatchJob),
@@ -1048,7 +1050,7 @@ def template(topic: Topic, request_id: str) -> dict[str, Any]:
             "tracking_token_hash": "0" * 64,
             "request": {"category": "food_supply", "description": "需要买菜", "contact": contact},
         }
-    if topic == Topic.VERIFIED:
+    if topic in (Topic.VERIFIED, Topic.VERIFIED_PRIORITY):
         return {
             "request_id": request_id,
             "submitted_at": now,
@@ -1160,7 +1162,8 @@ def bad_records(topic: Topic, count: int, *, seed: int) -> list[BadRecord]:
     ]
     if topic == Topic.PARTNER_INBOUND:
         kinds.append("survey_junk")
-    if topic in (Topic.SUBMITTED, Topic.SUBMITTED_PRIORITY, Topic.VERIFIED, *DISPATCH_TOPICS):
+    lanes = (Topic.SUBMITTED, Topic.SUBMITTED_PRIORITY, Topic.VERIFIED, Topic.VERIFIED_PRIORITY)
+    if topic in (*lanes, *DISPATCH_TOPICS):
         kinds.remove("unknown_id")  # self-contained events: an unknown id is a new request
     out: list[BadRecord] = []
     for i in range(count):

@@ -23,7 +23,7 @@ from shared.topics import DISPATCH_TOPICS, Topic
 
 logger = logging.getLogger(__name__)
 
-OUTCOME_TOPICS = (Topic.VERIFIED, Topic.REVIEW, Topic.REJECTED)
+OUTCOME_TOPICS = (Topic.VERIFIED, Topic.VERIFIED_PRIORITY, Topic.REVIEW, Topic.REJECTED)
 DLQ_TOPICS = (Topic.DLQ_INTAKE, Topic.DLQ_VERIFY, Topic.DLQ_ROUTE, Topic.DLQ_NOTIFY)
 WATCHED = (
     Topic.SUBMITTED,
@@ -74,7 +74,7 @@ class Seen:
             # A request's own record given up by a stage: it will never go further by itself.
             carried_on = {
                 "verify": ("help.requests.submitted", "help.requests.submitted.priority"),
-                "route": ("help.requests.verified",),
+                "route": ("help.requests.verified", "help.requests.verified.priority"),
             }
             if origin.endswith(carried_on.get(service, ("-",))):
                 self.dead_lettered[key].add(f"{service}:{reason}")
@@ -91,6 +91,7 @@ class Seen:
         elif name in (t.value for t in OUTCOME_TOPICS):
             kind = {
                 Topic.VERIFIED.value: "verified",
+                Topic.VERIFIED_PRIORITY.value: "verified",
                 Topic.REVIEW.value: "needs_review",
             }.get(name) or ("duplicate" if value.get("duplicate_of") else "rejected")
             self.outcomes[request_id].add(kind)

@@ -77,7 +77,8 @@ async def harness(mongodb_uri: str) -> AsyncIterator[Harness]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri, tz_aware=True)
     app = build_app(settings, broker=broker, client=client, create_topics=False)
     harness_out: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
-    for topic in (Topic.VERIFIED, Topic.REVIEW, Topic.REJECTED, Topic.DLQ_VERIFY):
+    outputs = (Topic.VERIFIED, Topic.VERIFIED_PRIORITY, Topic.REVIEW, Topic.REJECTED)
+    for topic in (*outputs, Topic.DLQ_VERIFY):
 
         def collect(topic: Topic = topic) -> Any:
             async def handler(body: bytes, message: KafkaMessage) -> None:
@@ -138,9 +139,10 @@ async def test_a_request_is_verified_once_even_when_redelivered(harness: Harness
     first = submission(phone="+86 138-0013-8000")
     await harness.submit(first)
     await harness.submit(first)  # redelivery after a crash before the commit
-    verified = harness.on(Topic.VERIFIED)
+    verified = harness.on(Topic.VERIFIED_PRIORITY)  # a green-channel P2: the urgent lane
     assert len(verified) == 2
-    assert len(set(harness.ids_on(Topic.VERIFIED))) == 1, "same event id both times"
+    assert len(set(harness.ids_on(Topic.VERIFIED_PRIORITY))) == 1, "same event id both times"
+    assert harness.on(Topic.VERIFIED) == []
     assert verified[0] == verified[1]
     assert verified[0]["contact"]["phone"] == "+8613800138000"
     assert verified[0]["location"]["district"] == "jinshui"
@@ -158,11 +160,21 @@ async def test_a_request_is_verified_once_even_when_redelivered(harness: Harness
 async def test_the_priority_lane_is_consumed_too(harness: Harness) -> None:
     urgent = submission(description="羊水破了，需要车去医院", category="transport", groups=[])
     await harness.submit(urgent, lane=Topic.SUBMITTED_PRIORITY)
-    [verified] = harness.on(Topic.VERIFIED)
+    [verified] = harness.on(Topic.VERIFIED_PRIORITY)
     assert verified["request_id"] == urgent.request_id
     assert verified["priority"] == "P1"
     assert "keyword:labour" in verified["reasons"]
     assert "special_group:pregnant" in verified["reasons"]
+    assert harness.on(Topic.VERIFIED) == []
+
+
+async def test_an_ordinary_request_goes_on_the_ordinary_verified_lane(harness: Harness) -> None:
+    ordinary = submission(description="小区封控，需要买菜", category="food_supply", groups=[])
+    await harness.submit(ordinary)
+    [verified] = harness.on(Topic.VERIFIED)
+    assert (verified["request_id"], verified["priority"]) == (ordinary.request_id, "P3")
+    assert verified["green_channel"] is False
+    assert harness.on(Topic.VERIFIED_PRIORITY) == []
 
 
 async def test_a_repeat_through_another_channel_collapses_into_the_original(
@@ -183,7 +195,7 @@ async def test_a_repeat_through_another_channel_collapses_into_the_original(
     await harness.submit(repeat)  # redelivered: counted once
     await harness.submit(other_need)
 
-    assert [v["request_id"] for v in harness.on(Topic.VERIFIED)] == [
+    assert [v["request_id"] for v in harness.on(Topic.VERIFIED_PRIORITY)] == [
         original.request_id,
         other_need.request_id,
     ]
@@ -319,7 +331,7 @@ async def test_a_verified_decision_with_corrections_is_published(harness: Harnes
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "verified"
-    [verified] = harness.on(Topic.VERIFIED)
+    [verified] = harness.on(Topic.VERIFIED_PRIORITY)
     assert verified["request_id"] == urgent.request_id
     assert verified["verified_by"] == "verifier:alice"
     assert verified["location"]["district"] == "zhengdong"

@@ -101,6 +101,9 @@ async def test_sigterm_mid_stream_exits_0_and_repeats_nothing(
     # again (after a crash, the record in hand would be decided again and republished).
     verified = Counter(
         json.loads(r.value)["request_id"]
-        for r in await read_all(kafka_bootstrap, [services.prefix + Topic.VERIFIED.value])
+        for r in await read_all(
+            kafka_bootstrap,
+            [services.prefix + t.value for t in (Topic.VERIFIED, Topic.VERIFIED_PRIORITY)],
+        )
     )
     assert {rid: verified[rid] for rid in accepted if verified[rid] != 1} == {}

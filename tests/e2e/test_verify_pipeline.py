@@ -99,7 +99,7 @@ async def test_a_repeat_through_a_second_channel_collapses_into_the_original(
     assert (event["reasons"], event["duplicate_of"]) == (["duplicate"], original)
     verified = await read_topic(
         kafka_bootstrap,
-        prefix + Topic.VERIFIED.value,
+        prefix + Topic.VERIFIED_PRIORITY.value,  # a green-channel P2 takes the urgent lane
         timeout=5,
         until=lambda rs: any(r.key == original.encode() for r in rs),
     )
@@ -157,7 +157,7 @@ async def test_two_verifiers_claim_one_review_and_only_one_decides(
 
     records = await read_topic(
         kafka_bootstrap,
-        services.prefix + Topic.VERIFIED.value,
+        services.prefix + Topic.VERIFIED_PRIORITY.value,  # a P1: the urgent lane
         timeout=15,
         until=lambda rs: any(r.key == request_id.encode() for r in rs),
     )

@@ -10,8 +10,9 @@ import pytest
 
 from services.verify import domain
 from services.verify.domain import Config, History, HistoryEntry
-from shared.schemas import HelpRequest, SubmittedRequest
+from shared.schemas import HelpRequest, Priority, SubmittedRequest
 from shared.settings import CONFIG_DIR
+from shared.topics import Topic
 
 pytestmark = pytest.mark.unit
 
@@ -595,3 +596,60 @@ lon = 116.44
     assert found is not None
     assert found.code == "chaoyang"
     assert domain.normalise_phone("6552 9988", other).e164 == "+861065529988"
+
+
+# --------------------------------------------------------------------------- verified lane
+
+
+def _decision(priority: Priority, *, green_channel: bool = False) -> domain.Decision:
+    return domain.Decision(
+        outcome="verified",
+        priority=priority,
+        green_channel=green_channel,
+        phone="+8613800138000",
+        district="jinshui",
+    )
+
+
+@pytest.mark.parametrize(
+    ("priority", "green_channel", "lane"),
+    [
+        ("P1", False, Topic.VERIFIED_PRIORITY),
+        ("P2", False, Topic.VERIFIED_PRIORITY),
+        ("P3", False, Topic.VERIFIED),
+        ("P4", False, Topic.VERIFIED),
+        ("P3", True, Topic.VERIFIED_PRIORITY),  # a green-channel group never waits
+        ("P4", True, Topic.VERIFIED_PRIORITY),
+    ],
+)
+def test_urgent_verified_requests_take_the_priority_lane(
+    priority: Priority, green_channel: bool, lane: Topic
+) -> None:
+    assert domain.verified_lane(_decision(priority, green_channel=green_channel)) is lane
+
+
+def test_the_lane_follows_the_triage_of_the_request() -> None:
+    labour = domain.decide(
+        submitted(description="У жены схватки, отошли воды, нужна машина", language="ru"), CONFIG
+    )
+    groceries = domain.decide(
+        submitted(category="food_supply", description="小区封控，需要买菜，3号楼"), CONFIG
+    )
+    assert (labour.outcome, labour.priority) == ("verified", "P1")
+    assert domain.verified_lane(labour) is Topic.VERIFIED_PRIORITY
+    assert (groceries.outcome, groceries.priority, groceries.green_channel) == (
+        "verified",
+        "P3",
+        False,
+    )
+    assert domain.verified_lane(groceries) is Topic.VERIFIED
+
+
+def test_a_verifier_raising_the_priority_moves_the_request_to_the_priority_lane() -> None:
+    request = submitted(category="food_supply", description="小区封控，需要买菜，3号楼")
+    ordinary = domain.decide(request, CONFIG)
+    corrected = domain.apply_corrections(
+        request, ordinary, domain.Corrections(priority="P2"), CONFIG
+    )
+    assert domain.verified_lane(ordinary) is Topic.VERIFIED
+    assert domain.verified_lane(corrected.decision) is Topic.VERIFIED_PRIORITY
