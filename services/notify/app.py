@@ -90,19 +90,29 @@ def build_app(
     # they arrive in order per topic; each delivery is idempotent on its own. Batches are
     # planned from the events alone (services/notify/plans.py); a message claimed before, and
     # the events that need the request record, take the per-record path.
+    events = partial(plans.plan_events, ctx=ctx, counts=plans.RecentCounts())
+    careful = partial(handlers.handle_event, ctx=ctx)
     rt.subscribe_batch(
         [
             Topic.SUBMITTED,
-            Topic.SUBMITTED_PRIORITY,
             Topic.VERIFIED,
             Topic.REVIEW,
             Topic.REJECTED,
             *DISPATCH_TOPICS,
             Topic.LIFECYCLE,
         ],
-        partial(plans.plan_events, ctx=ctx, counts=plans.RecentCounts()),
-        careful=partial(handlers.handle_event, ctx=ctx),
+        events,
+        careful=careful,
         name="events",
+    )
+    # The urgent lanes in a group of their own: a green-channel citizen's receipt and
+    # verification never wait behind a backlog of ordinary events.
+    rt.subscribe_batch(
+        [Topic.SUBMITTED_PRIORITY, Topic.VERIFIED_PRIORITY],
+        events,
+        careful=careful,
+        name="events-priority",
+        group="notify-priority",
     )
     # Survey answers relayed by partners; a group of its own next to intake's on that topic.
     rt.subscribe(
