@@ -140,6 +140,43 @@ async def _who(ctx: NotifyContext, notice: domain.Notice) -> tuple[Language, str
     return language or domain.DEFAULT_LANGUAGE, phone, category
 
 
+def outbound(
+    ctx: NotifyContext,
+    notice: domain.Notice,
+    *,
+    language: Language,
+    phone: str,
+    category: str | None,
+) -> list[tuple[Channel, Outbound]]:
+    """The message of a notice on every channel, in the citizen's language (none without a
+    template for the event)."""
+    name = domain.choose_template(ctx.templates, notice.event, category, language)
+    if name is None:
+        logger.warning(
+            "no template for this event; nothing sent",
+            extra={"request_id": notice.request_id, "status": notice.event},
+        )
+        return []
+    values = domain.message_values(notice, language, ctx.rules, survey_base_url=ctx.survey_base_url)
+    text = domain.render(ctx.templates[name], values)
+    return [
+        (
+            channel,
+            Outbound(
+                notification_id=domain.notification_id(
+                    notice.request_id, notice.event, channel.name, notice.leg
+                ),
+                request_id=notice.request_id,
+                event=notice.event,
+                language=language,
+                phone=phone,
+                text=text,
+            ),
+        )
+        for channel in ctx.channels
+    ]
+
+
 async def _notify_all(
     ctx: NotifyContext,
     notice: domain.Notice,
@@ -149,26 +186,9 @@ async def _notify_all(
     phone: str,
     category: str | None,
 ) -> None:
-    name = domain.choose_template(ctx.templates, notice.event, category, language)
-    if name is None:
-        logger.warning(
-            "no template for this event; nothing sent",
-            extra={"request_id": notice.request_id, "status": notice.event},
-        )
-        return
-    values = domain.message_values(notice, language, ctx.rules, survey_base_url=ctx.survey_base_url)
-    text = domain.render(ctx.templates[name], values)
-    for channel in ctx.channels:
-        message = Outbound(
-            notification_id=domain.notification_id(
-                notice.request_id, notice.event, channel.name, notice.leg
-            ),
-            request_id=notice.request_id,
-            event=notice.event,
-            language=language,
-            phone=phone,
-            text=text,
-        )
+    for channel, message in outbound(
+        ctx, notice, language=language, phone=phone, category=category
+    ):
         await deliver(
             ctx,
             channel,

@@ -91,35 +91,24 @@ def messages(
     phone, language = notice.phone, notice.language
     if phone is None or language is None:
         return DEFER  # the request record has them: the per-record path reads it
-    name = domain.choose_template(ctx.templates, notice.event, notice.category, language)
-    if name is None:
-        logger.warning(
-            "no template for this event; nothing sent",
-            extra={"request_id": notice.request_id, "status": notice.event},
-        )
+    messages = handlers.outbound(
+        ctx, notice, language=language, phone=phone, category=notice.category
+    )
+    if not messages:
         return None
-    values = domain.message_values(notice, language, ctx.rules, survey_base_url=ctx.survey_base_url)
-    text = domain.render(ctx.templates[name], values)
     now = ctx.clock()
     phone_hash = domain.phone_hash(ctx.phone_hash_key, phone)
-    guards: list[Insert] = []
-    outbound: list[tuple[Channel, Outbound, bool]] = []
-    for channel in ctx.channels:
-        message = Outbound(
-            notification_id=domain.notification_id(
-                notice.request_id, notice.event, channel.name, notice.leg
-            ),
-            request_id=notice.request_id,
-            event=notice.event,
-            language=language,
-            phone=phone,
-            text=text,
-        )
-        guards.append(Insert(CLAIMS, {"_id": message.notification_id, "claimed_at": now}))
-        outbound.append((channel, message, _admitted(ctx, channel, notice, phone_hash, counts)))
+    guards = tuple(
+        Insert(CLAIMS, {"_id": message.notification_id, "claimed_at": now})
+        for _, message in messages
+    )
+    outbound = [
+        (channel, message, _admitted(ctx, channel, notice, phone_hash, counts))
+        for channel, message in messages
+    ]
     fields = {"leg": notice.leg, "phone_hash": phone_hash, "created_at": now}
     return Plan(
-        guards=tuple(guards),
+        guards=guards,
         act=partial(_deliver_all, ctx, record, outbound, fields, notice.initial_record),
     )
 
