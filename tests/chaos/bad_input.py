@@ -962,9 +962,9 @@ async def http_flood(services: ServiceSet, count: int, *, seed: int, citizen: Pe
 CONSUMERS: dict[Topic, tuple[tuple[ServiceName, str], ...]] = {
     Topic.PARTNER_INBOUND: (("intake", "intake"), ("notify", "notify-survey")),
     Topic.SUBMITTED: (("verify", "verify"), ("notify", "notify")),
-    Topic.SUBMITTED_PRIORITY: (("verify", "verify-priority"), ("notify", "notify")),
+    Topic.SUBMITTED_PRIORITY: (("verify", "verify-priority"), ("notify", "notify-priority")),
     Topic.VERIFIED: (("route", "route"), ("notify", "notify")),
-    Topic.VERIFIED_PRIORITY: (("route", "route-priority"),),
+    Topic.VERIFIED_PRIORITY: (("route", "route-priority"), ("notify", "notify-priority")),
     Topic.REVIEW: (("notify", "notify"),),
     Topic.REJECTED: (("notify", "notify"),),
     **dict.fromkeys(DISPATCH_TOPICS, (("notify", "notify"),)),
