@@ -79,7 +79,7 @@ def parse_notice(record: Record, ctx: NotifyContext) -> domain.Notice | None:
         # Notify may hear of a request before intake's write lands: a failure noted on the
         # timeline then creates the record exactly as intake (or verify) would.
         return replace(notice, initial_record=requests_store.initial_document(submitted))
-    if _on(topic, Topic.VERIFIED):
+    if _on(topic, Topic.VERIFIED, Topic.VERIFIED_PRIORITY):
         return domain.from_verified(record.parse(VerifiedRequest))
     if _on(topic, Topic.REVIEW):
         return domain.from_review(record.parse(ReviewRequest), ctx.rules)
