@@ -272,7 +272,15 @@ class BatchRunner:
         for planned in fresh:
             if planned.done is not None:
                 planned.done()
-        self._count_ok(len(records) - len(dead))
+        # Dead letters and the careful path's records are counted where they are handled.
+        dead_offsets = {(r.topic, r.partition, r.offset) for r, _ in dead}
+        self._count_ok(
+            r
+            for i, r in enumerate(records)
+            if i not in redelivered
+            and i not in deferred
+            and (r.topic, r.partition, r.offset) not in dead_offsets
+        )
 
     async def _plan(self, records: Sequence[Record], plan: Planner) -> Sequence[Outcome]:
         """The batch's outcomes; a planner that fails unexpectedly is run record by record, so
@@ -433,9 +441,9 @@ class BatchRunner:
         )
         await asyncio.sleep(delay)
 
-    def _count_ok(self, count: int) -> None:
-        if count:
-            MESSAGES_PROCESSED.labels(self.stage.service, "batch", "ok").inc(count)
+    def _count_ok(self, records: Iterable[Record]) -> None:
+        for label, count in _count_by_topic(records).items():
+            MESSAGES_PROCESSED.labels(self.stage.service, label, "ok").inc(count)
 
 
 def _count_by_topic(records: Iterable[Record]) -> dict[str, int]:
