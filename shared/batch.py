@@ -34,18 +34,17 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 from aiokafka import TopicPartition
-from pydantic import BaseModel
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.db import Database, Document
-from shared.envelope import Envelope
 from shared.faults import crash_point
 from shared.kafka import EventBus
 from shared.metrics import BATCH_RECORDS, BATCH_SECONDS, MESSAGES_PROCESSED, MESSAGES_RECEIVED
+from shared.plans import Careful, Deferred, Event, Handler, Insert, Outcome, Plan, Planner, Write
 from shared.stage import (
     PermanentError,
     Record,
@@ -55,78 +54,12 @@ from shared.stage import (
     is_transient,
     topic_label,
 )
-from shared.topics import Topic
 
 logger = logging.getLogger(__name__)
 
 DUPLICATE_KEY: Final = 11000
 # FerretDB 1.x made no progress on an update command of 100 or more statements.
 MAX_STATEMENTS: Final = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Insert:
-    """A document keyed by its cause: inserting it twice changes nothing."""
-
-    collection: str
-    document: Document
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    """An idempotent update (``$set``, ``$addToSet``, ``$max``…) of one document by ``_id``."""
-
-    collection: str
-    filter: Document
-    update: Document
-    upsert: bool = False
-
-
-Write: TypeAlias = Insert | Update
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An event to publish: key = request id, event id derived from its cause."""
-
-    topic: Topic
-    value: BaseModel
-    key: str
-    name: str
-    event_id: str
-    cause: Envelope | None = None
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one record's rule decided: writes, events, and what to count once it is done.
-
-    ``guards`` are inserts keyed by the record's cause, applied first: if any existed already,
-    the record was applied before and goes down the careful path instead. ``act`` is an outside
-    effect (a message to a gateway) run once the guards are in, concurrently with the batch's
-    other acts; the plan it returns (what to store and announce about it) is applied with the
-    batch's writes and events. ``recorded`` is written after the batch's events are
-    acknowledged (what says that they went out)."""
-
-    writes: tuple[Write, ...] = ()
-    events: tuple[Event, ...] = ()
-    guards: tuple[Insert, ...] = ()
-    # Written once the events are acknowledged: what says they went out.
-    recorded: tuple[Write, ...] = ()
-    act: Callable[[], Awaitable[Plan]] | None = None
-    done: Callable[[], None] | None = None
-
-
-class _Deferred:
-    """The outcome of a record that its stage handles alone, on the careful path."""
-
-
-DEFER: Final = _Deferred()
-
-Outcome: TypeAlias = Plan | PermanentError | _Deferred | None
-Planner = Callable[[Sequence[Record]], Awaitable[Sequence[Outcome]]]
-Careful = Callable[[Record], Awaitable[None]]
-Handler = Callable[[Record], Awaitable[None]]
 
 
 class _Rewind(Exception):  # noqa: N818 - a control signal, not an error
@@ -255,7 +188,7 @@ class BatchRunner:
                 dead.append((record, outcome))
             elif isinstance(outcome, Plan):
                 plans[index] = outcome
-            elif isinstance(outcome, _Deferred):
+            elif isinstance(outcome, Deferred):
                 deferred.add(index)
         redelivered = await self._apply_guards(plans)
         crash_point(f"{self.stage.service}.after_batch_guards")

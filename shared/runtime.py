@@ -28,11 +28,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from shared import faults, logs
-from shared.batch import BatchRunner, Planner
+from shared.batch import BatchRunner
 from shared.db import Client, Database, build_client, ping
 from shared.kafka import EventBus, build_broker, ensure_topics
 from shared.lag import LagCollector, Subscription
 from shared.metrics import HTTP_REQUESTS, MULTIPROCESS_DIR, metrics_page
+from shared.plans import Planner
 from shared.settings import ServiceSettings
 from shared.stage import BATCHES, Handler, Record, Stage
 from shared.topics import ServiceName, Topic, TopicNames

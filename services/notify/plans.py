@@ -31,14 +31,11 @@ from services.notify import domain, handlers
 from services.notify.channels import Channel, ChannelError, Outbound
 from services.notify.handlers import NotifyContext, parse_notice
 from services.notify.repository import CLAIMS, NOTIFICATIONS
-from shared.batch import DEFER, Event, Insert, Outcome, Plan
 from shared.db import Document
 from shared.faults import crash_point
-from shared.kafka import effect_id
 from shared.metrics import NOTIFICATIONS as SENT
-from shared.schemas import NotificationRecord
+from shared.plans import DEFER, Event, Insert, Outcome, Plan
 from shared.stage import PermanentError, Record
-from shared.topics import Topic
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +153,17 @@ async def _deliver_all(
             )
             continue
         log, sent = await _send(ctx, channel, message)
-        events.extend(_announce(ctx, message, channel, entry) for entry in log)
+        events.extend(
+            handlers.announcement(
+                message,
+                channel,
+                str(entry["status"]),
+                attempt=int(entry["attempt"]),
+                at=entry["at"],
+                error=entry["error"],
+            )
+            for entry in log
+        )
         if not sent:
             # Past the last attempt: stored, dead-lettered and on the timeline the one way.
             await handlers.give_up(
@@ -213,27 +220,3 @@ async def _send(
 
 def _attempt(number: int, status: str, at: datetime, error: str | None) -> Document:
     return {"attempt": number, "status": status, "at": at, "error": error}
-
-
-def _announce(ctx: NotifyContext, message: Outbound, channel: Channel, entry: Document) -> Event:
-    status = str(entry["status"])
-    outcome = NotificationRecord.model_validate(
-        {
-            "notification_id": message.notification_id,
-            "request_id": message.request_id,
-            "event": message.event,
-            "channel": channel.name,
-            "status": status,
-            "language": message.language,
-            "attempt": entry["attempt"],
-            "at": entry["at"],
-            "error": entry["error"],
-        }
-    )
-    return Event(
-        Topic.NOTIFICATIONS,
-        outcome,
-        key=message.request_id,
-        name=f"notification.{status}",
-        event_id=effect_id("notification", message.notification_id, str(entry["attempt"]), status),
-    )

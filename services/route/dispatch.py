@@ -33,11 +33,11 @@ from services.route.repository import (
 )
 from services.route.teams import Directory, choose_team
 from shared import requests_store
-from shared.batch import Event, Insert, Outcome, Plan, Update, Write
 from shared.db import Document
 from shared.envelope import Envelope, utcnow
 from shared.kafka import effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS
+from shared.plans import Event, Insert, Outcome, Plan, Update, Write
 from shared.schemas import DispatchJob, Priority, VerifiedRequest
 from shared.stage import PermanentError, Record
 from shared.topics import dispatch_topic

@@ -24,10 +24,10 @@ from services.verify.repository import (
     review_document,
 )
 from shared import requests_store
-from shared.batch import Event, Insert, Outcome, Plan, Update, Write
 from shared.envelope import Envelope, utcnow
 from shared.kafka import EventBus, effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS
+from shared.plans import Event, Insert, Outcome, Plan, Update, Write
 from shared.schemas import Category, SubmittedRequest
 from shared.stage import PermanentError, Record
 from shared.topics import Topic

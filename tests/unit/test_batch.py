@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import AutoReconnect, BulkWriteError, OperationFailure
 
-from shared.batch import BatchRunner, Event, Insert, Outcome, Plan, Update, by_key, partitions_of
+from shared.batch import BatchRunner, by_key, partitions_of
+from shared.plans import Event, Insert, Outcome, Plan, Update
 from shared.stage import DLQ_REASON, PermanentError, Record, Stage
 from shared.topics import Topic
 

@@ -1,0 +1,80 @@
+"""What a stage's rule returns for one record: the plan the batch runner applies
+(``shared/batch.py``). Rules build these from what they read and decide; they do no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+from pydantic import BaseModel
+
+from shared.db import Document
+from shared.envelope import Envelope
+from shared.stage import PermanentError, Record
+from shared.topics import Topic
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    """A document keyed by its cause: inserting it twice changes nothing."""
+
+    collection: str
+    document: Document
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """An idempotent update (``$set``, ``$addToSet``, ``$max``…) of one document by ``_id``."""
+
+    collection: str
+    filter: Document
+    update: Document
+    upsert: bool = False
+
+
+Write: TypeAlias = Insert | Update
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event to publish: key = request id, event id derived from its cause."""
+
+    topic: Topic
+    value: BaseModel
+    key: str
+    name: str
+    event_id: str
+    cause: Envelope | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one record's rule decided: writes, events, and what to count once it is done.
+
+    ``guards`` are inserts keyed by the record's cause, applied first: if any existed already,
+    the record was applied before and goes down the careful path instead. ``act`` is an outside
+    effect (a message to a gateway) run once the guards are in, concurrently with the batch's
+    other acts; the plan it returns (what to store and announce about it) is applied with the
+    batch's writes and events. ``recorded`` is written after the batch's events are
+    acknowledged (what says that they went out)."""
+
+    writes: tuple[Write, ...] = ()
+    events: tuple[Event, ...] = ()
+    guards: tuple[Insert, ...] = ()
+    # Written once the events are acknowledged: what says they went out.
+    recorded: tuple[Write, ...] = ()
+    act: Callable[[], Awaitable[Plan]] | None = None
+    done: Callable[[], None] | None = None
+
+
+class Deferred:
+    """The outcome of a record that its stage handles alone, on the careful path."""
+
+
+DEFER: Final = Deferred()
+
+Outcome: TypeAlias = Plan | PermanentError | Deferred | None
+Planner = Callable[[Sequence[Record]], Awaitable[Sequence[Outcome]]]
+Careful = Callable[[Record], Awaitable[None]]
+Handler = Callable[[Record], Awaitable[None]]
