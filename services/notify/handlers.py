@@ -30,6 +30,7 @@ from shared.envelope import CE_TYPE, Envelope, event_type, utcnow
 from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
 from shared.metrics import DEAD_LETTERS, NOTIFICATIONS
+from shared.plans import Event
 from shared.schemas import (
     DispatchJob,
     Language,
@@ -375,15 +376,16 @@ async def give_up(
     )
 
 
-async def _publish(
-    ctx: NotifyContext,
+def announcement(
     message: Outbound,
     channel: Channel,
     status: str,
     *,
     attempt: int,
+    at: datetime,
     error: str | None = None,
-) -> None:
+) -> Event:
+    """One attempt's outcome as announced on ``help.notifications`` (id from its cause)."""
     outcome = NotificationRecord.model_validate(
         {
             "notification_id": message.notification_id,
@@ -393,16 +395,31 @@ async def _publish(
             "status": status,
             "language": message.language,
             "attempt": attempt,
-            "at": ctx.clock(),
+            "at": at,
             "error": error,
         }
     )
-    await ctx.bus.emit(
+    return Event(
         Topic.NOTIFICATIONS,
         outcome,
         key=message.request_id,
         name=f"notification.{status}",
         event_id=effect_id("notification", message.notification_id, str(attempt), status),
+    )
+
+
+async def _publish(
+    ctx: NotifyContext,
+    message: Outbound,
+    channel: Channel,
+    status: str,
+    *,
+    attempt: int,
+    error: str | None = None,
+) -> None:
+    event = announcement(message, channel, status, attempt=attempt, at=ctx.clock(), error=error)
+    await ctx.bus.emit(
+        event.topic, event.value, key=event.key, name=event.name, event_id=event.event_id
     )
 
 
