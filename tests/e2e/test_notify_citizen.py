@@ -225,6 +225,12 @@ async def test_notify_killed_mid_send_sends_no_second_sms(
     # crash above may already have made notify send it again under its key, when it was in the
     # batch being sent: the gateway dropped that one, and it is counted before the redelivery.)
     dispatch_nid = nid(rid, "dispatched", job["leg_id"])
+
+    async def dispatch_sent() -> bool:
+        doc = await db["notifications"].find_one({"_id": dispatch_nid})
+        return doc is not None and doc["status"] == "sent"
+
+    await wait_until(dispatch_sent, timeout=30)  # whatever the restart resent is done
     resent_before = gateway.snapshot()["duplicate_keys"].get(dispatch_nid, 0)
     await produce(
         kafka_bootstrap,
