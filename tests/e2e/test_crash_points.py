@@ -236,5 +236,9 @@ async def test_crash_at_point_then_restart_repeats_no_effect(
     if point == "notify.after_send":
         # The message the crash cut off was sent again under its key and dropped by the gateway.
         assert list(resent.values()) == [1], resent
+    elif point.startswith("notify."):
+        # Notify's two lanes send concurrently: a crash in one lane's batch can cut the other
+        # lane's sends short too, so those are sent again once under their keys, never more.
+        assert set(resent.values()) <= {1}, resent
     else:
         assert resent == {}, f"resends the gateway had to drop: {resent}"
