@@ -27,11 +27,11 @@ tools:
 
 # JSON Schemas, AsyncAPI and OpenAPI documents under contracts/, generated from the code.
 contracts: setup
-	@$(BIN)/python -m shared.contracts
+	@$(BIN)/python -m tools.contracts
 
 infra: setup
 	@deploy/local/stack.sh start
-	@$(BIN)/python -m shared.topics_cli
+	@$(BIN)/python -m tools.topics_cli
 
 run: tools infra
 	@deploy/local/run.sh
@@ -64,7 +64,7 @@ clean: stop
 # Re-drive a stage's dead letters to their origin topics: make redrive SERVICE=route [ARGS='--dry-run'].
 redrive: setup
 	@test -n "$(SERVICE)" || { echo "usage: make redrive SERVICE=intake|verify|route|notify [ARGS='--reason <code> --limit N --dry-run']"; exit 2; }
-	@$(BIN)/python -m shared.redrive --service $(SERVICE) $(ARGS)
+	@$(BIN)/python -m tools.redrive --service $(SERVICE) $(ARGS)
 
 # Ceilings of Kafka and the database, the pipeline at fixed offered loads (wrk) and P1 behind a
 # backlog, on a fresh stack of its own; a table, bench/results.json, bench/*.png and one line

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.notify.fake_gateway import FakeGateway
 from shared.kafka import ensure_topics
 from shared.settings import ServiceSettings
 from tests.support import infra
 from tests.support.services import ServiceSet
+from tools.fake_gateway import FakeGateway
 
 REPO = Path(__file__).resolve().parent.parent
 LOG_DIR = REPO / ".run" / "test-logs"

@@ -24,6 +24,6 @@ for attempt in 1 2 3; do
   echo "[bench] the stack did not start (attempt $attempt of 3); trying again in 10 s"
   sleep 10
 done
-"$bin/python" -m shared.topics_cli || exit 1
+"$bin/python" -m tools.topics_cli || exit 1
 
 "$bin/python" -m tests.bench "$@"

@@ -87,7 +87,7 @@ apply_acls() {
 
 create_topics() {
   say "creating the contract's topics as admin"
-  as_admin "$(python_bin)" -m shared.topics_cli >&2 || die "creating topics failed"
+  as_admin "$(python_bin)" -m tools.topics_cli >&2 || die "creating topics failed"
 }
 
 start() {

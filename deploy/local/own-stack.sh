@@ -31,5 +31,5 @@ _own_stack_stop() {
 # Start the stack and create the contract's topics; exits on failure.
 own_stack_start() {
   "$here/stack.sh" start || exit 1
-  "$bin/python" -m shared.topics_cli || exit 1
+  "$bin/python" -m tools.topics_cli || exit 1
 }

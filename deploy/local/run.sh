@@ -28,7 +28,7 @@ export NOTIFY_CHANNELS="${NOTIFY_CHANNELS:-[\"sms\"]}"
 export NOTIFY_SMS_URL="${NOTIFY_SMS_URL:-http://127.0.0.1:8099/messages}"
 
 # A local SMS gateway that records what citizens would receive.
-"$py" -m services.notify.fake_gateway --port 8099 >>"$run/logs/fake-sms-gateway.log" 2>&1 &
+"$py" -m tools.fake_gateway --port 8099 >>"$run/logs/fake-sms-gateway.log" 2>&1 &
 pids+=($!)
 echo "[run] started the local SMS gateway on http://127.0.0.1:8099 (pid $!)"
 

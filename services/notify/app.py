@@ -7,34 +7,21 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from services.notify import domain, handlers, plans
+from services.notify import api, domain, handlers, plans
 from services.notify.channels import Channel, build_channels
 from services.notify.repository import NotifyRepository
 from services.notify.settings import NotifySettings
 from shared.db import Client
 from shared.envelope import utcnow
-from shared.http import install_error_handlers, problem
+from shared.http import install_error_handlers
 from shared.runtime import Runtime
-from shared.schemas import LifecycleEvent, NotificationRecord, SurveyAnswer
+from shared.schemas import LifecycleEvent, NotificationRecord
 from shared.topics import DISPATCH_TOPICS, Topic
-
-
-class SurveyBody(BaseModel):
-    """The citizen's answer to the call-back: solved or not, and optionally why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    satisfied: bool
-    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
 
 
 def build_app(
@@ -122,39 +109,7 @@ def build_app(
         group="notify-survey",
     )
 
-    router = APIRouter(tags=["survey"])
-
-    @router.post("/v1/requests/{request_id}/survey", summary="Answer the call-back survey")
-    async def post_survey(
-        request_id: str,
-        body: SurveyBody,
-        x_tracking_token: Annotated[str | None, Header(max_length=128)] = None,
-    ) -> JSONResponse:
-        request = await repo.get_request(request_id)
-        if request is None:
-            return problem(404, "not_found", "No request with this id.")
-        if not x_tracking_token:
-            return problem(
-                401, "token_required", "Send the tracking token in the X-Tracking-Token header."
-            )
-        if not domain.token_matches(x_tracking_token, request.get("tracking_token_hash")):
-            return problem(403, "wrong_token", "The tracking token does not match this request.")
-        answer = SurveyAnswer(
-            request_id=request_id,
-            satisfied=body.satisfied,
-            comment=body.comment,
-            answered_at=utcnow(),
-        )
-        try:
-            status = await handlers.answer_survey(ctx, answer, source="http")
-        except handlers.SurveyRefusedError as exc:
-            return problem(exc.http_status, exc.code, exc.message)
-        except (KafkaError, TimeoutError):
-            return problem(
-                503, "queue_unavailable", "Try again shortly.", headers={"Retry-After": "5"}
-            )
-        return JSONResponse({"request_id": request_id, "status": status})
-
+    router = api.build_router(ctx)
     app = rt.http_app(title="City help: notify", routers=[router])
     install_error_handlers(app)
     return app

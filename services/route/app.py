@@ -7,12 +7,12 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.route import command, dispatch, domain, handlers
+from services.route import api, dispatch, domain, handlers
+from services.route.published import PublishedEvents
 from services.route.repository import RouteRepository
 from services.route.settings import RouteSettings
 from services.route.teams import load_directory
 from shared.db import Client
-from shared.published import PublishedEvents
 from shared.runtime import Runtime
 from shared.schemas import DispatchJob, LifecycleEvent
 from shared.topics import DISPATCH_TOPICS, Topic
@@ -80,5 +80,5 @@ def build_app(
         group="route-lifecycle",
     )
     # The command centre's totals (read-only, keyed: X-Command-Key).
-    keys = command.CommandKeys(settings.command_keys)
-    return rt.http_app(title="City help: route", routers=[command.build_router(rt.db, keys)])
+    keys = api.CommandKeys(settings.command_keys)
+    return rt.http_app(title="City help: route", routers=[api.build_router(rt.db, keys)])

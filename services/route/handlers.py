@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from services.route import domain, legs
+from services.route.published import PublishedEvents
 from services.route.repository import CREATED_NOW, RouteRepository
 from services.route.teams import Directory, choose_team
 from shared.db import Document
@@ -22,7 +23,6 @@ from shared.envelope import Envelope, utcnow
 from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS, SLA_BREACHES
-from shared.published import PublishedEvents
 from shared.schemas import (
     DispatchJob,
     LifecycleEvent,

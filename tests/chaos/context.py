@@ -44,7 +44,7 @@ class ChaosContext:
     mongodb_uri: str
     services: ServiceSet
     scale: float = 1.0  # 1.0 for `make chaos`; smaller in `make test`
-    # The fake SMS gateway notify sends to (``services.notify.fake_gateway``), if any.
+    # The fake SMS gateway notify sends to (``tools.fake_gateway``), if any.
     gateway_url: str = ""
     quiet: bool = False
     drain_timeout: float = 0.0  # seconds the surge waits for the stages to drain; 0 = default
@@ -111,7 +111,7 @@ class GatewayProcess:
 
     def start(self, timeout: float = 30.0) -> GatewayProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.notify.fake_gateway", "--port", str(self.port)],
+            [sys.executable, "-m", "tools.fake_gateway", "--port", str(self.port)],
             cwd=REPO,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -17,8 +17,8 @@ from services.notify.channels import (
     WebhookChannel,
     build_channels,
 )
-from services.notify.fake_gateway import FakeGateway
 from services.notify.settings import NotifySettings
+from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.component
 

@@ -21,11 +21,11 @@ from faststream.kafka.annotations import KafkaMessage
 from pymongo import AsyncMongoClient
 
 from services.notify.app import build_app
-from services.notify.fake_gateway import FakeGateway
 from services.notify.settings import NotifySettings
 from shared.envelope import decode_headers, event_type
 from shared.runtime import Runtime
 from shared.topics import Topic
+from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.integration
 

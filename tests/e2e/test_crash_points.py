@@ -18,7 +18,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from services.notify.fake_gateway import FakeGateway
 from shared import faults, requests_store
 from shared.schemas import StatusEvent
 from shared.topics import Topic
@@ -31,6 +30,7 @@ from tests.support.delivery import (
 )
 from tests.support.kafka import wait_until
 from tests.support.services import ServiceSet
+from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,6 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.notify import domain
-from services.notify.fake_gateway import FakeGateway
 from shared import requests_store
 from shared.envelope import event_type
 from shared.schemas import DepartmentStatus, LifecycleEvent, StatusEvent
@@ -23,6 +22,7 @@ from shared.topics import Topic
 from tests.conftest import make_services, sms_services
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet
+from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e
 

@@ -1,5 +1,5 @@
 """Re-drive: a department's report that came before route knew the request is dead-lettered;
-once the request is dispatched, ``python -m shared.redrive --service route`` sends the report
+once the request is dispatched, ``python -m tools.redrive --service route`` sends the report
 back to help.status and route applies it — once, whatever the number of runs."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pymongo import AsyncMongoClient
 
 from services.intake import domain as intake_domain
 from shared import requests_store
-from shared.redrive import REDRIVEN_FROM
 from shared.schemas import StatusEvent
 from shared.topics import Topic
 from tests.conftest import make_services
 from tests.support.delivery import citizen, dispatches, headers, read_all
 from tests.support.kafka import produce, wait_until
 from tests.support.services import REPO, ServiceSet
+from tools.redrive import REDRIVEN_FROM
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ async def route_services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterato
 
 def redrive(services: ServiceSet, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "shared.redrive", "--service", "route", *args],
+        [sys.executable, "-m", "tools.redrive", "--service", "route", *args],
         cwd=REPO,
         env={**os.environ, **services.env("route")},
         capture_output=True,

@@ -36,8 +36,8 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
+from services.route.published import PublishedEvents
 from shared.lag import client_options
-from shared.published import PublishedEvents
 from shared.settings import ServiceSettings
 from shared.topics import Topic
 from tests.conftest import LOG_DIR

@@ -14,7 +14,7 @@ from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped
 from pydantic import BaseModel
 
 from services.intake import handlers as intake_handlers
-from shared import contracts
+from shared.contracts import values
 from shared.schemas import (
     DispatchJob,
     NormalisedContact,
@@ -24,6 +24,7 @@ from shared.schemas import (
     SurveyAnswer,
 )
 from shared.topics import Topic
+from tools import contracts
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +60,7 @@ def test_every_topic_has_a_schema_or_is_a_dead_letter_topic() -> None:
         path = CONTRACTS / "schemas" / f"{topic.value}.schema.json"
         if topic.value.startswith("help.dlq."):
             assert not path.exists()
-            assert contracts.TOPIC_MODELS[topic] == ()
+            assert values.TOPIC_MODELS[topic] == ()
         else:
             Draft202012Validator.check_schema(committed_schema(topic))
 
@@ -127,9 +128,9 @@ def test_partner_inbound_takes_a_help_request_or_a_survey_answer() -> None:
     check.validate(as_json(answer))
     with pytest.raises(ValidationError):
         check.validate({"request_id": "req-1"})
-    assert set(contracts.PARTNER_EVENT_TYPES.values()) == {PartnerHelpRequest, SurveyAnswer}
+    assert set(values.PARTNER_EVENT_TYPES.values()) == {PartnerHelpRequest, SurveyAnswer}
     # The documented ce_type is the one intake tells survey answers apart by.
-    assert intake_handlers.SURVEY_ANSWER_TYPE == contracts.SURVEY_ANSWER_TYPE
+    assert intake_handlers.SURVEY_ANSWER_TYPE == values.SURVEY_ANSWER_TYPE
 
 
 def test_asyncapi_covers_every_topic_and_its_references_resolve() -> None:

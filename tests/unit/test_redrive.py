@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.redrive import REDRIVEN_FROM, group_id, redriven_headers
 from shared.settings import ServiceSettings
+from tools.redrive import REDRIVEN_FROM, group_id, redriven_headers
 
 pytestmark = pytest.mark.unit
 

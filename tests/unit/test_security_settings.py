@@ -26,8 +26,8 @@ from services.intake.app import build_app as build_intake
 from services.intake.settings import IntakeSettings
 from services.notify.app import build_app as build_notify
 from services.notify.settings import NotifySettings
+from services.route.api import CommandKeys
 from services.route.app import build_app as build_route
-from services.route.command import CommandKeys
 from services.route.settings import RouteSettings
 from services.verify.app import build_app as build_verify
 from services.verify.settings import VerifySettings
@@ -190,7 +190,8 @@ def runtime_of(name: str) -> Runtime:
 
 
 # Topics a service reads outside its consumer groups: route looks on its own dispatch topics
-# for a leg stored before a crash (services/route/handlers.py _went_out, shared/published.py).
+# for a leg stored before a crash (services/route/handlers.py _went_out,
+# services/route/published.py).
 LOOKUPS: dict[str, set[str]] = {"route": {t.value for t in DISPATCH_TOPICS}}
 
 

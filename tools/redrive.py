@@ -1,4 +1,4 @@
-"""``python -m shared.redrive --service <name>``: send a stage's dead letters back where they came
+"""``python -m tools.redrive --service <name>``: send a stage's dead letters back where they came
 from, once the cause (configuration, a missing record, a bug) is fixed.
 
 Each record on ``help.dlq.<service>`` is published again to its ``dlq_origin_topic`` with its
@@ -222,7 +222,7 @@ async def _one(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.redrive",
+        prog="python -m tools.redrive",
         description="Publish a stage's dead letters again to the topics they came from.",
     )
     parser.add_argument("--service", required=True, choices=SERVICES)

@@ -1,4 +1,4 @@
-"""``python -m shared.topics_cli``: create the contract's topics on the configured broker."""
+"""``python -m tools.topics_cli``: create the contract's topics on the configured broker."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The command centre's read-only view on route: live totals, no personal data.
+"""Route's HTTP API, the command centre's read-only view: live totals, no personal data.
 
 ``GET /v1/command/summary`` answers the number of requests by status, category and district.
 It needs an ``X-Command-Key``; route keeps only the keys' SHA-256 digests

@@ -1,6 +1,6 @@
 """A local SMS gateway that records messages instead of sending them.
 
-``python -m services.notify.fake_gateway --port 8099`` serves:
+``python -m tools.fake_gateway --port 8099`` serves:
 
 - ``POST /messages`` (also ``/webhook``): JSON ``{to, text, idempotency_key}``; a repeated
   idempotency key is acknowledged but not stored again, as a real gateway drops a resend;

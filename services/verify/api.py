@@ -1,0 +1,180 @@
+"""Verify's HTTP API: the review queue verifiers work (list, claim, decide), keyed by
+``X-Verifier-Key``. Entry points only translate HTTP to repository and handler calls."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from functools import partial
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.verify import domain, handlers
+from services.verify.repository import VerifyRepository
+from shared.envelope import utcnow
+from shared.http import problem
+from shared.kafka import EventBus
+from shared.schemas import Category, Priority
+
+
+class CorrectionsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Annotated[str, Field(min_length=3, max_length=40)] | None = None
+    district: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    category: Category | None = None
+    priority: Priority | None = None
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["verify", "reject", "duplicate"]
+    corrections: CorrectionsBody = CorrectionsBody()
+    reason: Annotated[str, Field(max_length=500)] | None = None
+    duplicate_of: Annotated[str, Field(max_length=128)] | None = None
+
+
+class VerifierKeys:
+    """Verifier ids by key; keys are compared as SHA-256 digests in constant time."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self._digests = [(vid, _digest(key)) for vid, key in keys.items() if key]
+
+    def verifier(self, presented: str | None) -> str | None:
+        if not presented:
+            return None
+        digest = _digest(presented)
+        found: str | None = None
+        for verifier, expected in self._digests:  # no early exit: timing does not tell which
+            if hmac.compare_digest(digest, expected):
+                found = verifier
+        return found
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def build_router(
+    *, bus: EventBus, repo: VerifyRepository, config: domain.Config, keys: VerifierKeys
+) -> APIRouter:
+    """The review queue's routes."""
+    router = APIRouter(tags=["review"])
+    unauthorised = partial(
+        problem,
+        401,
+        "unauthorised",
+        "A verifier key is required (X-Verifier-Key).",
+        headers={"WWW-Authenticate": "X-Verifier-Key"},
+    )
+
+    @router.get("/v1/review", summary="Requests waiting for a verifier, most urgent first")
+    async def list_reviews(
+        x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
+        limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    ) -> JSONResponse:
+        if keys.verifier(x_verifier_key) is None:
+            return unauthorised()
+        reviews = await repo.open_reviews(limit or config.rules.review_list_limit)
+        items = [_review_item(doc) for doc in reviews]
+        return JSONResponse(jsonable_encoder({"items": items, "count": len(items)}))
+
+    @router.post("/v1/review/{request_id}/claim", summary="Claim a review to work on it")
+    async def claim(
+        request_id: str,
+        x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        verifier = keys.verifier(x_verifier_key)
+        if verifier is None:
+            return unauthorised()
+        result = await repo.claim(
+            request_id, verifier=verifier, now=utcnow(), ttl=config.rules.claim_ttl
+        )
+        if result.outcome == "missing":
+            return problem(404, "not_found", "No review with this id.")
+        if result.outcome == "closed":
+            return problem(409, "already_decided", "This review was already decided.")
+        if result.outcome == "taken":
+            return problem(
+                409,
+                "claimed_by_other",
+                "Another verifier is working on this request.",
+                claimed_by=result.verifier,
+                expires_at=result.expires_at.isoformat() if result.expires_at else None,
+            )
+        return JSONResponse(
+            jsonable_encoder(
+                {
+                    "request_id": request_id,
+                    "claimed_by": result.verifier,
+                    "expires_at": result.expires_at,
+                }
+            )
+        )
+
+    @router.post("/v1/review/{request_id}/decision", summary="Verify, reject or merge a request")
+    async def decide(
+        request_id: str,
+        body: DecisionBody,
+        x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        verifier = keys.verifier(x_verifier_key)
+        if verifier is None:
+            return unauthorised()
+        fixes = body.corrections
+        outcome = await handlers.decide_review(
+            request_id,
+            verifier=verifier,
+            kind=body.decision,
+            corrections=domain.Corrections(
+                phone=fixes.phone,
+                district=fixes.district,
+                category=fixes.category,
+                priority=fixes.priority,
+            ),
+            reason=body.reason,
+            duplicate_of=body.duplicate_of,
+            bus=bus,
+            repo=repo,
+            config=config,
+        )
+        if not outcome.ok:
+            status = {"not_found": 404, "invalid_correction": 422, "invalid_duplicate": 422}.get(
+                outcome.error, 409
+            )
+            return problem(status, outcome.error, outcome.message)
+        return JSONResponse(
+            {
+                "request_id": request_id,
+                "status": outcome.status,
+                "decided_by": f"verifier:{verifier}",
+                "event_id": outcome.event_id,
+            }
+        )
+
+    return router
+
+
+def _review_item(doc: dict[str, Any]) -> dict[str, Any]:
+    """A review as verifiers see it: the request (they call the citizen back) and why."""
+    submitted = doc.get("submitted", {})
+    verification = doc.get("verification", {})
+    return {
+        "request_id": doc["_id"],
+        "priority": doc.get("priority"),
+        "green_channel": doc.get("green_channel", False),
+        "reasons": doc.get("reasons", []),
+        "category": doc.get("category"),
+        "language": doc.get("language"),
+        "submitted_at": doc.get("submitted_at"),
+        "flagged_at": doc.get("flagged_at"),
+        "phone_normalised": verification.get("phone"),
+        "district": verification.get("district"),
+        "request": submitted.get("request"),
+        "claim": doc.get("claim"),
+    }
