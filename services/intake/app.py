@@ -24,6 +24,7 @@ from shared import logs
 from shared.db import Client
 from shared.envelope import utcnow
 from shared.http import BodySizeLimit, install_error_handlers
+from shared.keys import KeyDigests
 from shared.runtime import Runtime
 from shared.schemas import SubmittedRequest
 from shared.topics import Topic
@@ -48,8 +49,8 @@ def build_context(
         rules=rules,
         partners=partners,
         partner_secrets={k: v.get_secret_value() for k, v in settings.partner_secrets.items()},
-        api_key_hashes=tuple(
-            domain.digest(k.get_secret_value()) for k in settings.open311_api_keys
+        api_keys=KeyDigests.named_by_digest(
+            k.get_secret_value() for k in settings.open311_api_keys
         ),
         phone_limiter=RateLimiter(
             capacity=limits.phone_capacity, per_minute=limits.phone_per_minute
@@ -105,7 +106,7 @@ def build_app(
     rt.background.append(sweep_nonces)
     if ctx.recorder is not None:
         rt.background.append(ctx.recorder.run)  # flushes what is left when the app stops
-    if not ctx.api_key_hashes:
+    if not ctx.api_keys:
         logger.warning("no Open311 api keys configured: Open311 POST requests are refused")
 
     app = rt.http_app(

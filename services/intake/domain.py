@@ -9,12 +9,13 @@ import hmac
 import math
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shared.envelope import derive_id, new_id
+from shared.keys import sha256_hex
 from shared.schemas import CATEGORIES, HelpRequest
 from shared.topics import Topic
 
@@ -165,9 +166,7 @@ def partner_request_id(partner_id: str, external_id: str) -> str:
     return request_id_for(client=f"partner:{partner_id}", idempotency_key=external_id)
 
 
-def digest(value: str) -> str:
-    """SHA-256 hex of a secret or an identifier that must not be kept in clear."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+digest = sha256_hex  # a secret or an identifier that must not be kept in clear
 
 
 def phone_key(phone: str) -> str:
@@ -179,18 +178,6 @@ def phone_key(phone: str) -> str:
     if digits.startswith("86") and len(digits) > 11:
         digits = digits[2:]
     return digest(f"phone:{digits}")[:32]
-
-
-def api_key_matches(presented: str | None, known_hashes: Iterable[str]) -> str | None:
-    """The hash of ``presented`` when it is one of the known api keys (compared in constant
-    time against every hash), else None."""
-    if not presented:
-        return None
-    candidate = digest(presented)
-    found = False
-    for known in known_hashes:
-        found |= hmac.compare_digest(candidate, known)
-    return candidate if found else None
 
 
 # --- priority lane ---------------------------------------------------------------------------

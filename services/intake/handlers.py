@@ -18,6 +18,7 @@ from services.intake.settings import IntakeSettings
 from shared.envelope import CE_TYPE, event_type, utcnow
 from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
+from shared.keys import KeyDigests
 from shared.metrics import INTAKE_REPLAYS, REQUESTS
 from shared.schemas import Channel, HelpRequest, PartnerHelpRequest, SubmittedRequest
 from shared.stage import PermanentError, Record
@@ -47,7 +48,7 @@ class IntakeContext:
     partners: dict[str, domain.Partner]
     # Secrets and api keys: partner secrets in clear (needed for HMAC), api keys only hashed.
     partner_secrets: dict[str, str] = field(default_factory=dict)
-    api_key_hashes: tuple[str, ...] = ()
+    api_keys: KeyDigests = field(default_factory=lambda: KeyDigests({}))
     phone_limiter: RateLimiter | None = None
     client_limiter: RateLimiter | None = None
     # Recent keyed receipts (retries answered without the database) and the batch writer of

@@ -99,7 +99,7 @@ def build_router(ctx: IntakeContext) -> APIRouter:
             items.append((name, value))
         api_key = next((v for k, v in items if k == "api_key"), None)
         api_key = api_key or request.query_params.get("api_key")
-        key_hash = domain.api_key_matches(api_key, ctx.api_key_hashes)
+        key_hash = ctx.api_keys.find(api_key)
         if key_hash is None:
             raise bad(403, "api_key is missing or not valid")
         help_request = open311.help_request_from_form(items, config)

@@ -8,8 +8,6 @@ It needs an ``X-Command-Key``; route keeps only the keys' SHA-256 digests
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -23,28 +21,12 @@ from shared import requests_store
 from shared.db import Database
 from shared.envelope import utcnow
 from shared.http import problem
+from shared.keys import KeyDigests
 
 logger = logging.getLogger(__name__)
 
 # Only these fields are read: nothing that identifies or locates a person.
 FIELDS = ("status", "category", "location.district")
-
-
-class CommandKeys:
-    """Command-centre desks by key digest (hex SHA-256 of the key, as configured)."""
-
-    def __init__(self, digests: Mapping[str, str]) -> None:
-        self._digests = [(desk, bytes.fromhex(digest)) for desk, digest in digests.items()]
-
-    def desk(self, presented: str | None) -> str | None:
-        if not presented:
-            return None
-        digest = hashlib.sha256(presented.encode("utf-8")).digest()
-        found: str | None = None
-        for desk, expected in self._digests:  # no early exit: timing does not tell which
-            if hmac.compare_digest(digest, expected):
-                found = desk
-        return found
 
 
 def summarise(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -68,14 +50,14 @@ def summarise(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def build_router(db: Database, keys: CommandKeys) -> APIRouter:
+def build_router(db: Database, keys: KeyDigests) -> APIRouter:
     router = APIRouter(tags=["command centre"])
 
     @router.get("/v1/command/summary", summary="Totals by status, category and district")
     async def summary(
         x_command_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> JSONResponse:
-        desk = keys.desk(x_command_key)
+        desk = keys.find(x_command_key)
         if desk is None:
             return problem(
                 401,

@@ -13,6 +13,7 @@ from services.route.repository import RouteRepository
 from services.route.settings import RouteSettings
 from services.route.teams import load_directory
 from shared.db import Client
+from shared.keys import KeyDigests
 from shared.runtime import Runtime
 from shared.schemas import DispatchJob, LifecycleEvent
 from shared.topics import DISPATCH_TOPICS, Topic
@@ -80,5 +81,5 @@ def build_app(
         group="route-lifecycle",
     )
     # The command centre's totals (read-only, keyed: X-Command-Key).
-    keys = api.CommandKeys(settings.command_keys)
+    keys = KeyDigests(settings.command_keys)
     return rt.http_app(title="City help: route", routers=[api.build_router(rt.db, keys)])

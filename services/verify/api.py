@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -18,6 +16,7 @@ from services.verify.repository import VerifyRepository
 from shared.envelope import utcnow
 from shared.http import problem
 from shared.kafka import EventBus
+from shared.keys import KeyDigests
 from shared.schemas import Category, Priority
 
 
@@ -39,29 +38,8 @@ class DecisionBody(BaseModel):
     duplicate_of: Annotated[str, Field(max_length=128)] | None = None
 
 
-class VerifierKeys:
-    """Verifier ids by key; keys are compared as SHA-256 digests in constant time."""
-
-    def __init__(self, keys: dict[str, str]) -> None:
-        self._digests = [(vid, _digest(key)) for vid, key in keys.items() if key]
-
-    def verifier(self, presented: str | None) -> str | None:
-        if not presented:
-            return None
-        digest = _digest(presented)
-        found: str | None = None
-        for verifier, expected in self._digests:  # no early exit: timing does not tell which
-            if hmac.compare_digest(digest, expected):
-                found = verifier
-        return found
-
-
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode("utf-8")).digest()
-
-
 def build_router(
-    *, bus: EventBus, repo: VerifyRepository, config: domain.Config, keys: VerifierKeys
+    *, bus: EventBus, repo: VerifyRepository, config: domain.Config, keys: KeyDigests
 ) -> APIRouter:
     """The review queue's routes."""
     router = APIRouter(tags=["review"])
@@ -78,7 +56,7 @@ def build_router(
         x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
         limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
     ) -> JSONResponse:
-        if keys.verifier(x_verifier_key) is None:
+        if keys.find(x_verifier_key) is None:
             return unauthorised()
         reviews = await repo.open_reviews(limit or config.rules.review_list_limit)
         items = [_review_item(doc) for doc in reviews]
@@ -89,7 +67,7 @@ def build_router(
         request_id: str,
         x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> JSONResponse:
-        verifier = keys.verifier(x_verifier_key)
+        verifier = keys.find(x_verifier_key)
         if verifier is None:
             return unauthorised()
         result = await repo.claim(
@@ -123,7 +101,7 @@ def build_router(
         body: DecisionBody,
         x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> JSONResponse:
-        verifier = keys.verifier(x_verifier_key)
+        verifier = keys.find(x_verifier_key)
         if verifier is None:
             return unauthorised()
         fixes = body.corrections

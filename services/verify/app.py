@@ -15,6 +15,7 @@ from services.verify.settings import VerifySettings
 from shared.db import Client
 from shared.envelope import utcnow
 from shared.http import install_error_handlers
+from shared.keys import KeyDigests
 from shared.runtime import Runtime
 from shared.schemas import RejectedRequest, ReviewRequest, VerifiedRequest
 from shared.topics import Topic
@@ -72,7 +73,7 @@ def build_app(
         group="verify-priority",
     )
 
-    keys = api.VerifierKeys(settings.reviewer_keys)
+    keys = KeyDigests.of_keys(settings.reviewer_keys)
     router = api.build_router(bus=rt.bus, repo=repo, config=config, keys=keys)
     app = rt.http_app(title="City help: verify", routers=[router])
     install_error_handlers(app)

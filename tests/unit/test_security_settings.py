@@ -26,13 +26,13 @@ from services.intake.app import build_app as build_intake
 from services.intake.settings import IntakeSettings
 from services.notify.app import build_app as build_notify
 from services.notify.settings import NotifySettings
-from services.route.api import CommandKeys
 from services.route.app import build_app as build_route
 from services.route.settings import RouteSettings
 from services.verify.app import build_app as build_verify
 from services.verify.settings import VerifySettings
 from shared import kafka as shared_kafka
 from shared.kafka import build_broker, kafka_security
+from shared.keys import KeyDigests
 from shared.lag import client_options
 from shared.runtime import Runtime
 from shared.settings import ServiceSettings
@@ -297,12 +297,12 @@ def test_command_keys_are_configured_as_digests_only() -> None:
 
 
 def test_a_command_key_opens_the_desk_and_nothing_else() -> None:
-    keys = CommandKeys({"desk-1": sha256_hex(COMMAND_KEY)})
-    assert keys.desk(COMMAND_KEY) == "desk-1"
-    assert keys.desk(VERIFIER_KEY) is None
-    assert keys.desk(sha256_hex(COMMAND_KEY)) is None  # the stored digest is not a key
-    assert keys.desk("") is None
-    assert keys.desk(None) is None
+    keys = KeyDigests({"desk-1": sha256_hex(COMMAND_KEY)})
+    assert keys.find(COMMAND_KEY) == "desk-1"
+    assert keys.find(VERIFIER_KEY) is None
+    assert keys.find(sha256_hex(COMMAND_KEY)) is None  # the stored digest is not a key
+    assert keys.find("") is None
+    assert keys.find(None) is None
 
 
 async def status_of(app: Any, method: str, path: str, headers: dict[str, str]) -> int:
