@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 from shared.envelope import Envelope, derive_id, event_type, utcnow
 from shared.lag import client_options
 from shared.metrics import registry
+from shared.retry import retrying
 from shared.settings import ServiceSettings
 from shared.topics import Topic, TopicNames, load_partitions
 
@@ -138,17 +138,12 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> lis
     wanted = load_partitions(settings.config_dir / "topics.toml")
     # The same TLS/SASL options as every other client of the service (shared.lag).
     admin = AIOKafkaAdminClient(client_id="cityhelp-topics", **client_options(settings))
-    for attempt in range(1, attempts + 1):
-        try:
-            await admin.start()
-            break
-        except KafkaConnectionError:
-            if attempt == attempts:
-                raise
-            logger.info(
-                "waiting for Kafka at %s (%d/%d)", settings.kafka_bootstrap, attempt, attempts
-            )
-            await asyncio.sleep(1)
+    await retrying(
+        admin.start,
+        what=f"connecting to Kafka at {settings.kafka_bootstrap}",
+        attempts=attempts,
+        retry_on=(KafkaConnectionError,),
+    )
     try:
         existing = set(await admin.list_topics())
         missing = [

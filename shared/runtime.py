@@ -34,6 +34,7 @@ from shared.kafka import EventBus, build_broker, ensure_topics
 from shared.lag import LagCollector, Subscription
 from shared.metrics import HTTP_REQUESTS, MULTIPROCESS_DIR, metrics_page
 from shared.plans import Planner
+from shared.retry import retrying
 from shared.settings import ServiceSettings
 from shared.stage import BATCHES, Handler, Record, Stage
 from shared.topics import ServiceName, Topic, TopicNames
@@ -176,7 +177,8 @@ class Runtime:
         if self.create_topics:
             await ensure_topics(self.settings)
         for hook in self.startup:
-            await _retrying(hook, what=getattr(hook, "__name__", "startup"))
+            # Start-up steps wait for the database to come up instead of failing the service.
+            await retrying(hook, what=getattr(hook, "__name__", "startup"), attempts=60)
         await self.broker.start()
         self._tasks = [
             asyncio.create_task(_supervised(hook)) for hook in [*self.background, *self._lag()]
@@ -266,21 +268,6 @@ class _HttpMetrics:
         await self.app(scope, receive, send_status)
         template = getattr(scope.get("route"), "path", "unmatched")
         HTTP_REQUESTS.labels(self.service, template, scope["method"], str(status)).inc()
-
-
-async def _retrying(hook: Hook, *, what: str, attempts: int = 60) -> None:
-    """Start-up steps wait for the database to come up instead of failing the service."""
-    for attempt in range(1, attempts + 1):
-        try:
-            await hook()
-            return
-        except Exception as exc:
-            if attempt == attempts:
-                raise
-            logger.warning(
-                "%s failed (%s); retrying (%d/%d)", what, type(exc).__name__, attempt, attempts
-            )
-            await asyncio.sleep(1)
 
 
 async def _supervised(hook: Hook) -> None:

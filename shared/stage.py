@@ -41,6 +41,7 @@ from shared.metrics import (
     PROCESSING_SECONDS,
     STAGE_HALTED,
 )
+from shared.retry import Backoff
 from shared.topics import ServiceName, dlq_topic
 
 logger = logging.getLogger(__name__)
@@ -309,9 +310,7 @@ class Stage:
 
     def backoff(self, failures: int) -> float:
         """Seconds to wait after the given number of transient failures in a row."""
-        return float(
-            min(self.retry_max_seconds, self.retry_initial_seconds * 2 ** min(failures - 1, 10))
-        )
+        return Backoff(self.retry_initial_seconds, self.retry_max_seconds).delay(failures)
 
     def count_failure(self, topic: str, error: str, count: int = 1) -> None:
         MESSAGES_FAILED.labels(self.service, topic, error).inc(count)

@@ -30,6 +30,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, 
 
 from shared.db import Document
 from shared.metrics import INTAKE_RECORD_BUFFER, INTAKE_RECORD_WRITE_FAILURES, INTAKE_RECORDS
+from shared.retry import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,7 @@ class SubmissionWriter:
         self.flush_seconds = flush_seconds
         self.buffer_max = buffer_max
         self.timeout_seconds = timeout_seconds
-        self.retry_initial_seconds = retry_initial_seconds
-        self.retry_max_seconds = retry_max_seconds
+        self.backoff = Backoff(retry_initial_seconds, retry_max_seconds)
         self.rejected_attempts = rejected_attempts
         self.stop_seconds = stop_seconds
         self._insert = insert
@@ -128,8 +128,7 @@ class SubmissionWriter:
 
     async def _write(self) -> None:
         """Write ``self._batch``, retrying until it is written, exists or is given up."""
-        delay = self.retry_initial_seconds
-        refused = 0
+        failures = refused = 0
         while self._batch:
             error = await self._attempt()
             if error is None:
@@ -147,6 +146,8 @@ class SubmissionWriter:
                     )
                     break
             INTAKE_RECORD_WRITE_FAILURES.labels(type(error).__name__).inc()
+            failures += 1
+            delay = self.backoff.delay(failures)
             logger.warning(
                 "could not write %d submission records (%s); retrying in %.1fs",
                 len(self._batch),
@@ -154,7 +155,6 @@ class SubmissionWriter:
                 delay,
             )
             await self._sleep(delay)
-            delay = min(delay * 2, self.retry_max_seconds)
         self._batch = []
 
     async def _attempt(self, within: float | None = None) -> BaseException | None:

@@ -19,6 +19,7 @@ from services.notify.settings import NotifySettings
 from shared.db import Client
 from shared.envelope import utcnow
 from shared.http import install_error_handlers
+from shared.retry import Backoff
 from shared.runtime import Runtime
 from shared.schemas import LifecycleEvent, NotificationRecord
 from shared.topics import DISPATCH_TOPICS, Topic
@@ -65,11 +66,9 @@ def build_app(
         public_base_url=settings.public_base_url,
         survey_base_url=settings.survey_base_url,
         phone_hash_key=settings.phone_hash_key,
-        retry_delays=domain.backoff_delays(
-            settings.send_attempts,
-            settings.send_base_delay_seconds,
-            settings.send_max_delay_seconds,
-        ),
+        retry_delays=Backoff(
+            settings.send_base_delay_seconds, settings.send_max_delay_seconds
+        ).delays(settings.send_attempts),
         clock=clock,
         sleep=sleep,
     )

@@ -301,11 +301,6 @@ def phone_hash(key: str, phone: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def backoff_delays(attempts: int, base_seconds: float, max_seconds: float) -> list[float]:
-    """Pauses between ``attempts`` tries: base, 2·base, 4·base, ... capped at ``max_seconds``."""
-    return [min(max_seconds, base_seconds * 2**i) for i in range(max(0, attempts - 1))]
-
-
 def sign(secret: str, body: bytes) -> str:
     """The webhook signature: hex HMAC-SHA256 of the exact body bytes."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

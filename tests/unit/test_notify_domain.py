@@ -212,12 +212,6 @@ def test_landline_keeps_its_area_code() -> None:
     assert domain.normalise_phone("0371-6555 1234") == "+8637165551234"
 
 
-def test_backoff_doubles_and_is_capped() -> None:
-    assert domain.backoff_delays(5, 0.5, 3.0) == [0.5, 1.0, 2.0, 3.0]
-    assert domain.backoff_delays(1, 0.5, 3.0) == []
-    assert domain.backoff_delays(0, 0.5, 3.0) == []
-
-
 def test_webhook_signature_is_hmac_sha256_of_the_body() -> None:
     body = b'{"a":1}'
     assert domain.sign("s", body) == hmac.new(b"s", body, hashlib.sha256).hexdigest()
