@@ -60,6 +60,8 @@ class ServiceSettings(BaseSettings):
     kafka_compression: Literal["none", "gzip", "lz4", "snappy", "zstd"] = "none"
     http_host: str = "127.0.0.1"
     http_port: int = 0
+    # Key that signs the pages' CSRF tokens (e.g. INTAKE_PAGE_SECRET); set it in production.
+    page_secret: str = "local-development-only-page-secret"  # noqa: S105
     # Consecutive records sent to the dead-letter topic before the stage stops consuming.
     dlq_consecutive_limit: int = 1000
     # Back-off for transient failures (database or broker unavailable), in seconds.

@@ -4,6 +4,8 @@
 #   prometheus (same package): the end-to-end test scrapes the four services with a real server;
 #   kcat (package `kcat`): a non-Python Kafka client, used to read and write the public topics;
 #   wrk (package `wrk`): the HTTP load generator of `make bench`;
+#   chromium (package `chromium`, /usr/bin/chromium): the browser the page tests drive with
+#   Playwright (its own browser download does not work on these machines);
 #   with CITYHELP_DB_BACKEND=postgresql, PostgreSQL 15 (package `postgresql`: initdb, pg_ctl in
 #   /usr/lib/postgresql/15/bin) for FerretDB's PostgreSQL backend (deploy/local/stack.sh).
 # Installs only what is missing; needs root (or sudo) and apt-get.
@@ -17,6 +19,9 @@ for cmd in promtool prometheus kcat wrk; do
         [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
     fi
 done
+
+chromium_bin=/usr/bin/chromium
+[ -x "$chromium_bin" ] || missing+=(chromium)
 
 pg_bin=/usr/lib/postgresql/15/bin
 want_pg=0
@@ -33,7 +38,7 @@ echo "[tools] missing commands; installing Debian packages: ${missing[*]}"
 if ! command -v apt-get >/dev/null 2>&1; then
     echo "[tools] ERROR: apt-get is not available on this machine." >&2
     echo "[tools] Install these by hand and re-run: ${missing[*]}" >&2
-    echo "[tools]   (promtool and prometheus from Prometheus 2.45+, kcat 1.7+, PostgreSQL 15)" >&2
+    echo "[tools]   (promtool and prometheus from Prometheus 2.45+, kcat 1.7+, PostgreSQL 15, Chromium)" >&2
     exit 1
 fi
 
@@ -78,6 +83,10 @@ for cmd in promtool prometheus kcat wrk; do
         exit 1
     fi
 done
+if [ ! -x "$chromium_bin" ]; then
+    echo "[tools] ERROR: $chromium_bin still missing after installing chromium" >&2
+    exit 1
+fi
 if [ "$want_pg" = 1 ] && [ ! -x "$pg_bin/initdb" ]; then
     echo "[tools] ERROR: $pg_bin/initdb still missing after installing postgresql" >&2
     exit 1
