@@ -293,6 +293,11 @@ def serve(app: FastAPI | str, settings: ServiceSettings, *, service: str, worker
     unless set) and /metrics shows the sum of the workers (gauges: see shared.metrics).
     """
     logs.configure(service, level=settings.log_level, fmt=settings.log_format)
+    refusal = settings.refusal()
+    if refusal is not None:
+        # Before anything listens or connects: a city must never run on a published key.
+        logger.critical("%s", refusal)
+        raise SystemExit(2)
     started = time.monotonic()
     several = workers > 1
     own_dir = None

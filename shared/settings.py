@@ -8,15 +8,39 @@ the rest.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import faults
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
+
+# Keys and secrets whose default begins with this are published in the repository: fit for a
+# laptop, never for a city. Outside development (DEVELOPMENT_FLAG) a service refuses to start
+# while one of them still holds such a value, or is empty.
+DEVELOPMENT_VALUE = "local-development-only-"
+DEVELOPMENT_FLAG = "CITYHELP_DEVELOPMENT"
+
+
+def development_value(name: str) -> str:
+    """The published development default of a secret (``local-development-only-<name>``)."""
+    return f"{DEVELOPMENT_VALUE}{name}"
+
+
+def _published(value: Any) -> bool:
+    """Whether a value, or anything inside it, is a published development value."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str):
+        return value.startswith(DEVELOPMENT_VALUE)
+    if isinstance(value, dict):
+        return any(_published(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_published(v) for v in value)
+    return False
 
 
 class ServiceSettings(BaseSettings):
@@ -71,6 +95,45 @@ class ServiceSettings(BaseSettings):
     lag_interval_seconds: float = 15.0
     # Fault tests only: crash points to arm, e.g. "route.after_publish:3" (see shared/faults.py).
     crash_points: str = Field("", validation_alias="CITYHELP_CRASH_POINTS")
+    # A development machine (make run, make test, make chaos, make bench, docker compose): the
+    # published development defaults of keys and secrets are allowed. Off in production.
+    development: bool = Field(False, validation_alias=DEVELOPMENT_FLAG)
+
+    @field_validator("development", mode="before")
+    @classmethod
+    def _blank_is_off(cls, value: Any) -> Any:
+        return False if isinstance(value, str) and not value.strip() else value
+
+    def env_name(self, field: str) -> str:
+        """The environment variable that sets ``field``."""
+        alias = type(self).model_fields[field].validation_alias
+        if isinstance(alias, str):
+            return alias
+        return f"{self.model_config.get('env_prefix', '')}{field}".upper()
+
+    def development_defaults(self) -> list[str]:
+        """The variables that still hold a published development value: a value beginning with
+        ``local-development-only-``, or nothing where the default was one."""
+        found = []
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            blank = isinstance(value, str) and not value.strip()
+            if _published(value) or (blank and _published(info.default)):
+                found.append(self.env_name(name))
+        return sorted(found)
+
+    def refusal(self) -> str | None:
+        """Why the service must not start with these settings, or None."""
+        found = self.development_defaults()
+        if not found or self.development:
+            return None
+        return (
+            f"refusing to start: {', '.join(found)} still "
+            f"{'holds' if len(found) == 1 else 'hold'} the development default published in "
+            "the repository (anyone could compute tracking tokens or forge signatures with it). "
+            "Set a long random value (see deploy/env.sample), or, on a development machine, "
+            f"set {DEVELOPMENT_FLAG}=1."
+        )
 
     @field_validator("crash_points")
     @classmethod

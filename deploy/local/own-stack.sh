@@ -14,6 +14,9 @@ own_stack() {
   export KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
   export MONGODB_URI="mongodb://127.0.0.1:$MONGODB_PORT/?directConnection=true&retryWrites=false"
   export CITYHELP_FRESH=1
+  # A development machine: the services may run on the published development keys and secrets
+  # (outside development they refuse to start with them).
+  export CITYHELP_DEVELOPMENT=1
   _own_stack_stop_log="${5:-}"
   trap _own_stack_stop EXIT
   trap 'exit 130' INT TERM

@@ -21,7 +21,10 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
-# Local-only development values; production sets its own through the environment.
+# Local-only development values; production sets its own through the environment. The flag lets
+# the services run on the published development defaults of their secrets (tracking secret,
+# phone hash key, webhook secret); without it they refuse to start.
+export CITYHELP_DEVELOPMENT="${CITYHELP_DEVELOPMENT:-1}"
 export INTAKE_OPEN311_API_KEYS="${INTAKE_OPEN311_API_KEYS:-dev-open311-key}"
 export VERIFY_REVIEWER_KEYS="${VERIFY_REVIEWER_KEYS:-{\"dev-verifier\": \"dev-verifier-key\"\}}"
 export NOTIFY_CHANNELS="${NOTIFY_CHANNELS:-[\"sms\"]}"

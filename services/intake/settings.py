@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, development_value
 
 
 class IntakeSettings(ServiceSettings):
@@ -18,8 +18,9 @@ class IntakeSettings(ServiceSettings):
     # HTTP worker processes (uvicorn --workers), each with its own producer, consumer, rate
     # limits and replay cache; metrics are summed over them (prometheus_client multiprocess).
     http_workers: int = Field(1, ge=1, le=16)
-    # Key for tracking tokens (HMAC of the request id). Set a long random value in production.
-    tracking_secret: str = "local-development-only-tracking-secret"  # noqa: S105
+    # Key for tracking tokens (HMAC of the request id). Set a long random value in production:
+    # outside development the service refuses to start with the published default.
+    tracking_secret: str = development_value("tracking-secret")
     max_body_bytes: int = 64 * 1024
     public_base_url: str = "http://127.0.0.1:8080"
     # Rules (rate limits, priority-lane words, Open311 metadata) and the partner list, in the

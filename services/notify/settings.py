@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, development_value
 
 
 class NotifySettings(ServiceSettings):
@@ -21,9 +21,10 @@ class NotifySettings(ServiceSettings):
     sms_token: str = ""
     # Signed webhook: POST JSON with X-Signature = hex HMAC-SHA256(secret, body).
     webhook_url: str = "http://127.0.0.1:8099/webhook"
-    webhook_secret: str = "local-development-only-webhook-secret"  # noqa: S105
+    # Both have published development defaults, refused outside development.
+    webhook_secret: str = development_value("webhook-secret")
     # Key of the phone-number hash that keys the per-citizen rate limit (never the number).
-    phone_hash_key: str = "local-development-only-phone-hash-key"
+    phone_hash_key: str = development_value("phone-hash-key")
     # Delivery attempts per message and channel, with exponential back-off between them.
     send_attempts: int = 4
     send_base_delay_seconds: float = 0.5

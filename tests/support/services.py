@@ -63,6 +63,9 @@ class ServiceSet:
                 "NOTIFY_PUBLIC_BASE_URL": self.url("intake"),
                 "LOG_LEVEL": "INFO",
                 "PYTHONUNBUFFERED": "1",
+                # A test machine: the published development keys are allowed (a test that
+                # checks the refusal sets it to "0").
+                "CITYHELP_DEVELOPMENT": "1",
             }
         )
         env.update(self.extra_env)

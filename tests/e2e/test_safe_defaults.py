@@ -1,0 +1,85 @@
+"""The services as processes: without the development flag, intake and notify refuse to start on
+the secrets published in the repository, say which variables to set, and listen on nothing;
+with the flag, or with real secrets, they start and are ready on the real broker and database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from shared.settings import DEVELOPMENT_FLAG
+from tests.conftest import make_services
+from tests.support.services import REPO, ServiceSet
+
+pytestmark = pytest.mark.e2e
+
+PUBLISHED = {
+    "intake": ["INTAKE_TRACKING_SECRET"],
+    "notify": ["NOTIFY_PHONE_HASH_KEY", "NOTIFY_WEBHOOK_SECRET"],
+}
+REAL_SECRETS = {
+    "INTAKE_TRACKING_SECRET": "e2e-tracking-secret-from-a-secret-store",
+    "NOTIFY_WEBHOOK_SECRET": "e2e-webhook-secret-from-a-secret-store",
+    "NOTIFY_PHONE_HASH_KEY": "e2e-phone-hash-key-from-a-secret-store",
+}
+
+
+def run_once(services: ServiceSet, service: str) -> subprocess.CompletedProcess[str]:
+    env = services.env(service)
+    for name in PUBLISHED[service]:
+        env.pop(name, None)  # the defaults, whatever the shell running the tests has set
+    return subprocess.run(
+        [sys.executable, "-m", f"services.{service}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("flag", ["0", ""])
+@pytest.mark.parametrize("service", ["intake", "notify"])
+async def test_without_the_flag_a_published_secret_stops_the_start(
+    kafka_bootstrap: str, mongodb_uri: str, service: str, flag: str
+) -> None:
+    services = await make_services(kafka_bootstrap, mongodb_uri, **{DEVELOPMENT_FLAG: flag})
+    done = run_once(services, service)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "refusing to start" in output
+    for name in PUBLISHED[service]:
+        assert name in output
+    assert f"{DEVELOPMENT_FLAG}=1" in output
+    assert "listening on" not in output
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{services.url(service)}/healthz", timeout=2)
+
+
+async def test_with_the_flag_the_published_secrets_are_allowed(
+    kafka_bootstrap: str, mongodb_uri: str
+) -> None:
+    services = await make_services(kafka_bootstrap, mongodb_uri, **{DEVELOPMENT_FLAG: "1"})
+    assert services.env("intake").get("INTAKE_TRACKING_SECRET") is None
+    services.start("intake", "notify")  # waits until /readyz answers 200
+    try:
+        for service in ("intake", "notify"):
+            assert httpx.get(f"{services.url(service)}/readyz", timeout=5).status_code == 200
+    finally:
+        services.stop()
+
+
+async def test_without_the_flag_real_secrets_start(kafka_bootstrap: str, mongodb_uri: str) -> None:
+    services = await make_services(
+        kafka_bootstrap, mongodb_uri, **{DEVELOPMENT_FLAG: "0"}, **REAL_SECRETS
+    )
+    services.start()  # all four: verify and route hold no published secret
+    try:
+        for service in ("intake", "verify", "route", "notify"):
+            assert httpx.get(f"{services.url(service)}/readyz", timeout=5).status_code == 200
+    finally:
+        services.stop()
