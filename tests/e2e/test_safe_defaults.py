@@ -1,6 +1,6 @@
-"""The services as processes: without the development flag, intake and notify refuse to start on
-the secrets published in the repository, say which variables to set, and listen on nothing;
-with the flag, or with real secrets, they start and are ready on the real broker and database."""
+"""The services as processes: without the development flag, each refuses to start on the secrets
+published in the repository, says which variables to set, and listens on nothing; with the
+flag, or with real secrets, they start and are ready on the real broker and database."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from tests.support.services import REPO, ServiceSet
 pytestmark = pytest.mark.e2e
 
 PUBLISHED = {
-    "intake": ["INTAKE_TRACKING_SECRET"],
-    "notify": ["NOTIFY_PHONE_HASH_KEY", "NOTIFY_WEBHOOK_SECRET"],
+    "intake": ["INTAKE_PAGE_SECRET", "INTAKE_TRACKING_SECRET"],
+    "verify": ["VERIFY_PAGE_SECRET"],
+    "route": ["ROUTE_PAGE_SECRET"],
+    "notify": ["NOTIFY_PAGE_SECRET", "NOTIFY_PHONE_HASH_KEY", "NOTIFY_WEBHOOK_SECRET"],
 }
 REAL_SECRETS = {
-    "INTAKE_TRACKING_SECRET": "e2e-tracking-secret-from-a-secret-store",
-    "NOTIFY_WEBHOOK_SECRET": "e2e-webhook-secret-from-a-secret-store",
-    "NOTIFY_PHONE_HASH_KEY": "e2e-phone-hash-key-from-a-secret-store",
+    name: f"e2e-{name.lower()}-from-a-store" for names in PUBLISHED.values() for name in names
 }
 
 
@@ -43,7 +43,7 @@ def run_once(services: ServiceSet, service: str) -> subprocess.CompletedProcess[
 
 
 @pytest.mark.parametrize("flag", ["0", ""])
-@pytest.mark.parametrize("service", ["intake", "notify"])
+@pytest.mark.parametrize("service", list(PUBLISHED))
 async def test_without_the_flag_a_published_secret_stops_the_start(
     kafka_bootstrap: str, mongodb_uri: str, service: str, flag: str
 ) -> None:
@@ -65,9 +65,9 @@ async def test_with_the_flag_the_published_secrets_are_allowed(
 ) -> None:
     services = await make_services(kafka_bootstrap, mongodb_uri, **{DEVELOPMENT_FLAG: "1"})
     assert services.env("intake").get("INTAKE_TRACKING_SECRET") is None
-    services.start("intake", "notify")  # waits until /readyz answers 200
+    services.start()  # waits until each /readyz answers 200
     try:
-        for service in ("intake", "notify"):
+        for service in PUBLISHED:
             assert httpx.get(f"{services.url(service)}/readyz", timeout=5).status_code == 200
     finally:
         services.stop()
@@ -77,9 +77,9 @@ async def test_without_the_flag_real_secrets_start(kafka_bootstrap: str, mongodb
     services = await make_services(
         kafka_bootstrap, mongodb_uri, **{DEVELOPMENT_FLAG: "0"}, **REAL_SECRETS
     )
-    services.start()  # all four: verify and route hold no published secret
+    services.start()
     try:
-        for service in ("intake", "verify", "route", "notify"):
+        for service in PUBLISHED:
             assert httpx.get(f"{services.url(service)}/readyz", timeout=5).status_code == 200
     finally:
         services.stop()

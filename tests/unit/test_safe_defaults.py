@@ -24,20 +24,27 @@ CLASSES: tuple[type[ServiceSettings], ...] = (
     NotifySettings,
 )
 SECRET_WORDS = ("secret", "password", "token", "key")
+PAGE_SECRETS = {s: f"{s.upper()}_PAGE_SECRET" for s in ("intake", "verify", "route", "notify")}
+REAL_SECRETS = {
+    "INTAKE_TRACKING_SECRET": "9f2c7e1a-from-the-secret-store",
+    "NOTIFY_WEBHOOK_SECRET": "4b8d-from-the-secret-store",
+    "NOTIFY_PHONE_HASH_KEY": "77e0-from-the-secret-store",
+    **{name: f"{name.lower()}-from-the-secret-store" for name in PAGE_SECRETS.values()},
+}
 
 
 @pytest.fixture(autouse=True)
 def production(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the shell running the tests says: no development flag, no secrets set."""
     monkeypatch.delenv(DEVELOPMENT_FLAG, raising=False)
-    for name in ("INTAKE_TRACKING_SECRET", "NOTIFY_WEBHOOK_SECRET", "NOTIFY_PHONE_HASH_KEY"):
+    for name in (*PAGE_SECRETS.values(), *REAL_SECRETS):
         monkeypatch.delenv(name, raising=False)
 
 
 def test_intake_on_its_published_tracking_secret_is_refused_and_says_what_to_set() -> None:
     settings = IntakeSettings()
     assert settings.development is False
-    assert settings.development_defaults() == ["INTAKE_TRACKING_SECRET"]
+    assert settings.development_defaults() == ["INTAKE_PAGE_SECRET", "INTAKE_TRACKING_SECRET"]
     refusal = settings.refusal()
     assert refusal is not None
     assert "INTAKE_TRACKING_SECRET" in refusal
@@ -47,9 +54,19 @@ def test_intake_on_its_published_tracking_secret_is_refused_and_says_what_to_set
 
 def test_notify_names_both_of_its_published_secrets() -> None:
     settings = NotifySettings()
-    assert settings.development_defaults() == ["NOTIFY_PHONE_HASH_KEY", "NOTIFY_WEBHOOK_SECRET"]
-    only_one = NotifySettings(webhook_secret="a-long-random-value-from-the-secret-store")
-    assert only_one.development_defaults() == ["NOTIFY_PHONE_HASH_KEY"]
+    assert settings.development_defaults() == [
+        "NOTIFY_PAGE_SECRET",
+        "NOTIFY_PHONE_HASH_KEY",
+        "NOTIFY_WEBHOOK_SECRET",
+    ]
+    some = NotifySettings(webhook_secret="a-long-random-value", page_secret="another-one")
+    assert some.development_defaults() == ["NOTIFY_PHONE_HASH_KEY"]
+
+
+def test_every_service_signs_its_pages_with_a_secret_of_its_own() -> None:
+    for cls in (IntakeSettings, VerifySettings, RouteSettings, NotifySettings):
+        prefix = str(cls.model_config.get("env_prefix", "")).rstrip("_").lower()
+        assert PAGE_SECRETS[prefix] in cls().development_defaults()
 
 
 def test_the_development_flag_allows_the_published_values(
@@ -71,9 +88,8 @@ def test_an_empty_or_false_flag_is_production(monkeypatch: pytest.MonkeyPatch, f
 
 
 def test_real_secrets_start_without_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("INTAKE_TRACKING_SECRET", "9f2c7e1a-from-the-secret-store")
-    monkeypatch.setenv("NOTIFY_WEBHOOK_SECRET", "4b8d-from-the-secret-store")
-    monkeypatch.setenv("NOTIFY_PHONE_HASH_KEY", "77e0-from-the-secret-store")
+    for name, value in REAL_SECRETS.items():
+        monkeypatch.setenv(name, value)
     assert IntakeSettings().refusal() is None
     assert NotifySettings().refusal() is None
     assert VerifySettings().refusal() is None
@@ -81,22 +97,25 @@ def test_real_secrets_start_without_the_flag(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_an_emptied_secret_is_no_better_than_the_published_one() -> None:
-    refusal = IntakeSettings(tracking_secret="  ").refusal()
-    assert refusal is not None
-    assert "INTAKE_TRACKING_SECRET" in refusal
+    emptied = IntakeSettings(tracking_secret="  ", page_secret="from-the-secret-store")
+    assert emptied.development_defaults() == ["INTAKE_TRACKING_SECRET"]
     # An empty value is refused only where the default was a published one: no SASL password
     # is a plain local broker, not a secret left behind.
-    assert ServiceSettings(KAFKA_SASL_PASSWORD="").refusal() is None
+    plain = ServiceSettings(KAFKA_SASL_PASSWORD="", page_secret="from-the-secret-store")
+    assert plain.refusal() is None
 
 
 def test_a_published_value_is_refused_wherever_it_is_configured() -> None:
     copied = IntakeSettings(
         tracking_secret="9f2c7e1a-from-the-secret-store",
+        page_secret="from-the-secret-store",
         partner_secrets={"hotline-12345": SecretStr(f"{DEVELOPMENT_VALUE}partner")},
         open311_api_keys=json.dumps([f"{DEVELOPMENT_VALUE}open311"]),
     )
     assert copied.development_defaults() == ["INTAKE_OPEN311_API_KEYS", "INTAKE_PARTNER_SECRETS"]
-    verifiers = VerifySettings(reviewer_keys={"alice": f"{DEVELOPMENT_VALUE}verifier"})
+    verifiers = VerifySettings(
+        reviewer_keys={"alice": f"{DEVELOPMENT_VALUE}verifier"}, page_secret="from-the-store"
+    )
     assert verifiers.development_defaults() == ["VERIFY_REVIEWER_KEYS"]
 
 
