@@ -23,7 +23,9 @@ import httpx
 
 from services.intake import domain as intake_domain
 from shared.topics import SERVICES
-from tests.chaos.bad_input import (
+from tests.chaos.bad_input import start_services
+from tests.chaos.context import ChaosContext, Row
+from tests.chaos.credentials import (
     API_KEY,
     COMMAND_KEY,
     OTHER_SECRET,
@@ -31,15 +33,11 @@ from tests.chaos.bad_input import (
     PARTNER_SECRET,
     TRACKING_SECRET,
     VERIFIER_KEY,
-    Person,
-    encode,
-    people,
-    request_body,
     service_env,
     sign,
-    start_services,
 )
-from tests.chaos.context import ChaosContext, Row
+from tests.chaos.http_strategies import encode
+from tests.chaos.personal_data import Person, people, request_body
 from tests.support.services import ServiceSet
 
 REFUSED = (401, 403)

@@ -11,7 +11,8 @@ import pytest
 from services.intake import domain as intake_domain
 from shared.settings import CONFIG_DIR
 from tests.chaos import auth
-from tests.chaos.bad_input import log_files, people, personal_data_in_logs, service_env
+from tests.chaos.credentials import service_env
+from tests.chaos.personal_data import log_files, people, personal_data_in_logs
 from tests.conftest import make_services
 from tests.support.services import ServiceSet
 

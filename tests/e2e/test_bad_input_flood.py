@@ -18,18 +18,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.intake import domain as intake_domain
 from shared.topics import Topic
 from tests.chaos import bad_input
-from tests.chaos.bad_input import (
-    API_KEY,
-    CONSUMERS,
-    IGNORED_RULES,
-    PARTNER,
-    Person,
-    encode,
-    people,
-    request_body,
-    service_env,
-    sign,
-)
+from tests.chaos.credentials import API_KEY, PARTNER, service_env, sign
+from tests.chaos.http_flood import http_flood
+from tests.chaos.http_strategies import encode
+from tests.chaos.kafka_flood import kafka_flood
+from tests.chaos.kafka_records import CONSUMERS, IGNORED_RULES
+from tests.chaos.personal_data import Person, log_files, people, personal_data_in_logs, request_body
 from tests.conftest import make_services
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet
@@ -55,7 +49,7 @@ async def services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[Serv
 
 
 async def test_generated_http_input_is_answered_4xx_never_5xx(services: ServiceSet) -> None:
-    flood = await bad_input.http_flood(services, HTTP_INPUTS, seed=SEED, citizen=CITIZENS[0])
+    flood = await http_flood(services, HTTP_INPUTS, seed=SEED, citizen=CITIZENS[0])
     tally = flood.tally
     report = bad_input.summary(flood)
     assert tally.tried >= HTTP_INPUTS, report
@@ -88,7 +82,7 @@ async def test_generated_http_input_is_answered_4xx_never_5xx(services: ServiceS
 async def test_malformed_records_on_every_input_topic_are_dead_lettered_or_skipped_by_rule(
     services: ServiceSet, kafka_bootstrap: str
 ) -> None:
-    flood = await bad_input.kafka_flood(
+    flood = await kafka_flood(
         services, kafka_bootstrap, RECORDS_PER_TOPIC, seed=SEED, citizen=CITIZENS[1]
     )
     report = bad_input.summary(flood)
@@ -238,9 +232,9 @@ async def test_no_personal_data_in_the_logs(services: ServiceSet, kafka_bootstra
             return set(accepted) <= dispatched
 
         await wait_until(notified, timeout=90, every=1)
-    leaks = bad_input.personal_data_in_logs(bad_input.log_files(services), CITIZENS)
+    leaks = personal_data_in_logs(log_files(services), CITIZENS)
     assert leaks == [], leaks
-    lines = sum(len(p.read_text("utf-8").splitlines()) for p in bad_input.log_files(services))
+    lines = sum(len(p.read_text("utf-8").splitlines()) for p in log_files(services))
     assert lines > 100, "the services logged: the search had something to search"
 
 
@@ -260,5 +254,5 @@ def test_the_log_search_finds_personal_data_in_every_shape(tmp_path: Any) -> Non
         ),
         encoding="utf-8",
     )
-    found = bad_input.personal_data_in_logs([log], [person])
+    found = personal_data_in_logs([log], [person])
     assert [f.split(":")[1] for f in found] == ["2", "3", "4"], found
