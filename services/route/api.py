@@ -1,74 +1,194 @@
-"""Route's HTTP API, the command centre's read-only view: live totals, no personal data.
+"""Route's HTTP API: the command centre's totals, activity, owned legs and re-dispatch
+(``X-Command-Key``), and the department boards' jobs and reports (``X-Board-Key``).
 
-``GET /v1/command/summary`` answers the number of requests by status, category and district.
-It needs an ``X-Command-Key``; route keeps only the keys' SHA-256 digests
-(``ROUTE_COMMAND_KEYS``), compares in constant time and never logs the key. Verifier keys
-(verify's review queue) are a different set: one role's key opens nothing of the other's.
+A board's report is published on ``help.status`` exactly as a departmental system would
+publish it; route's status consumer applies it. Answers carry no personal data except a
+board's own jobs (the team calls the citizen, as it would from the job on its topic).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterable, Mapping
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
+from services.route import actions, board, command, redispatch
+from services.route.handlers import RouteContext
 from shared import requests_store
-from shared.db import Database
 from shared.envelope import utcnow
 from shared.http import problem
 from shared.keys import KeyDigests
+from shared.schemas import Category, DepartmentStatus
+from shared.topics import Department
 
 logger = logging.getLogger(__name__)
 
-# Only these fields are read: nothing that identifies or locates a person.
-FIELDS = ("status", "category", "location.district")
+
+class RedispatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    department: Department | None = None  # "command" is refused by the rule, with why
+    category: Category | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=300)]
 
 
-def summarise(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Totals by status, category and district of request documents (pure)."""
-    by_status: Counter[str] = Counter()
-    by_category: Counter[str] = Counter()
-    by_district: Counter[str] = Counter()
-    total = 0
-    for doc in docs:
-        total += 1
-        by_status[str(doc.get("status") or "unknown")] += 1
-        by_category[str(doc.get("category") or "unknown")] += 1
-        # The district verify normalised; the citizen's own words only before verification.
-        location = doc.get("location") or {}
-        by_district[str(doc.get("district") or location.get("district") or "unknown")] += 1
+class ReportBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: DepartmentStatus
+    note: Annotated[str, Field(max_length=500)] | None = None
+    # Names one press of the button, so a retried report is one event (a new one if absent).
+    action_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+REFUSAL_STATUS = {"nothing_to_change": 422, "stays_with_command": 422}
+
+
+def _unauthorised(header: str) -> JSONResponse:
+    return problem(
+        401,
+        "unauthorised",
+        f"A key is required ({header}).",
+        headers={"WWW-Authenticate": header},
+    )
+
+
+async def command_overview(ctx: RouteContext) -> dict[str, Any]:
+    """Totals, charts and the owned legs: everything the command centre's page shows."""
+    now = utcnow()
+    docs = await requests_store.scan(ctx.repo.db, command.FIELDS)
+    leg_docs = await ctx.repo.all_legs(command.LEG_FIELDS)
+    owned = await ctx.repo.command_legs()
+    parents = {}
+    for doc in owned:
+        if doc.get("parent") and not doc.get("blocking", True):
+            parent = await ctx.repo.get_leg(str(doc["parent"]))
+            if parent is not None:
+                parents[str(doc["parent"])] = parent
     return {
-        "total": total,
-        "by_status": dict(sorted(by_status.items())),
-        "by_category": dict(sorted(by_category.items())),
-        "by_district": dict(sorted(by_district.items())),
+        "summary": command.summarise(docs),
+        "activity": command.activity(docs, leg_docs, now=now),
+        "owned": command.owned_list(owned, parents),
+        "generated_at": now,
     }
 
 
-def build_router(db: Database, keys: KeyDigests) -> APIRouter:
-    router = APIRouter(tags=["command centre"])
+async def redispatch_answer(
+    ctx: RouteContext, leg_id: str, body: RedispatchBody, *, desk: str
+) -> JSONResponse:
+    ask = redispatch.Ask(
+        desk=desk, reason=body.reason.strip(), department=body.department, category=body.category
+    )
+    outcome = await actions.redispatch_leg(ctx, leg_id, ask)
+    if outcome is None:
+        return problem(404, "not_found", "No leg with this id.")
+    if isinstance(outcome, redispatch.Refusal):
+        return problem(REFUSAL_STATUS.get(outcome.code, 409), outcome.code, outcome.message)
+    return JSONResponse(
+        jsonable_encoder(
+            {
+                "request_id": outcome.request_id,
+                "leg_id": outcome.leg_id,
+                "department": outcome.department,
+                "team_id": outcome.team_id,
+                "category": outcome.category,
+                "replaced": list(outcome.replaced),
+                "replayed": outcome.replayed,
+            }
+        )
+    )
+
+
+async def report_answer(
+    ctx: RouteContext, department: Department, leg_id: str, body: ReportBody
+) -> JSONResponse:
+    leg = await ctx.repo.get_leg(leg_id)
+    if leg is None:
+        return problem(404, "not_found", "No job with this id.")
+    event = actions.board_report(
+        leg,
+        department=department,
+        status=body.status,
+        note=body.note,
+        actor=f"board:{department}",
+        action_id=body.action_id or uuid.uuid4().hex,
+        at=utcnow(),
+    )
+    if isinstance(event, actions.BoardRefusal):
+        status = 422 if event.code == "note_required" else 409
+        return problem(status, event.code, event.message)
+    await actions.publish_report(ctx, event)
+    return JSONResponse(
+        jsonable_encoder({"event_id": event.event_id, "status": event.status}), status_code=202
+    )
+
+
+def build_router(ctx: RouteContext, command_keys: KeyDigests, board_keys: KeyDigests) -> APIRouter:
+    router = APIRouter()
 
     @router.get("/v1/command/summary", summary="Totals by status, category and district")
     async def summary(
         x_command_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> JSONResponse:
-        desk = keys.find(x_command_key)
+        desk = command_keys.find(x_command_key)
         if desk is None:
-            return problem(
-                401,
-                "unauthorised",
-                "A command-centre key is required (X-Command-Key).",
-                headers={"WWW-Authenticate": "X-Command-Key"},
-            )
+            return _unauthorised("X-Command-Key")
         # A whole-collection read, on a rare request (a dashboard refresh), three small fields.
-        docs = await requests_store.scan(db, FIELDS)
+        docs = await requests_store.scan(ctx.repo.db, command.FIELDS)
         logger.info("command summary served", extra={"desk": desk, "total": len(docs)})
-        body = {**summarise(docs), "generated_at": utcnow()}
+        body = {**command.summarise(docs), "generated_at": utcnow()}
         return JSONResponse(jsonable_encoder(body))
+
+    @router.get("/v1/command/overview", summary="Totals, charts and the legs the centre owns")
+    async def overview(
+        x_command_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        if command_keys.find(x_command_key) is None:
+            return _unauthorised("X-Command-Key")
+        return JSONResponse(jsonable_encoder(await command_overview(ctx)))
+
+    @router.post(
+        "/v1/command/legs/{leg_id}/redispatch",
+        summary="Re-dispatch or re-categorise a leg the command centre owns",
+    )
+    async def redispatch_route(
+        leg_id: str,
+        body: RedispatchBody,
+        x_command_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        desk = command_keys.find(x_command_key)
+        if desk is None:
+            return _unauthorised("X-Command-Key")
+        return await redispatch_answer(ctx, leg_id, body, desk=desk)
+
+    @router.get("/v1/board/{department}/jobs", summary="A department's open jobs by deadline")
+    async def board_jobs(
+        department: Department,
+        x_board_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        if board_keys.find(x_board_key) != department:
+            return _unauthorised("X-Board-Key")
+        items = board.jobs(await ctx.repo.department_legs(department), now=utcnow())
+        return JSONResponse(jsonable_encoder({"items": items, "count": len(items)}))
+
+    @router.post(
+        "/v1/board/{department}/legs/{leg_id}/report",
+        summary="Report on a job; published on help.status as a departmental system would",
+        status_code=202,
+    )
+    async def board_report_route(
+        department: Department,
+        leg_id: str,
+        body: ReportBody,
+        x_board_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        if board_keys.find(x_board_key) != department:
+            return _unauthorised("X-Board-Key")
+        return await report_answer(ctx, department, leg_id, body)
 
     return router

@@ -15,7 +15,7 @@ from services.route.teams import load_directory
 from shared.db import Client
 from shared.keys import KeyDigests
 from shared.runtime import Runtime
-from shared.schemas import DispatchJob, LifecycleEvent
+from shared.schemas import DispatchJob, LifecycleEvent, StatusEvent
 from shared.topics import DISPATCH_TOPICS, Topic
 
 
@@ -33,6 +33,8 @@ def build_app(
     for topic in DISPATCH_TOPICS:
         rt.bus.declare(topic, schema=DispatchJob)
     rt.bus.declare(Topic.LIFECYCLE, schema=LifecycleEvent)
+    # The department boards publish their teams' reports as a departmental system would.
+    rt.bus.declare(Topic.STATUS, schema=StatusEvent)
     repo = RouteRepository(rt.db)
     ctx = handlers.RouteContext(
         bus=rt.bus,
@@ -80,6 +82,8 @@ def build_app(
         name="lifecycle",
         group="route-lifecycle",
     )
-    # The command centre's totals (read-only, keyed: X-Command-Key).
-    keys = KeyDigests(settings.command_keys)
-    return rt.http_app(title="City help: route", routers=[api.build_router(rt.db, keys)])
+    # The command centre (X-Command-Key) and the department boards (X-Board-Key).
+    router = api.build_router(
+        ctx, KeyDigests(settings.command_keys), KeyDigests(settings.board_keys)
+    )
+    return rt.http_app(title="City help: route", routers=[router])

@@ -80,9 +80,9 @@ async def handle_verified(record: Record, *, ctx: RouteContext) -> None:
             )
             leg = await ctx.repo.create_leg(job, slot=plan.department, cycle=0)
             crash_point("route.after_leg_stored")
-        job = await _record_leg(ctx, leg, set_status=True, departments=departments)
+        job = await record_leg(ctx, leg, set_status=True, departments=departments)
         stored.append((leg, job))
-    await _refresh_summary(ctx, request.request_id)
+    await refresh_summary(ctx, request.request_id)
     # Every leg is recorded, and the request's summary written, before any job goes out: a
     # department's report handled meanwhile is never overwritten by this processing.
     for leg, job in stored:
@@ -90,7 +90,7 @@ async def handle_verified(record: Record, *, ctx: RouteContext) -> None:
     END_TO_END_SECONDS.labels("route").observe((now - request.submitted_at).total_seconds())
 
 
-async def _dispatch(
+async def dispatch_leg(
     ctx: RouteContext,
     leg: Document,
     *,
@@ -99,12 +99,12 @@ async def _dispatch(
     departments: list[str] | None = None,
 ) -> DispatchJob:
     """Record a stored leg, then publish it (once)."""
-    job = await _record_leg(ctx, leg, set_status=set_status, departments=departments)
+    job = await record_leg(ctx, leg, set_status=set_status, departments=departments)
     await _publish_leg(ctx, leg, job, cause=cause)
     return job
 
 
-async def _record_leg(
+async def record_leg(
     ctx: RouteContext,
     leg: Document,
     *,
@@ -346,7 +346,7 @@ async def _reroute(
         at=utcnow(),
     )
     await ctx.repo.supersede(leg, by=str(successor["_id"]), rejected_by=rejected_by)
-    await _dispatch(ctx, successor, cause=cause, set_status=False)
+    await dispatch_leg(ctx, successor, cause=cause, set_status=False)
     if decision.escalates:
         await _emit_lifecycle(
             ctx,
@@ -395,10 +395,10 @@ async def _advance_request(
                 trigger["job"]["priority"],
                 (trigger["job"].get("location") or {}).get("district") or "unknown",
             ).inc()
-    await _refresh_summary(ctx, request_id)
+    await refresh_summary(ctx, request_id)
 
 
-async def _refresh_summary(ctx: RouteContext, request_id: str) -> None:
+async def refresh_summary(ctx: RouteContext, request_id: str) -> None:
     """The ``legs`` summary and departments on the request record, for its status view."""
     case = await ctx.repo.get_case(request_id)
     if case is None:
@@ -520,7 +520,7 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
         cycle=cycle,
         at=utcnow(),
     )
-    await _dispatch(ctx, leg, cause=record.envelope, set_status=False)
+    await dispatch_leg(ctx, leg, cause=record.envelope, set_status=False)
     await _emit_lifecycle(
         ctx,
         leg,
@@ -530,7 +530,7 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
         at=utcnow(),
         cause=record.envelope,
     )
-    await _refresh_summary(ctx, event.request_id)
+    await refresh_summary(ctx, event.request_id)
     await ctx.repo.mark_handled(event.request_id, event.event_id)
 
 
@@ -601,7 +601,7 @@ async def _escalate_breach(
             blocking=False,
             at=now,
         )
-        await _dispatch(ctx, oversight, cause=None, set_status=False)
+        await dispatch_leg(ctx, oversight, cause=None, set_status=False)
     await _emit_lifecycle(
         ctx,
         leg,
@@ -613,4 +613,4 @@ async def _escalate_breach(
     )
     if await ctx.repo.mark_breached(leg, kind):
         SLA_BREACHES.labels(kind, job.department, job.priority).inc()
-    await _refresh_summary(ctx, job.request_id)
+    await refresh_summary(ctx, job.request_id)

@@ -150,6 +150,26 @@ class RouteRepository:
         )
         leg.update(fields)
 
+    async def hand_over(self, leg: Document, *, by: str) -> None:
+        """A command leg (or the work leg it watched) re-dispatched: ``by`` owns the job now."""
+        fields = {"current": False, "superseded_by": by, "status": "redispatched"}
+        await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": fields})
+        leg.update(fields)
+
+    async def command_legs(self) -> list[Document]:
+        """The command centre's current legs (a scan of the legs, for its rare page loads)."""
+        return [doc async for doc in self.db[LEGS].find({"department": "command", "current": True})]
+
+    async def department_legs(self, department: str) -> list[Document]:
+        """A department's current legs (a scan, for its board)."""
+        return [
+            doc async for doc in self.db[LEGS].find({"department": department, "current": True})
+        ]
+
+    async def all_legs(self, fields: Sequence[str]) -> list[Document]:
+        """Every leg with only ``fields`` (a scan, for the command centre's charts)."""
+        return [doc async for doc in self.db[LEGS].find({}, dict.fromkeys(fields, 1))]
+
     async def mark_breached(self, leg: Document, kind: str) -> bool:
         """Flag a breach on the leg; False when it was flagged already."""
         result = await self.db[LEGS].find_one_and_update(

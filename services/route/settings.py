@@ -24,11 +24,14 @@ class RouteSettings(ServiceSettings):
     # (ROUTE_COMMAND_KEYS='{"desk-1": "<sha256 hex of the key>"}'); the keys themselves are
     # never configured. Empty: GET /v1/command/summary answers 401 to everybody.
     command_keys: dict[str, str] = Field(default_factory=dict)
+    # Department boards and the SHA-256 (hex) of their keys, by department
+    # (ROUTE_BOARD_KEYS='{"medical": "<sha256 hex of the key>"}'). Empty: no board opens.
+    board_keys: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("command_keys")
+    @field_validator("command_keys", "board_keys")
     @classmethod
     def _digests_only(cls, value: dict[str, str]) -> dict[str, str]:
         for desk, digest in value.items():
             if not re.fullmatch(r"[0-9a-f]{64}", digest):
-                raise ValueError(f"ROUTE_COMMAND_KEYS[{desk!r}] must be a hex SHA-256 digest")
+                raise ValueError(f"{desk!r} must be given as a hex SHA-256 digest of its key")
         return value

@@ -1,0 +1,200 @@
+"""What the command centre and the department boards do, applied: the re-dispatch the pure rule
+(:mod:`services.route.redispatch`) planned, and a board's report on ``help.status``.
+
+Re-dispatch applies its plan in an order that a retry can always finish: the new leg (keyed by
+the leg it replaces), its timeline entry, the hand-over of the replaced legs (the command leg
+last: once it names its successor the plan is applied), then the job on its department's topic,
+published once. A retry after a crash decides again and finds the same leg; a retry after the
+hand-over is a replay that only publishes the job if it never went out.
+
+A board does not change a leg itself: it publishes the department's report on ``help.status``,
+exactly as a departmental system would, and route's status consumer applies it like any other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.route import domain, handlers, legs, redispatch
+from services.route.handlers import RouteContext
+from shared.db import Document
+from shared.envelope import derive_id, utcnow
+from shared.schemas import DepartmentStatus, DispatchJob, StatusEvent
+from shared.topics import Department, Topic
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Redispatched:
+    request_id: str
+    leg_id: str
+    department: str
+    team_id: str
+    category: str
+    replaced: tuple[str, ...]
+    replayed: bool
+
+
+async def redispatch_leg(
+    ctx: RouteContext, leg_id: str, ask: redispatch.Ask
+) -> Redispatched | redispatch.Refusal | None:
+    """Re-dispatch a command leg (None: no such leg)."""
+    doc = await ctx.repo.get_leg(leg_id)
+    if doc is None:
+        return None
+    source = redispatch.LegView.of(doc)
+    watched_doc = await ctx.repo.get_leg(source.parent) if source.parent else None
+    watched = redispatch.LegView.of(watched_doc) if watched_doc else None
+    decision = redispatch.decide(
+        source,
+        ask,
+        watched=watched,
+        rules=ctx.rules,
+        directory=ctx.directory,
+        load=await ctx.repo.team_load(),
+    )
+    if isinstance(decision, redispatch.Refusal):
+        return decision
+    if isinstance(decision, redispatch.Plan):
+        await _apply(ctx, decision, doc, watched_doc)
+    new_leg = await ctx.repo.get_leg(decision.new_leg_id)
+    if new_leg is None:  # a replay whose leg is gone: nothing route can finish
+        return redispatch.Refusal("superseded", "This leg was replaced by another one.")
+    job = await handlers.dispatch_leg(ctx, new_leg, cause=None, set_status=False)
+    await handlers.refresh_summary(ctx, job.request_id)
+    return Redispatched(
+        request_id=job.request_id,
+        leg_id=job.leg_id,
+        department=job.department,
+        team_id=job.team_id,
+        category=job.category,
+        replaced=tuple(decision.replaces) if isinstance(decision, redispatch.Plan) else (),
+        replayed=isinstance(decision, redispatch.Replay),
+    )
+
+
+async def _apply(
+    ctx: RouteContext, plan: redispatch.Plan, source: Document, watched: Document | None
+) -> None:
+    now = utcnow()
+    old_job = DispatchJob.model_validate(source["job"])
+    facts = dataclasses.replace(domain.JobFacts.of(old_job), category=plan.category)
+    leg = await ctx.repo.get_leg(plan.new_leg_id)
+    if leg is None:
+        job = domain.dispatch_job(
+            facts,
+            leg=plan.new_leg_id,
+            department=plan.department,
+            team_id=plan.team_id,
+            rule_version=ctx.rules.version,
+            rule_id=redispatch.RULE_ID,
+            levels=ctx.levels,
+            at=now,
+            reason=plan.reason,
+        )
+        leg = await ctx.repo.create_leg(job, slot=plan.slot, cycle=plan.cycle, parent=plan.source)
+    job = DispatchJob.model_validate(leg["job"])
+    # The desk's reason and who gave it, on the request's timeline (the dispatch's own entry:
+    # recording the leg later finds it applied and adds nothing).
+    await ctx.repo.record_transition(
+        plan.request_id,
+        event_id=plan.event_id,
+        status="dispatched",
+        at=job.dispatched_at,
+        actor=plan.actor,
+        reason=plan.reason,
+        detail=plan.detail(old_job.department),
+        set_status=False,
+        set_fields={"category": plan.category} if plan.recategorised else None,
+    )
+    await handlers.record_leg(ctx, leg, set_status=False)
+    handed_over = [watched] if watched is not None and watched["_id"] in plan.replaces else []
+    for old in [*handed_over, source]:  # the command leg last: then the plan is applied
+        await ctx.repo.release_leg(old)
+        await ctx.repo.reschedule_timer(str(old["_id"]), None)
+        await ctx.repo.hand_over(old, by=plan.new_leg_id)
+    logger.info(
+        "leg re-dispatched",
+        extra={
+            "request_id": plan.request_id,
+            "leg_id": plan.new_leg_id,
+            "from_leg": plan.source,
+            "department": plan.department,
+            "team_id": plan.team_id,
+            "recategorised": plan.recategorised,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------- boards
+
+BOARD_STATUSES: tuple[DepartmentStatus, ...] = (
+    "acknowledged",
+    "in_progress",
+    "needs_info",
+    "resolved",
+    "rejected",
+)
+NOTE_REQUIRED: frozenset[str] = frozenset({"rejected", "needs_info"})
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRefusal:
+    code: str
+    message: str
+
+
+def board_report(
+    leg: Document,
+    *,
+    department: Department,
+    status: DepartmentStatus,
+    note: str | None,
+    actor: str,
+    action_id: str,
+    at: datetime,
+) -> StatusEvent | BoardRefusal:
+    """The department's report on one of its legs, as its own system would publish it (pure).
+
+    ``action_id`` names the press of the button (one per rendered form), so a form sent twice
+    is one event, and route's status consumer applies it once."""
+    if leg["department"] != department:
+        return BoardRefusal("not_yours", "This job belongs to another department.")
+    if not leg.get("current", True) or leg.get("progress") in legs.TERMINAL:
+        return BoardRefusal("closed", "This job is closed or was handed to another team.")
+    text = (note or "").strip() or None
+    if status in NOTE_REQUIRED and text is None:
+        return BoardRefusal("note_required", "Say why: the reason goes with the report.")
+    return StatusEvent(
+        event_id=derive_id("board", str(leg["_id"]), status, action_id),
+        request_id=str(leg["request_id"]),
+        department=department,
+        status=status,
+        leg_id=str(leg["_id"]),
+        note=text,
+        actor=actor,
+        occurred_at=at,
+    )
+
+
+async def publish_report(ctx: RouteContext, event: StatusEvent) -> None:
+    await ctx.bus.emit(
+        Topic.STATUS,
+        event,
+        key=event.request_id,
+        name=f"status.{event.status}",
+        event_id=event.event_id,
+    )
+    logger.info(
+        "board report published",
+        extra={
+            "request_id": event.request_id,
+            "leg_id": event.leg_id,
+            "event_id": event.event_id,
+            "status": event.status,
+        },
+    )
