@@ -73,9 +73,12 @@ def test_a_command_leg_goes_to_the_named_department() -> None:
     assert plan.department == "medical"
     assert plan.team_id.startswith("medical-")
     assert plan.replaces == ("leg-c",)
-    assert plan.category == "food_supply" and not plan.recategorised
-    assert plan.reason == "wrong department" and plan.actor == "command:desk-1"
-    assert plan.cycle == 0 and plan.slot == "redispatch:leg-c"
+    assert plan.category == "food_supply"
+    assert not plan.recategorised
+    assert plan.reason == "wrong department"
+    assert plan.actor == "command:desk-1"
+    assert plan.cycle == 0
+    assert plan.slot == "redispatch:leg-c"
 
 
 def test_a_new_category_alone_picks_the_categorys_department() -> None:
@@ -94,7 +97,9 @@ def test_the_new_leg_is_keyed_by_the_leg_it_replaces() -> None:
     first = run(COMMAND_LEG, ask(department="medical"))
     again = run(COMMAND_LEG, ask(department="police"))
     other = run(replace(COMMAND_LEG, leg_id="leg-d"), ask(department="medical"))
-    assert isinstance(first, Plan) and isinstance(again, Plan) and isinstance(other, Plan)
+    assert isinstance(first, Plan)
+    assert isinstance(again, Plan)
+    assert isinstance(other, Plan)
     assert first.new_leg_id == again.new_leg_id  # one successor, whatever a retry asks
     assert first.new_leg_id != other.new_leg_id
     assert first.event_id == again.event_id
@@ -110,28 +115,33 @@ def test_after_the_hand_over_a_retry_is_a_replay() -> None:
 def test_a_leg_replaced_otherwise_is_refused() -> None:
     rerouted = replace(COMMAND_LEG, current=False, superseded_by="leg-x")
     refusal = run(rerouted, ask(department="medical"))
-    assert isinstance(refusal, Refusal) and refusal.code == "superseded"
+    assert isinstance(refusal, Refusal)
+    assert refusal.code == "superseded"
 
 
 def test_only_the_command_centres_legs_are_taken() -> None:
     refusal = run(WORK_LEG, ask(department="police"))
-    assert isinstance(refusal, Refusal) and refusal.code == "not_command_leg"
+    assert isinstance(refusal, Refusal)
+    assert refusal.code == "not_command_leg"
 
 
 def test_a_finished_leg_is_refused() -> None:
     refusal = run(replace(COMMAND_LEG, progress="resolved"), ask(department="medical"))
-    assert isinstance(refusal, Refusal) and refusal.code == "closed"
+    assert isinstance(refusal, Refusal)
+    assert refusal.code == "closed"
 
 
 def test_something_must_change() -> None:
     refusal = run(COMMAND_LEG, ask())
-    assert isinstance(refusal, Refusal) and refusal.code == "nothing_to_change"
+    assert isinstance(refusal, Refusal)
+    assert refusal.code == "nothing_to_change"
 
 
 def test_the_command_centre_cannot_send_a_leg_to_itself() -> None:
     for request in (ask(department="command"), ask(category="suggestion")):
         refusal = run(COMMAND_LEG, request)
-        assert isinstance(refusal, Refusal) and refusal.code == "stays_with_command"
+        assert isinstance(refusal, Refusal)
+        assert refusal.code == "stays_with_command"
 
 
 def test_an_oversight_leg_takes_the_missed_job_from_its_team() -> None:
