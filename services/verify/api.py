@@ -122,9 +122,12 @@ def build_router(
             config=config,
         )
         if not outcome.ok:
-            status = {"not_found": 404, "invalid_correction": 422, "invalid_duplicate": 422}.get(
-                outcome.error, 409
-            )
+            status = {
+                "not_found": 404,
+                "invalid_correction": 422,
+                "invalid_duplicate": 422,
+                "reason_required": 422,
+            }.get(outcome.error, 409)
             return problem(status, outcome.error, outcome.message)
         return JSONResponse(
             {

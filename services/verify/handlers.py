@@ -269,6 +269,9 @@ async def decide_review(
     claim = await repo.hold(request_id, verifier=verifier, now=now, ttl=config.rules.claim_ttl)
     if claim.outcome != "held":
         return ReviewOutcome(False, "not_claimed", "Claim the review before deciding it.")
+    if kind == "reject" and not (reason or "").strip():
+        # The citizen is told it was refused; the record must say why, and who decided.
+        return ReviewOutcome(False, "reason_required", "A rejection needs a reason.")
     submitted = SubmittedRequest.model_validate(review["submitted"])
     automatic, _ = decision_from(review["verification"])
     actor = f"verifier:{verifier}"

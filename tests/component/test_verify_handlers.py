@@ -383,3 +383,20 @@ async def test_a_decision_names_a_real_original(harness: Harness) -> None:
     )
     assert response.status_code == 422
     assert harness.on(Topic.REJECTED) == []
+
+
+async def test_a_rejection_needs_a_reason_and_the_queue_shows_the_claim(harness: Harness) -> None:
+    _, urgent = await _queue(harness)
+    await harness.http.post(f"/v1/review/{urgent.request_id}/claim", headers=_auth("alice"))
+    listed = (await harness.http.get("/v1/review", headers=_auth("bob"))).json()["items"]
+    [item] = [i for i in listed if i["request_id"] == urgent.request_id]
+    assert item["claim"]["verifier"] == "alice"
+    assert datetime.fromisoformat(item["claim"]["expires_at"]) > datetime.now(UTC)
+    assert item["reasons"]
+    for body in ({"decision": "reject"}, {"decision": "reject", "reason": "   "}):
+        response = await harness.http.post(
+            f"/v1/review/{urgent.request_id}/decision", headers=_auth("alice"), json=body
+        )
+        assert response.status_code == 422
+        assert response.json()["error"] == "reason_required"
+    assert harness.on(Topic.REJECTED) == []
