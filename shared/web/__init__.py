@@ -57,8 +57,11 @@ Language: :func:`shared.web.i18n.negotiate` (``?lang=``, then the cookie, then
 ``Accept-Language``, then zh). :meth:`Pages.translator` gives ``_`` to Python code (error
 messages for a form). CSRF: :mod:`shared.web.csrf` (signed double submit; pass
 ``csrf_binding=<session id>`` to both ``render`` and ``form`` when the page has a session).
-Headers on every page: :data:`shared.web.pages.PAGE_HEADERS` (CSP with ``'self'`` only, no
-inline script or style, ``frame-ancestors 'none'``, ``no-store``, ``no-referrer``).
+Staff pages sign in with a key typed into a form, which opens a signed session cookie
+(:mod:`shared.web.sessions`: HttpOnly, SameSite=Strict, Secure over TLS, scoped to its pages'
+path and purpose). Headers on every page: :data:`shared.web.pages.PAGE_HEADERS` (CSP with
+``'self'`` only, no inline script or style, ``frame-ancestors 'none'``, ``no-store``,
+``no-referrer``).
 Accessibility rules the shared CSS follows: visible focus, AA contrast, 44 px touch targets,
 no sideways scrolling at 360 px (wrap long words; wide tables go in ``<div class="table-box">``).
 """

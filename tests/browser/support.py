@@ -47,10 +47,14 @@ VERIFIER_ID: Final = "verifier-1"
 VERIFIER_KEY: Final = "browser-verifier-key"
 COMMAND_DESK: Final = "desk-1"
 COMMAND_KEY: Final = "browser-command-key"
+BOARD_KEYS: Final = {"medical": "browser-medical-board-key", "police": "browser-police-board-key"}
 STACK_ENV: Final = {
     "VERIFY_REVIEWER_KEYS": json.dumps({VERIFIER_ID: VERIFIER_KEY}),
     "ROUTE_COMMAND_KEYS": json.dumps(
         {COMMAND_DESK: hashlib.sha256(COMMAND_KEY.encode()).hexdigest()}
+    ),
+    "ROUTE_BOARD_KEYS": json.dumps(
+        {dept: hashlib.sha256(key.encode()).hexdigest() for dept, key in BOARD_KEYS.items()}
     ),
 }
 
