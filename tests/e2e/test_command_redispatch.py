@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from services.notify.fake_gateway import FakeGateway
 from shared.topics import Topic
 from tests.conftest import sms_services
 from tests.e2e.test_route_loop import jobs, mine, report
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
+from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e
 
