@@ -161,7 +161,9 @@ def build_router(ctx: IntakeContext) -> APIRouter:
         assert x_partner_id is not None
         assert x_nonce is not None
         try:
-            first_use = await ctx.repo.claim_nonce(x_partner_id, x_nonce, at=utcnow())
+            first_use = await ctx.repo.claim_nonce(
+                partner_id=x_partner_id, nonce=x_nonce, at=utcnow()
+            )
         except PyMongoError:
             return problem(503, "store_unavailable", "Retry later.", headers={"Retry-After": "5"})
         if not first_use:

@@ -125,7 +125,7 @@ def build_router(ctx: IntakeContext) -> APIRouter:
             ) from None
         try:
             await ctx.repo.save_open311_token(
-                domain.token_hash(receipt.tracking_token), receipt.request_id
+                token_hash=domain.token_hash(receipt.tracking_token), request_id=receipt.request_id
             )
         except PyMongoError as exc:
             logger.warning(

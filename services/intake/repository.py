@@ -60,7 +60,7 @@ class IntakeRepository:
         exists already fails alone, as a duplicate ``_id`` (raised as ``BulkWriteError``)."""
         await self.db[requests_store.COLLECTION].insert_many(documents, ordered=False)
 
-    async def claim_nonce(self, partner_id: str, nonce: str, *, at: datetime) -> bool:
+    async def claim_nonce(self, *, partner_id: str, nonce: str, at: datetime) -> bool:
         """True the first time this partner uses this nonce; False for a replay."""
         try:
             await self.db[NONCES].insert_one({"_id": f"{partner_id}:{nonce}", "at": at})
@@ -73,7 +73,7 @@ class IntakeRepository:
         result = await self.db[NONCES].delete_many({"at": {"$lt": before}})
         return result.deleted_count
 
-    async def save_open311_token(self, token_hash: str, request_id: str) -> None:
+    async def save_open311_token(self, *, token_hash: str, request_id: str) -> None:
         await self.db[OPEN311_TOKENS].update_one(
             {"_id": token_hash}, {"$set": {"request_id": request_id}}, upsert=True
         )

@@ -141,7 +141,9 @@ async def finish_submitted(record: Record, *, ctx: VerifyContext) -> None:
             else domain.History()
         )
         decision, at = domain.decide(submitted, ctx.config, known), now
-        await ctx.repo.store_decision(submitted.request_id, event_id, decision, at=at)
+        await ctx.repo.store_decision(
+            submitted.request_id, event_id=event_id, decision=decision, at=at
+        )
     else:
         decision, at = decision_from(stored["decision"])
     if decision.phone is not None:
@@ -190,7 +192,9 @@ async def _side_effects(
 ) -> None:
     """The writes besides the request record; each is idempotent."""
     if decision.outcome == "duplicate" and decision.duplicate_of:
-        await repo.absorb_duplicate(decision.duplicate_of, submitted.request_id)
+        await repo.absorb_duplicate(
+            original_id=decision.duplicate_of, duplicate_id=submitted.request_id
+        )
     elif decision.outcome == "needs_review":
         await repo.open_review(submitted, decision, at=at)
 

@@ -142,7 +142,7 @@ class VerifyRepository:
         return await self.db[DECISIONS].find_one({"_id": request_id})
 
     async def store_decision(
-        self, request_id: str, event_id: str, decision: Decision, *, at: datetime
+        self, request_id: str, *, event_id: str, decision: Decision, at: datetime
     ) -> None:
         with contextlib.suppress(DuplicateKeyError):
             await self.db[DECISIONS].insert_one(
@@ -202,7 +202,7 @@ class VerifyRepository:
             set_on_insert=requests_store.initial_document(submitted),
         )
 
-    async def absorb_duplicate(self, original_id: str, duplicate_id: str) -> None:
+    async def absorb_duplicate(self, *, original_id: str, duplicate_id: str) -> None:
         """Count a duplicate on its original, once per duplicate."""
         collection = self.db[requests_store.COLLECTION]
         original = await collection.find_one({"_id": original_id}, {"absorbed": 1})

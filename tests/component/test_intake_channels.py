@@ -60,14 +60,14 @@ class MemoryRepository(IntakeRepository):
         for doc in documents:
             self.requests.setdefault(doc["_id"], doc)
 
-    async def claim_nonce(self, partner_id: str, nonce: str, *, at: datetime) -> bool:
+    async def claim_nonce(self, *, partner_id: str, nonce: str, at: datetime) -> bool:
         key = f"{partner_id}:{nonce}"
         if key in self.nonces:
             return False
         self.nonces.add(key)
         return True
 
-    async def save_open311_token(self, token_hash: str, request_id: str) -> None:
+    async def save_open311_token(self, *, token_hash: str, request_id: str) -> None:
         self.tokens[token_hash] = request_id
 
     async def request_for_token(self, token_hash: str) -> str | None:
