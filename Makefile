@@ -6,20 +6,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup tools infra run test lint unit stop status chaos bench clean contracts redrive
+.PHONY: help setup lock tools infra run test lint unit stop status chaos bench clean contracts redrive capacity
 
 help:
 	@sed -n '2,4p' Makefile
 
-$(BIN)/.installed: pyproject.toml
-	@echo "[setup] creating the Python environment in $(VENV) and installing pinned packages..."
+# Every package from requirements-dev.lock (pinned, hash-checked), then the project itself.
+$(BIN)/.installed: pyproject.toml requirements-dev.lock
+	@$(PYTHON) -m tools.lockcheck
+	@echo "[setup] creating the Python environment in $(VENV) and installing the locked packages..."
 	@$(PYTHON) -m venv $(VENV) || { echo "[setup] ERROR: '$(PYTHON) -m venv' failed; install Python 3.11+ with venv (Debian: apt-get install -y python3-venv)"; exit 1; }
 	@$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
-	@$(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' 2>&1 | grep -E '^(Collecting|Successfully|ERROR|error)' | sed 's/^/[setup] /' ; test $${PIPESTATUS[0]} -eq 0
+	@$(BIN)/pip install --disable-pip-version-check --progress-bar off --require-hashes -r requirements-dev.lock 2>&1 | grep -E '^(Collecting|Successfully|ERROR|error)' | sed 's/^/[setup] /' ; test $${PIPESTATUS[0]} -eq 0
+	@$(BIN)/pip install --disable-pip-version-check -q --no-deps -e . 2>&1 | grep -E '^(ERROR|error)' | sed 's/^/[setup] /' ; test $${PIPESTATUS[0]} -eq 0
 	@touch $@
 	@echo "[setup] Python environment ready"
 
 setup: $(BIN)/.installed
+
+# Regenerate requirements-dev.lock and requirements.lock from pyproject.toml (with hashes).
+lock:
+	@deploy/local/lock.sh
 
 # promtool, prometheus and kcat from Debian's packages (installed only when missing).
 tools:

@@ -19,7 +19,7 @@ from shared.lag import client_options
 from shared.metrics import registry
 from shared.retry import retrying
 from shared.settings import ServiceSettings
-from shared.topics import Topic, TopicNames, load_partitions
+from shared.topics import Topic, TopicNames, TopicSpec, load_topic_specs
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,11 @@ def effect_id(stage: str, *parts: str) -> str:
 async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> list[str]:
     """Create the contract's topics that are missing; returns the names created."""
     names = TopicNames(settings.topic_prefix)
-    wanted = load_partitions(settings.config_dir / "topics.toml")
+    wanted = load_topic_specs(
+        settings.config_dir / "topics.toml",
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
+    )
     # The same TLS/SASL options as every other client of the service (shared.lag).
     admin = AIOKafkaAdminClient(client_id="cityhelp-topics", **client_options(settings))
     await retrying(
@@ -146,11 +150,8 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> lis
     )
     try:
         existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(names(topic), num_partitions=partitions, replication_factor=replication)
-            for topic, (partitions, replication) in wanted.items()
-            if names(topic) not in existing
-        ]
+        missing = [new_topic(names(topic), spec) for topic, spec in wanted.items()]
+        missing = [new for new in missing if new.name not in existing]
         created: list[str] = []
         for new in missing:
             try:
@@ -162,6 +163,17 @@ async def ensure_topics(settings: ServiceSettings, *, attempts: int = 30) -> lis
         return created
     finally:
         await admin.close()
+
+
+def new_topic(name: str, spec: TopicSpec) -> NewTopic:
+    """The CreateTopics entry of one topic: its partitions, replicas and min.insync.replicas
+    (with acks=all, a write is refused rather than kept by fewer replicas than that)."""
+    return NewTopic(
+        name,
+        num_partitions=spec.partitions,
+        replication_factor=spec.replication_factor,
+        topic_configs={"min.insync.replicas": str(spec.min_insync_replicas)},
+    )
 
 
 # Kafka error codes for which a missing topic is left to the operator instead of failing start-up:

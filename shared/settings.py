@@ -59,6 +59,16 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_password: str = Field("", validation_alias="KAFKA_SASL_PASSWORD")
     kafka_ssl_cafile: str = Field("", validation_alias="KAFKA_SSL_CAFILE")
     topic_prefix: str = Field("", validation_alias="TOPIC_PREFIX")
+    # Replicas of each topic this service creates, and the in-sync replicas a write with
+    # acks=all needs (the topic's min.insync.replicas): 3 and 2 on a production cluster, so one
+    # broker can be down without refusing or losing writes; 1 and 1 on one local broker.
+    # Unset: the [defaults] of config/topics.toml.
+    kafka_replication_factor: int | None = Field(
+        None, ge=1, validation_alias="KAFKA_REPLICATION_FACTOR"
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        None, ge=1, validation_alias="KAFKA_MIN_INSYNC_REPLICAS"
+    )
     mongodb_uri: str = Field(
         "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false",
         validation_alias="MONGODB_URI",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -95,3 +96,31 @@ def load_partitions(path: Path) -> dict[Topic, tuple[int, int]]:
     if unknown:
         raise ValueError(f"{path}: unknown topics {sorted(unknown)}")
     return {t: (configured.get(t.value, default_partitions), replication) for t in Topic}
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How a topic is created: partitions, replicas, and the in-sync replicas a write needs."""
+
+    partitions: int
+    replication_factor: int
+    min_insync_replicas: int
+
+
+def load_topic_specs(
+    path: Path, *, replication_factor: int | None = None, min_insync_replicas: int | None = None
+) -> dict[Topic, TopicSpec]:
+    """Every topic's spec from ``config/topics.toml``; the replication settings given here (the
+    environment's ``KAFKA_REPLICATION_FACTOR``, ``KAFKA_MIN_INSYNC_REPLICAS``) override its
+    ``[defaults]``."""
+    defaults = tomllib.loads(path.read_text(encoding="utf-8")).get("defaults", {})
+    replicas = replication_factor or int(defaults.get("replication_factor", 1))
+    min_isr = min_insync_replicas or int(defaults.get("min_insync_replicas", 1))
+    if not 1 <= min_isr <= replicas:
+        raise ValueError(
+            f"min.insync.replicas {min_isr} must be between 1 and the replication factor {replicas}"
+        )
+    return {
+        topic: TopicSpec(partitions, replicas, min_isr)
+        for topic, (partitions, _) in load_partitions(path).items()
+    }
