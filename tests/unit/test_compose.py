@@ -32,17 +32,22 @@ ENV_SAMPLE = REPO / "deploy" / "env.sample"
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
 
 
+def sample() -> dict[str, str]:
+    pairs = [
+        line.split("=", 1)
+        for line in ENV_SAMPLE.read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.startswith("#")
+    ]
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
 def sample_names() -> list[str]:
-    names = []
-    for line in ENV_SAMPLE.read_text(encoding="utf-8").splitlines():
-        if "=" in line and not line.startswith("#"):
-            names.append(line.split("=", 1)[0].strip())
-    return names
+    return list(sample())
 
 
 def filled_env() -> dict[str, str]:
-    """What an operator's .env holds: every name of env.sample with a value of its kind."""
-    values = {name: f"test-value-of-{name.lower()}" for name in sample_names()}
+    """What an operator's .env holds: env.sample with every empty value filled in."""
+    values = {name: value or f"test-value-of-{name.lower()}" for name, value in sample().items()}
     values |= {"INTAKE_OPEN311_API_KEYS": "k1,k2", "INTAKE_PARTNER_SECRETS": '{"p": "s"}'}
     values |= {"VERIFY_REVIEWER_KEYS": '{"verifier-1": "key"}', "ROUTE_COMMAND_KEYS": "{}"}
     return values
@@ -150,7 +155,9 @@ def test_every_variable_in_compose_exists_in_the_settings_and_parses(
         assert set(env) - known == set(), f"{name}: unknown variables {sorted(set(env) - known)}"
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        settings()  # every value is one the service accepts
+        # every value is one the service accepts, and no key is left at a published default
+        assert settings().development_defaults() == [], name
+        assert env["CITYHELP_DEVELOPMENT"] == "0"
         for key in env:
             monkeypatch.delenv(key)
 
