@@ -50,6 +50,7 @@ def filled_env() -> dict[str, str]:
     values = {name: value or f"test-value-of-{name.lower()}" for name, value in sample().items()}
     values |= {"INTAKE_OPEN311_API_KEYS": "k1,k2", "INTAKE_PARTNER_SECRETS": '{"p": "s"}'}
     values |= {"VERIFY_REVIEWER_KEYS": '{"verifier-1": "key"}', "ROUTE_COMMAND_KEYS": "{}"}
+    values |= {"ROUTE_BOARD_KEYS": "{}"}
     return values
 
 
