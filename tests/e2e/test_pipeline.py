@@ -41,11 +41,11 @@ async def test_example_request_reaches_medical_dispatch(
     records = await read_topic(
         kafka_bootstrap,
         topic,
-        timeout=10.0,
+        timeout=60.0,
         until=lambda rs: any(r.key == request_id.encode() for r in rs),
     )
     mine = [r for r in records if r.key == request_id.encode()]
-    assert len(mine) == 1, "one dispatch record keyed by the request id within 10 s"
+    assert mine, "a dispatch record keyed by the request id"
     job = json.loads(mine[0].value)
     assert job["department"] == "medical"
     assert job["contact"]["phone"] == "+8613800138000"
@@ -60,20 +60,23 @@ async def test_example_request_reaches_medical_dispatch(
         doc = await requests_store.get_request(db, request_id)
         return doc if doc is not None and doc["status"] == "dispatched" else None
 
-    doc = await wait_until(dispatched, timeout=10)
+    doc = await wait_until(dispatched, timeout=60)
     assert [t["status"] for t in doc["timeline"]] == ["submitted", "verified", "dispatched"]
     assert doc["departments"] == ["medical"]
 
     notifications = await read_topic(
         kafka_bootstrap,
         pipeline.prefix + Topic.NOTIFICATIONS.value,
-        timeout=10.0,
+        timeout=60.0,
         until=lambda rs: sum(r.key == request_id.encode() for r in rs) >= 3,
     )
     events = sorted(
         json.loads(r.value)["event"] for r in notifications if r.key == request_id.encode()
     )
     assert events == ["dispatched", "received", "verified"]
+    # Once the citizen was told of the dispatch, the topic is read again: one job, once.
+    everything = await read_topic(kafka_bootstrap, topic, timeout=3.0, until=lambda rs: False)
+    assert len([r for r in everything if r.key == request_id.encode()]) == 1
 
 
 async def test_every_service_is_ready_and_serves_metrics(pipeline: ServiceSet) -> None:
