@@ -21,12 +21,10 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
-# Local-only development values; production sets its own through the environment. The flag lets
-# the services run on the published development defaults of their secrets (tracking secret,
-# phone hash key, webhook secret); without it they refuse to start.
-export CITYHELP_DEVELOPMENT="${CITYHELP_DEVELOPMENT:-1}"
-export INTAKE_OPEN311_API_KEYS="${INTAKE_OPEN311_API_KEYS:-dev-open311-key}"
-export VERIFY_REVIEWER_KEYS="${VERIFY_REVIEWER_KEYS:-{\"dev-verifier\": \"dev-verifier-key\"\}}"
+# Local-only development values (deploy/local/dev-keys.sh: the development flag, and a key for
+# Open311, a verifier and a command-centre desk); production sets its own through the
+# environment. Without the flag the services refuse to start on their published secrets.
+source "$here/dev-keys.sh"
 export NOTIFY_CHANNELS="${NOTIFY_CHANNELS:-[\"sms\"]}"
 export NOTIFY_SMS_URL="${NOTIFY_SMS_URL:-http://127.0.0.1:8099/messages}"
 
@@ -53,17 +51,23 @@ for svc in intake verify route notify; do
   done
 done
 
-cat <<'MSG'
+cat <<MSG
 
 The pipeline is running.
   Submit a request:
-    curl -s -X POST http://127.0.0.1:8080/v1/requests -H 'Content-Type: application/json' \
+    curl -s -X POST http://127.0.0.1:8080/v1/requests -H 'Content-Type: application/json' \\
       -d '{"category":"medical","description":"需要胰岛素，家里老人独居","contact":{"name":"王女士","phone":"138 0013 8000"},"location":{"district":"jinshui","lat":34.77,"lon":113.66},"special_groups":["elderly","chronic_illness"],"language":"zh"}'
   Follow it:        curl -s http://127.0.0.1:8080/v1/requests/<request_id>
   API docs:         http://127.0.0.1:8080/docs
   Health, metrics:  http://127.0.0.1:808{0,1,2,3}/readyz  and  /metrics
   Messages sent:    curl -s http://127.0.0.1:8099/messages   (local SMS gateway)
-  Local-only keys:  Open311 api_key=dev-open311-key; verifier X-Verifier-Key: dev-verifier-key
+  Play a department: README.md, section "Play a department" (kcat on help.dispatch.* and help.status)
+  Local-only keys (make run only; production sets its own, see deploy/env.sample):
+    Open311 api_key:           $DEV_OPEN311_KEY
+    verifier, port 8081:       X-Verifier-Key: $DEV_VERIFIER_KEY   (verifier id $DEV_VERIFIER)
+    command centre, port 8082: X-Command-Key: $DEV_COMMAND_KEY   (desk $DEV_COMMAND_DESK)
+      curl -s http://127.0.0.1:8082/v1/command/summary -H 'X-Command-Key: $DEV_COMMAND_KEY'
+      curl -s http://127.0.0.1:8081/v1/review -H 'X-Verifier-Key: $DEV_VERIFIER_KEY'
 Press Ctrl-C to stop everything.
 MSG
 

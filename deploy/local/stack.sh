@@ -105,12 +105,25 @@ kafka_start() {
 # FerretDB's module is copied from Go's module cache into the build folder and patched there
 # (patches/*.sed, see each file's comment); the wrapper's go.mod points at the copy. Nothing
 # is fetched beyond the module proxy, and the binary is rebuilt only when a source changes.
+# FerretDB 1.24 needs Go 1.24 or newer to build; Debian 12's `golang` package is Go 1.19.
+go_hint="Install Go 1.24 or newer from https://go.dev/dl/ (FerretDB 1.24 needs it; Debian 12's golang package is Go 1.19, too old), put its bin folder on PATH, then run again."
+need_go() {
+  need go "$go_hint"
+  local version; version="$(GOTOOLCHAIN=local go env GOVERSION 2>/dev/null || true)"
+  local major minor
+  IFS=. read -r major minor _ <<<"${version#go}"
+  if ! [[ "$major" =~ ^[0-9]+$ && "${minor%%[!0-9]*}" =~ ^[0-9]+$ ]] \
+    || [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "${minor%%[!0-9]*}" -lt 24 ]; }; then
+    die "Go is ${version:-of an unknown version} ($(command -v go)). $go_hint"
+  fi
+}
+
 ferret_bin() {
-  need go "Install Go 1.22 or newer (Debian: apt-get install -y golang, or from go.dev)."
   local key; key="$(hash_of "$here/ferretdb/main.go" "$here/ferretdb/go.mod" "$here/ferretdb/go.sum" "$here"/ferretdb/patches/*.sed)"
   local build="$cache/ferretdb-$key"
   local bin="$build/ferretdb-local"
   if [ ! -x "$bin" ]; then
+    need_go  # only to build: a cached binary needs no Go
     say "building FerretDB v1.24.2 (SQLite and PostgreSQL backends, patched: $(cd "$here/ferretdb/patches" && ls *.sed | tr '\n' ' '| sed 's/ $//')) into $bin"
     say "first build only: it compiles a pure-Go SQLite and takes about 2-4 minutes on 2 cores..."
     rm -rf "$build"; mkdir -p "$build/src"
