@@ -6,7 +6,6 @@ Entry points only translate HTTP to handler calls: validate, rate-limit, authent
 from __future__ import annotations
 
 import logging
-import time
 from typing import Annotated
 
 from aiokafka.errors import KafkaError
@@ -19,7 +18,6 @@ from pymongo.errors import PyMongoError
 from services.intake import domain, handlers
 from services.intake.handlers import IntakeContext, Receipt
 from services.intake.ratelimit import retry_after
-from shared.envelope import utcnow
 from shared.http import problem
 from shared.schemas import HelpRequest, PartnerHelpRequest
 
@@ -149,7 +147,7 @@ def build_router(ctx: IntakeContext) -> APIRouter:
             body=body,
             partners=ctx.partners,
             secrets=ctx.partner_secrets,
-            now=time.time(),
+            now=ctx.clock().timestamp(),
             max_skew_seconds=ctx.rules.max_clock_skew_seconds,
         )
         if not check.ok:
@@ -162,7 +160,7 @@ def build_router(ctx: IntakeContext) -> APIRouter:
         assert x_nonce is not None
         try:
             first_use = await ctx.repo.claim_nonce(
-                partner_id=x_partner_id, nonce=x_nonce, at=utcnow()
+                partner_id=x_partner_id, nonce=x_nonce, at=ctx.clock()
             )
         except PyMongoError:
             return problem(503, "store_unavailable", "Retry later.", headers={"Retry-After": "5"})

@@ -7,7 +7,8 @@ import ctypes
 import logging
 import signal
 import sys
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -35,7 +36,10 @@ NONCE_SWEEP_SECONDS = 600.0
 
 
 def build_context(
-    settings: IntakeSettings, rt: Runtime, repo: IntakeRepository | None = None
+    settings: IntakeSettings,
+    rt: Runtime,
+    repo: IntakeRepository | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> IntakeContext:
     """Rules, partners and secrets, read once; api keys are kept only as SHA-256."""
     rules = domain.load_rules(settings.config_dir / settings.rules_file)
@@ -43,6 +47,7 @@ def build_context(
     limits = rules.rate_limits
     repo = repo or IntakeRepository(rt.db)
     return IntakeContext(
+        clock=clock,
         bus=rt.bus,
         repo=repo,
         settings=settings,
@@ -80,14 +85,16 @@ def build_app(
     client: Client | None = None,
     create_topics: bool = True,
     repo: IntakeRepository | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Any:
+    """The intake app; tests may pass their own repository and clock."""
     settings = settings or IntakeSettings()
     rt = Runtime.create(
         "intake", settings, broker=broker, client=client, create_topics=create_topics
     )
     rt.bus.declare(Topic.SUBMITTED, schema=SubmittedRequest)
     rt.bus.declare(Topic.SUBMITTED_PRIORITY, schema=SubmittedRequest)
-    ctx = build_context(settings, rt, repo)
+    ctx = build_context(settings, rt, repo, clock)
     rt.startup.append(ctx.repo.ensure_indexes)
     # Partner records: at least once through the shared stage (bad records → help.dlq.intake).
     rt.subscribe(
@@ -100,7 +107,7 @@ def build_app(
         """Nonces older than twice the allowed clock skew can never be replayed: drop them."""
         keep = timedelta(seconds=2 * ctx.rules.max_clock_skew_seconds)
         while True:
-            await ctx.repo.forget_nonces(before=utcnow() - keep)
+            await ctx.repo.forget_nonces(before=ctx.clock() - keep)
             await asyncio.sleep(NONCE_SWEEP_SECONDS)
 
     rt.background.append(sweep_nonces)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pymongo.errors import PyMongoError
 
@@ -37,9 +39,10 @@ class Receipt:
     replayed: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class IntakeContext:
-    """What intake's handlers need, built once by ``build_app``."""
+    """What intake's handlers and routes need, built once by ``build_app``; the clock too, so a
+    test can fix the time."""
 
     bus: EventBus
     repo: IntakeRepository
@@ -55,6 +58,7 @@ class IntakeContext:
     # the submission records (off the request path).
     receipts: ReplayCache = field(default_factory=ReplayCache)
     recorder: SubmissionWriter | None = None
+    clock: Callable[[], datetime] = utcnow
 
 
 def rate_limit_wait(ctx: IntakeContext, *, client_key: str, phone: str) -> float:
@@ -115,7 +119,7 @@ async def submit(
             return Receipt(request_id, token, status, replayed=True)
     submitted = SubmittedRequest(
         request_id=request_id,
-        submitted_at=utcnow(),
+        submitted_at=ctx.clock(),
         channel=channel,
         client_id=client,
         partner_id=partner_id,

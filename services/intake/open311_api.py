@@ -15,7 +15,6 @@ from services.intake import domain, handlers, open311
 from services.intake.handlers import IntakeContext
 from services.intake.open311 import Format, Open311Error, Open311InputError, bad
 from services.intake.ratelimit import retry_after
-from shared.envelope import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +149,7 @@ def build_router(ctx: IntakeContext) -> APIRouter:
     async def get_requests(fmt: str, request: Request) -> Response:
         try:
             chosen = _format(fmt)
-            query = open311.parse_query(dict(request.query_params), config, now=utcnow())
+            query = open311.parse_query(dict(request.query_params), config, now=ctx.clock())
             if query.ids:
                 docs = [doc for rid in query.ids if (doc := await ctx.repo.get(rid)) is not None]
             else:

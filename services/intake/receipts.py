@@ -46,6 +46,10 @@ class ReplayCache:
         self._entries.move_to_end(request_id)
         return status
 
+    def clear(self) -> None:
+        """Forget every receipt, as a new process would."""
+        self._entries.clear()
+
     def put(self, request_id: str, status: str = "submitted") -> None:
         if self.max_entries == 0:
             return

@@ -12,10 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.verify import domain, handlers
-from services.verify.repository import VerifyRepository
-from shared.envelope import utcnow
 from shared.http import problem
-from shared.kafka import EventBus
 from shared.keys import KeyDigests
 from shared.schemas import Category, Priority
 
@@ -38,10 +35,9 @@ class DecisionBody(BaseModel):
     duplicate_of: Annotated[str, Field(max_length=128)] | None = None
 
 
-def build_router(
-    *, bus: EventBus, repo: VerifyRepository, config: domain.Config, keys: KeyDigests
-) -> APIRouter:
+def build_router(ctx: handlers.VerifyContext, *, keys: KeyDigests) -> APIRouter:
     """The review queue's routes."""
+    repo, config = ctx.repo, ctx.config
     router = APIRouter(tags=["review"])
     unauthorised = partial(
         problem,
@@ -71,7 +67,7 @@ def build_router(
         if verifier is None:
             return unauthorised()
         result = await repo.claim(
-            request_id, verifier=verifier, now=utcnow(), ttl=config.rules.claim_ttl
+            request_id, verifier=verifier, now=ctx.clock(), ttl=config.rules.claim_ttl
         )
         if result.outcome == "missing":
             return problem(404, "not_found", "No review with this id.")
@@ -117,9 +113,10 @@ def build_router(
             ),
             reason=body.reason,
             duplicate_of=body.duplicate_of,
-            bus=bus,
+            bus=ctx.bus,
             repo=repo,
             config=config,
+            clock=ctx.clock,
         )
         if not outcome.ok:
             status = {

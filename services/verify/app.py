@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -29,7 +31,9 @@ def build_app(
     broker: KafkaBroker | None = None,
     client: Client | None = None,
     create_topics: bool = True,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Any:
+    """The verify app; tests may pass their own clock."""
     settings = settings or VerifySettings()
     config = domain.load_config(
         settings.config_dir,
@@ -52,11 +56,12 @@ def build_app(
         repo=repo,
         config=config,
         history=RecentHistory(limit=config.rules.history_limit, window=window),
+        clock=clock,
     )
 
     async def load_history() -> None:
         """What the duplicate and flood rules remember, back in memory before consuming."""
-        loaded = ctx.history.load(await repo.load_history(utcnow() - window))
+        loaded = ctx.history.load(await repo.load_history(ctx.clock() - window))
         logger.info("history loaded: %d recent requests", loaded)
 
     rt.startup.append(load_history)
@@ -74,7 +79,7 @@ def build_app(
     )
 
     keys = KeyDigests.of_keys(settings.reviewer_keys)
-    router = api.build_router(bus=rt.bus, repo=repo, config=config, keys=keys)
+    router = api.build_router(ctx, keys=keys)
     app = rt.http_app(title="City help: verify", routers=[router])
     install_error_handlers(app)
     return app

@@ -261,10 +261,11 @@ async def decide_review(
     bus: EventBus,
     repo: VerifyRepository,
     config: Config,
+    clock: Callable[[], datetime] = utcnow,
 ) -> ReviewOutcome:
     """A verifier's decision on a claimed review: store it with who and when, then publish
     the same event the automatic path would have."""
-    now = _now()
+    now = _now(clock)
     review = await repo.get_review(request_id)
     if review is None:
         return ReviewOutcome(False, "not_found", "No review with this id.")

@@ -3,12 +3,13 @@ what each channel publishes, where bad input goes, and which requests are refuse
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import httpx
@@ -19,10 +20,10 @@ from faststream.kafka.annotations import KafkaMessage
 from services.intake import domain
 from services.intake.app import build_app
 from services.intake.handlers import IntakeContext
-from services.intake.receipts import ReplayCache
 from services.intake.repository import IntakeRepository
 from services.intake.settings import IntakeSettings
 from shared.db import Database, Document
+from shared.envelope import utcnow
 from shared.stage import raw_body
 from shared.topics import Topic, TopicNames
 
@@ -47,7 +48,7 @@ class MemoryRepository(IntakeRepository):
     def __init__(self) -> None:
         super().__init__(cast(Database, None))
         self.requests: dict[str, Document] = {}
-        self.nonces: set[str] = set()
+        self.nonces: dict[str, datetime] = {}
         self.tokens: dict[str, str] = {}
 
     async def ensure_indexes(self) -> None:
@@ -64,7 +65,7 @@ class MemoryRepository(IntakeRepository):
         key = f"{partner_id}:{nonce}"
         if key in self.nonces:
             return False
-        self.nonces.add(key)
+        self.nonces[key] = at
         return True
 
     async def save_open311_token(self, *, token_hash: str, request_id: str) -> None:
@@ -103,8 +104,8 @@ def watch(
     broker.subscriber(name, group_id=f"watch-{name}", decoder=raw_body)(capture)
 
 
-@pytest.fixture
-async def intake() -> AsyncIterator[Intake]:
+@contextlib.asynccontextmanager
+async def running_intake(clock: Callable[[], datetime] = utcnow) -> AsyncIterator[Intake]:
     settings = IntakeSettings(
         topic_prefix=PREFIX,
         open311_api_keys=[API_KEY],
@@ -112,7 +113,7 @@ async def intake() -> AsyncIterator[Intake]:
     )
     broker = KafkaBroker()
     repo = MemoryRepository()
-    app = build_app(settings, broker=broker, create_topics=False, repo=repo)
+    app = build_app(settings, broker=broker, create_topics=False, repo=repo, clock=clock)
     seen: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
     watched = [Topic.SUBMITTED, Topic.SUBMITTED_PRIORITY, Topic.DLQ_INTAKE]
     for topic in watched:
@@ -121,6 +122,12 @@ async def intake() -> AsyncIterator[Intake]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://intake") as http:
             yield Intake(http=http, broker=test_broker, repo=repo, ctx=app.state.intake, seen=seen)
+
+
+@pytest.fixture
+async def intake() -> AsyncIterator[Intake]:
+    async with running_intake() as running:
+        yield running
 
 
 def signed(
@@ -223,7 +230,7 @@ async def test_a_keyed_retry_is_answered_from_the_cache_then_from_the_database(
     # Another process, or this one after a restart: not in its cache, found in the database.
     assert intake.ctx.recorder is not None
     await intake.ctx.recorder.flush()
-    intake.ctx.receipts = ReplayCache()
+    intake.ctx.receipts.clear()
     later = await intake.http.post("/v1/requests", json=body, headers=headers)
     assert later.json()["replayed"] is True
     assert later.json()["request_id"] == first.json()["request_id"]
@@ -410,3 +417,28 @@ async def test_open311_refusals_use_the_spec_error_format(intake: Intake) -> Non
     assert nowhere.status_code == 404
     assert nowhere.json()[0]["code"] == 404
     assert intake.values(Topic.SUBMITTED) == []
+
+
+# --- the clock ----------------------------------------------------------------------------------
+
+FIXED = datetime(2026, 1, 9, 6, 5, tzinfo=UTC)
+
+
+async def test_intake_tells_the_time_by_its_clock_in_records_signatures_and_nonces() -> None:
+    async with running_intake(clock=lambda: FIXED) as intake:
+        body = partner_record("T-1")
+        on_time = await intake.http.post(
+            "/v1/partner/requests",
+            content=body,
+            headers=signed(body, nonce="t1", ts=FIXED.timestamp() + 60),
+        )
+        assert on_time.status_code == 202, on_time.text
+        # Signed at the real time, far from intake's clock: outside the allowed skew.
+        late = await intake.http.post(
+            "/v1/partner/requests", content=body, headers=signed(body, nonce="t2")
+        )
+        assert late.status_code == 401
+        assert late.json()["error"] == "stale_timestamp"
+        [submitted] = intake.values(Topic.SUBMITTED)
+        assert datetime.fromisoformat(submitted["submitted_at"]) == FIXED
+        assert intake.repo.nonces["hotline-12345:t1"] == FIXED

@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 from services.verify.app import build_app
 from services.verify.settings import VerifySettings
 from shared import requests_store
-from shared.envelope import Envelope, derive_id, event_type
+from shared.envelope import Envelope, derive_id, event_type, utcnow
 from shared.schemas import SubmittedRequest
 from shared.topics import Topic
 
@@ -29,12 +29,23 @@ KEYS = {"alice": "alice-key-7f3a", "bob": "bob-key-91c2"}
 
 
 @dataclass
+class Clock:
+    """Verify's clock in these tests: the real time unless a test fixes it."""
+
+    fixed: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.fixed or utcnow()
+
+
+@dataclass
 class Harness:
     prefix: str
     broker: KafkaBroker
     db: Any
     http: httpx.AsyncClient
     out: dict[str, list[tuple[bytes, dict[str, str]]]] = field(default_factory=dict)
+    clock: Clock = field(default_factory=Clock)
 
     async def submit(self, submitted: SubmittedRequest, *, lane: Topic = Topic.SUBMITTED) -> None:
         envelope = Envelope(
@@ -75,7 +86,8 @@ async def harness(mongodb_uri: str) -> AsyncIterator[Harness]:
     )
     broker = KafkaBroker()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    app = build_app(settings, broker=broker, client=client, create_topics=False)
+    clock = Clock()
+    app = build_app(settings, broker=broker, client=client, create_topics=False, clock=clock)
     harness_out: dict[str, list[tuple[bytes, dict[str, str]]]] = {}
     outputs = (Topic.VERIFIED, Topic.VERIFIED_PRIORITY, Topic.REVIEW, Topic.REJECTED)
     for topic in (*outputs, Topic.DLQ_VERIFY):
@@ -93,7 +105,7 @@ async def harness(mongodb_uri: str) -> AsyncIterator[Harness]:
     async with TestKafkaBroker(broker):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://verify") as http:
-            yield Harness(prefix, broker, client[database], http, harness_out)
+            yield Harness(prefix, broker, client[database], http, harness_out, clock)
     await client.drop_database(database)
     await client.close()
 
@@ -315,6 +327,32 @@ async def test_an_abandoned_claim_can_be_taken_over(harness: Harness) -> None:
         json={"decision": "verify"},
     )
     assert late.status_code == 409
+
+
+async def test_claims_expire_by_verify_s_clock(harness: Harness) -> None:
+    _, urgent = await _queue(harness)
+    path = f"/v1/review/{urgent.request_id}/claim"
+    claimed_at = datetime(2026, 1, 9, 6, 5, tzinfo=UTC)
+    harness.clock.fixed = claimed_at
+    alice = await harness.http.post(path, headers=_auth("alice"))
+    assert alice.status_code == 200
+    expires_at = datetime.fromisoformat(alice.json()["expires_at"])
+    assert expires_at > claimed_at
+    harness.clock.fixed = expires_at - timedelta(seconds=1)
+    assert (await harness.http.post(path, headers=_auth("bob"))).status_code == 409
+    harness.clock.fixed = expires_at + timedelta(seconds=1)
+    bob = await harness.http.post(path, headers=_auth("bob"))
+    assert bob.status_code == 200
+    assert bob.json()["claimed_by"] == "bob"
+    decided = await harness.http.post(
+        f"/v1/review/{urgent.request_id}/decision",
+        headers=_auth("bob"),
+        json={"decision": "reject", "reason": "prank"},
+    )
+    assert decided.status_code == 200, decided.text
+    record = await harness.record(urgent.request_id)
+    [by_bob] = [e for e in record["timeline"] if e.get("actor") == "verifier:bob"]
+    assert by_bob["at"] == expires_at + timedelta(seconds=1)
 
 
 async def test_a_verified_decision_with_corrections_is_published(harness: Harness) -> None:
