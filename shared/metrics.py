@@ -179,3 +179,44 @@ INTAKE_REPLAYS = Counter(
     ["source"],
     namespace=NAMESPACE,
 )
+
+# --- Closing the loop: verification calls, the call-back survey, requests for information --------
+
+VERIFICATION_CALLS = Counter(
+    "verification_calls_total",
+    "Call-back attempts verifiers recorded on review items, by outcome (reached, unreachable, "
+    "wrong_number).",
+    ["outcome"],
+    namespace=NAMESPACE,
+)
+VERIFICATION_CALLS_HANDLED = Counter(
+    "verification_calls_handled_total",
+    "Review items the call rule handled because the citizen could not be reached, by rule "
+    "(escalate, verify, reject) and reason (unreachable, wrong_number).",
+    ["rule", "reason"],
+    namespace=NAMESPACE,
+)
+VERIFICATION_CALLS_OVERDUE = Gauge(
+    "verification_calls_overdue",
+    "Review items nobody has called yet past the call service level (five minutes by default).",
+    namespace=NAMESPACE,
+    multiprocess_mode="max",  # each worker measures the same value
+)
+VERIFICATION_FIRST_CALL_SECONDS = Histogram(
+    "verification_first_call_seconds",
+    "Time from a request entering review until its first call-back attempt.",
+    namespace=NAMESPACE,
+    buckets=(30, 60, 120, 180, 300, 450, 600, 900, 1800, 3600),
+)
+SURVEYS = Counter(
+    "surveys_total",
+    "Call-back surveys by step (sent, reminded, satisfied, unsatisfied, closed_without_answer).",
+    ["step"],
+    namespace=NAMESPACE,
+)
+INFO_REQUESTS = Counter(
+    "info_requests_total",
+    "Departments' requests for information from the citizen, by step (asked, added).",
+    ["step", "department"],
+    namespace=NAMESPACE,
+)

@@ -155,4 +155,7 @@ def _review_item(doc: dict[str, Any]) -> dict[str, Any]:
         "district": verification.get("district"),
         "request": submitted.get("request"),
         "claim": doc.get("claim"),
+        # Flagged by the call rule (the citizen could not be reached); listed first.
+        "escalated": bool(doc.get("escalated", False)),
+        "escalated_reason": doc.get("escalated_reason"),
     }

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.verify import api, domain, handlers
+from services.verify import api, call_tasks, calls, calls_api, domain, handlers
 from services.verify.history import RecentHistory
 from services.verify.repository import VerifyRepository
 from services.verify.settings import VerifySettings
@@ -80,6 +80,21 @@ def build_app(
 
     keys = KeyDigests.of_keys(settings.reviewer_keys)
     router = api.build_router(ctx, keys=keys)
-    app = rt.http_app(title="City help: verify", routers=[router])
+    rules = calls.CallRules(
+        service_level=timedelta(seconds=settings.call_service_level_seconds),
+        max_unreachable=settings.call_max_unreachable,
+        after_unreachable=settings.call_after_unreachable,
+        after_wrong_number=settings.call_after_wrong_number,
+    )
+    tasks = call_tasks.CallTasks(rt.db)
+
+    async def queue_gauges() -> None:
+        await call_tasks.gauge_loop(tasks, rules, interval=settings.queue_gauge_seconds)
+
+    rt.background.append(queue_gauges)
+    calls_router = calls_api.build_router(
+        keys=keys, tasks=tasks, repo=repo, bus=rt.bus, config=config, rules=rules
+    )
+    app = rt.http_app(title="City help: verify", routers=[router, calls_router])
     install_error_handlers(app)
     return app

@@ -24,6 +24,7 @@ from services.verify.repository import (
     review_document,
 )
 from shared import requests_store
+from shared.db import Document
 from shared.envelope import Envelope, utcnow
 from shared.kafka import EventBus, effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS
@@ -277,9 +278,41 @@ async def decide_review(
     if kind == "reject" and not (reason or "").strip():
         # The citizen is told it was refused; the record must say why, and who decided.
         return ReviewOutcome(False, "reason_required", "A rejection needs a reason.")
+    return await apply_review_decision(
+        review,
+        actor=f"verifier:{verifier}",
+        kind=kind,
+        corrections=corrections,
+        reason=reason,
+        duplicate_of=duplicate_of,
+        bus=bus,
+        repo=repo,
+        config=config,
+        at=now,
+    )
+
+
+async def apply_review_decision(
+    review: Document,
+    *,
+    actor: str,
+    kind: ReviewDecisionKind,
+    corrections: domain.Corrections,
+    reason: str | None,
+    duplicate_of: str | None,
+    bus: EventBus,
+    repo: VerifyRepository,
+    config: Config,
+    at: datetime,
+    reject_code: str = "rejected_by_verifier",
+) -> ReviewOutcome:
+    """Decide an open review as ``actor`` (a verifier, or the call rule): store the decision,
+    publish the outcome's event and close the review."""
+    request_id = str(review["_id"])
+    now = at
+    verifier = actor.removeprefix("verifier:")
     submitted = SubmittedRequest.model_validate(review["submitted"])
     automatic, _ = decision_from(review["verification"])
-    actor = f"verifier:{verifier}"
     category: Category | None = None
     if kind == "verify":
         correction = domain.apply_corrections(submitted, automatic, corrections, config)
@@ -295,7 +328,7 @@ async def decide_review(
         decision = _replace(automatic, "duplicate", ("duplicate",), duplicate_of)
     else:
         # The reason code tells the citizen; the verifier's note stays on the timeline.
-        decision = _replace(automatic, "rejected", ("rejected_by_verifier",), None)
+        decision = _replace(automatic, "rejected", (reject_code,), None)
     event_id = effect_id("verify-review", request_id, decision.outcome)
     await _side_effects(submitted, decision, repo=repo, at=now)
     await repo.record_decision(

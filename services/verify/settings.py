@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -19,3 +21,13 @@ class VerifySettings(ServiceSettings):
     # Human verifiers and their keys, as a JSON object {"verifier id": "key"}
     # (VERIFY_REVIEWER_KEYS). Empty: the review queue answers 401 to everybody.
     reviewer_keys: dict[str, str] = Field(default_factory=dict)
+    # The call-back to a doubtful request's citizen (services/verify/calls.py): the first call
+    # is due within this time of the request entering review; after this many unreachable
+    # attempts (or a wrong number) the rule applies: "escalate" (flagged, listed first),
+    # "verify" or "reject".
+    call_service_level_seconds: float = Field(300.0, gt=0)
+    call_max_unreachable: int = Field(3, ge=1)
+    call_after_unreachable: Literal["escalate", "verify", "reject"] = "escalate"
+    call_after_wrong_number: Literal["escalate", "verify", "reject"] = "escalate"
+    # How often the review queue's depth and overdue calls are measured from the database.
+    queue_gauge_seconds: float = Field(5.0, gt=0)
