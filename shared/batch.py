@@ -31,20 +31,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from aiokafka import TopicPartition
-from pymongo import InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError
 
-from shared.db import Database, Document
+from shared.bulk import MAX_STATEMENTS, BulkWriter
+from shared.db import Database
 from shared.faults import crash_point
 from shared.kafka import EventBus
 from shared.metrics import BATCH_RECORDS, BATCH_SECONDS, MESSAGES_PROCESSED, MESSAGES_RECEIVED
-from shared.plans import Careful, Deferred, Event, Handler, Insert, Outcome, Plan, Planner, Write
+from shared.plans import Careful, Deferred, Event, Handler, Outcome, Plan, Planner
 from shared.stage import (
     PermanentError,
     Record,
@@ -56,10 +55,6 @@ from shared.stage import (
 )
 
 logger = logging.getLogger(__name__)
-
-DUPLICATE_KEY: Final = 11000
-# FerretDB 1.x made no progress on an update command of 100 or more statements.
-MAX_STATEMENTS: Final = 50
 
 
 class _Rewind(Exception):  # noqa: N818 - a control signal, not an error
@@ -95,6 +90,12 @@ class BatchRunner:
     db_timeout_seconds: float = 20.0
     concurrency: int = 64
     _failures: int = field(default=0)
+    _writer: BulkWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._writer = BulkWriter(
+            self.db, max_statements=self.max_statements, timeout_seconds=self.db_timeout_seconds
+        )
 
     @property
     def bus(self) -> EventBus:
@@ -190,16 +191,16 @@ class BatchRunner:
                 plans[index] = outcome
             elif isinstance(outcome, Deferred):
                 deferred.add(index)
-        redelivered = await self._apply_guards(plans)
+        redelivered = await self._writer.guards(plans)
         crash_point(f"{self.stage.service}.after_batch_guards")
         fresh = [p for i, p in plans.items() if i not in redelivered]
         acts = [p.act() for p in fresh if p.act is not None]
         fresh.extend(await asyncio.gather(*acts))
-        await self._apply_writes([w for p in fresh for w in p.writes])
+        await self._writer.apply([w for p in fresh for w in p.writes])
         crash_point(f"{self.stage.service}.after_batch_writes")
         await self._send([e for p in fresh for e in p.events], dead)
         crash_point(f"{self.stage.service}.after_batch_publish")
-        await self._apply_writes([w for p in fresh for w in p.recorded])
+        await self._writer.apply([w for p in fresh for w in p.recorded])
         if redelivered or deferred:
             await self._each([records[i] for i in sorted(redelivered | deferred)], careful)
         for planned in fresh:
@@ -242,70 +243,6 @@ class BatchRunner:
             extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
         )
         return PermanentError("unexpected_error", type(exc).__name__)
-
-    async def _apply_guards(self, plans: dict[int, Plan]) -> set[int]:
-        """Insert every plan's guard; the indexes of the records whose guard already existed
-        (or whose cause came twice in this batch: the first one is applied)."""
-        owners: dict[tuple[str, Any], int] = {}
-        documents: dict[str, list[Document]] = defaultdict(list)
-        redelivered: set[int] = set()
-        for index, planned in plans.items():
-            for guard in planned.guards:
-                key = (guard.collection, guard.document["_id"])
-                if key in owners:
-                    redelivered.add(index)
-                    continue
-                owners[key] = index
-                documents[guard.collection].append(guard.document)
-        for collection, docs in documents.items():
-            for existing in await self._insert(collection, docs):
-                redelivered.add(owners[(collection, existing)])
-        return redelivered
-
-    async def _apply_writes(self, writes: Sequence[Write]) -> None:
-        """Per collection: the inserts, then the updates in plan order; counters that only
-        ``$inc`` one document are summed into one statement per document."""
-        inserts: dict[str, list[Document]] = defaultdict(list)
-        updates: dict[str, list[UpdateOne]] = defaultdict(list)
-        counters: dict[tuple[str, Any], Counter[str]] = {}
-        for write in writes:
-            if isinstance(write, Insert):
-                inserts[write.collection].append(write.document)
-            elif (
-                set(write.update) == {"$inc"} and set(write.filter) == {"_id"} and not write.upsert
-            ):
-                key = (write.collection, write.filter["_id"])
-                counters.setdefault(key, Counter()).update(write.update["$inc"])
-            else:
-                updates[write.collection].append(
-                    UpdateOne(write.filter, write.update, upsert=write.upsert)
-                )
-        for (collection, doc_id), increments in counters.items():
-            updates[collection].append(UpdateOne({"_id": doc_id}, {"$inc": dict(increments)}))
-        for collection, documents in inserts.items():
-            await self._insert(collection, documents)
-        for collection, operations in updates.items():
-            for start in range(0, len(operations), self.max_statements):
-                chunk = operations[start : start + self.max_statements]
-                await self._db_call(self._database()[collection].bulk_write(chunk, ordered=True))
-
-    async def _insert(self, collection: str, documents: Sequence[Document]) -> list[Any]:
-        """Unordered inserts in chunks; returns the ``_id`` of every document that existed."""
-        existed: list[Any] = []
-        for start in range(0, len(documents), self.max_statements * 2):
-            chunk = list(documents[start : start + self.max_statements * 2])
-            try:
-                await self._db_call(
-                    self._database()[collection].bulk_write(
-                        [InsertOne(doc) for doc in chunk], ordered=False
-                    )
-                )
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                    raise
-                existed.extend(chunk[e["index"]]["_id"] for e in errors)
-        return existed
 
     async def _send(
         self, events: Sequence[Event], dead: Sequence[tuple[Record, PermanentError]]
@@ -352,14 +289,6 @@ class BatchRunner:
             raise _Rewind from first
 
     # ------------------------------------------------------------------ helpers
-
-    def _database(self) -> Database:
-        if self.db is None:
-            raise RuntimeError("this stage applies database writes but was given no database")
-        return self.db
-
-    async def _db_call(self, call: Awaitable[Any]) -> Any:
-        return await asyncio.wait_for(call, timeout=self.db_timeout_seconds)
 
     async def _transient(self, exc: BaseException, records: Sequence[Record]) -> None:
         self._failures += 1

@@ -14,6 +14,9 @@ Document = dict[str, Any]
 Client = AsyncMongoClient[Document]
 Database = AsyncDatabase[Document]
 
+# The server's error code for an insert whose ``_id`` (or unique key) exists already.
+DUPLICATE_KEY = 11000
+
 
 # Commands whose time is not the service's own (handshakes, health checks, sessions' ends).
 _UNTIMED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart"})

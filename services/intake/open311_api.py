@@ -11,9 +11,10 @@ from pymongo.errors import PyMongoError
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.intake import domain, handlers, open311
+from services.intake import domain, handlers, open311, open311_formats
 from services.intake.handlers import IntakeContext
-from services.intake.open311 import Format, Open311Error, Open311InputError, bad
+from services.intake.open311 import Open311Error, Open311InputError, bad
+from services.intake.open311_formats import Format
 from services.intake.ratelimit import retry_after
 
 logger = logging.getLogger(__name__)
@@ -39,8 +40,14 @@ def _answer(
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body = open311.render_xml(root, item, payload) if fmt == "xml" else open311.render_json(payload)
-    return Response(body, status_code=status, media_type=open311.media_type(fmt), headers=headers)
+    body = (
+        open311_formats.render_xml(root, item, payload)
+        if fmt == "xml"
+        else open311_formats.render_json(payload)
+    )
+    return Response(
+        body, status_code=status, media_type=open311_formats.media_type(fmt), headers=headers
+    )
 
 
 def _errors(
@@ -48,9 +55,9 @@ def _errors(
 ) -> Response:
     chosen: Format = "xml" if fmt == "xml" else "json"
     return Response(
-        open311.render_errors(problem.errors, chosen),
+        open311_formats.render_errors(problem.errors, chosen),
         status_code=problem.status,
-        media_type=open311.media_type(chosen),
+        media_type=open311_formats.media_type(chosen),
         headers=headers,
     )
 
@@ -218,13 +225,15 @@ class Open311TooLarge:
             nonlocal replaced
             if message["type"] == "http.response.start" and message["status"] == 413:
                 replaced = True
-                body = open311.render_errors([Open311Error(413, "the body is too large")], fmt)
+                body = open311_formats.render_errors(
+                    [Open311Error(413, "the body is too large")], fmt
+                )
                 await send(
                     {
                         "type": "http.response.start",
                         "status": 413,
                         "headers": [
-                            (b"content-type", open311.media_type(fmt).encode()),
+                            (b"content-type", open311_formats.media_type(fmt).encode()),
                             (b"content-length", str(len(body)).encode()),
                         ],
                     }

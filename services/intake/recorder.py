@@ -28,7 +28,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, WriteConcernError
 
-from shared.db import Document
+from shared.db import DUPLICATE_KEY, Document
 from shared.metrics import INTAKE_RECORD_BUFFER, INTAKE_RECORD_WRITE_FAILURES, INTAKE_RECORDS
 from shared.retry import Backoff
 
@@ -36,8 +36,6 @@ logger = logging.getLogger(__name__)
 
 Insert = Callable[[list[Document]], Awaitable[Any]]
 Sleep = Callable[[float], Awaitable[None]]
-
-DUPLICATE_KEY = 11000
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.intake import domain, open311
+from services.intake import domain, open311, open311_formats
 from services.intake.open311 import Open311InputError
 from shared.settings import CONFIG_DIR
 
@@ -158,7 +158,7 @@ def test_service_definition_offers_special_groups_language_and_district() -> Non
 
 
 def test_services_xml_has_the_spec_root_and_items() -> None:
-    body = open311.render_xml("services", "service", open311.service_list(CONFIG))
+    body = open311_formats.render_xml("services", "service", open311.service_list(CONFIG))
     assert body.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
     root = ET.fromstring(body)
     assert root.tag == "services"
@@ -171,7 +171,7 @@ def test_services_xml_has_the_spec_root_and_items() -> None:
 
 def test_service_definition_xml_nests_attributes_and_values() -> None:
     definition = open311.service_definition(CONFIG, "medical")
-    root = ET.fromstring(open311.render_xml("service_definition", None, definition))
+    root = ET.fromstring(open311_formats.render_xml("service_definition", None, definition))
     assert root.tag == "service_definition"
     assert root.findtext("service_code") == "medical"
     attributes = root.findall("attributes/attribute")
@@ -182,17 +182,17 @@ def test_service_definition_xml_nests_attributes_and_values() -> None:
 
 
 def test_xml_escapes_markup_in_values() -> None:
-    body = open311.render_xml("service_requests", "request", [{"status_notes": "<b>&</b>"}])
+    body = open311_formats.render_xml("service_requests", "request", [{"status_notes": "<b>&</b>"}])
     assert ET.fromstring(body).findtext("request/status_notes") == "<b>&</b>"
 
 
 def test_errors_in_the_spec_format_json_and_xml() -> None:
     errors = [open311.Open311Error(400, "service_code is required"), open311.Open311Error(400, "x")]
-    assert json.loads(open311.render_errors(errors, "json")) == [
+    assert json.loads(open311_formats.render_errors(errors, "json")) == [
         {"code": 400, "description": "service_code is required"},
         {"code": 400, "description": "x"},
     ]
-    root = ET.fromstring(open311.render_errors(errors, "xml"))
+    root = ET.fromstring(open311_formats.render_errors(errors, "xml"))
     assert root.tag == "errors"
     assert [(e.findtext("code"), e.findtext("description")) for e in root] == [
         ("400", "service_code is required"),
