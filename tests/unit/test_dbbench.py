@@ -5,7 +5,7 @@ from __future__ import annotations
 import bson
 import pytest
 
-from tools.dbbench import (
+from tools.dbbench_results import (
     PhaseResult,
     format_comparison,
     format_table,
