@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup lock tools infra run test lint unit stop status chaos bench clean contracts redrive capacity
+.PHONY: help setup lock tools helm infra run test lint unit stop status chaos bench clean contracts redrive capacity
 
 help:
 	@sed -n '2,4p' Makefile
@@ -28,6 +28,16 @@ setup: $(BIN)/.installed
 lock:
 	@deploy/local/lock.sh
 
+# helm for the chart's tests, built from the Go module proxy and cached in ~/.cache/cityhelp
+# (the first build takes about 4 minutes on 2 cores).
+helm:
+	@deploy/local/helm.sh >/dev/null
+
+# Partitions, replicas and cores per stage for 5,560 requests/s on 3 brokers; writes
+# docs/capacity.md (from bench/results.json when present, else deploy/capacity.toml's figures).
+capacity: setup
+	@$(BIN)/python -m tools.capacity
+
 # promtool, prometheus and kcat from Debian's packages (installed only when missing).
 tools:
 	@deploy/local/tools.sh
@@ -43,7 +53,7 @@ infra: setup
 run: tools infra
 	@deploy/local/run.sh
 
-test: setup tools
+test: setup tools helm
 	@deploy/local/test.sh
 
 # A surge with crashes and outages, bad input and bad credentials on a fresh stack of its own;
