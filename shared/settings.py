@@ -75,6 +75,13 @@ class ServiceSettings(BaseSettings):
     )
     mongodb_database: str = Field("cityhelp", validation_alias="MONGODB_DATABASE")
     config_dir: Path = Field(CONFIG_DIR, validation_alias="CITYHELP_CONFIG_DIR")
+    # Files every service reads, in the config dir (an absolute path points elsewhere): the
+    # city (names, phone numbering, time zone, districts) and triage (the priorities verify
+    # records and the fast lane intake picks from them).
+    jurisdiction_file: str = Field(
+        "jurisdiction.toml", validation_alias="CITYHELP_JURISDICTION_FILE"
+    )
+    triage_file: str = Field("triage.toml", validation_alias="CITYHELP_TRIAGE_FILE")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     log_format: Literal["json", "text"] = Field("json", validation_alias="LOG_FORMAT")
     instance_id: str = Field("", validation_alias="INSTANCE_ID")

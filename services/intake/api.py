@@ -110,10 +110,10 @@ def build_router(ctx: IntakeContext) -> APIRouter:
             return problem(404, "not_found", "No request with this id.")
         presented = token or x_tracking_token
         if presented is None:
-            return JSONResponse(jsonable_encoder(domain.public_view(doc)))
+            return JSONResponse(jsonable_encoder(domain.public_view(doc, ctx.rules.jurisdiction)))
         if not domain.token_matches(ctx.settings.tracking_secret, request_id, presented):
             return problem(403, "wrong_token", "The tracking token does not match this request.")
-        return JSONResponse(jsonable_encoder(domain.full_view(doc)))
+        return JSONResponse(jsonable_encoder(domain.full_view(doc, ctx.rules.jurisdiction)))
 
     @router.post(
         "/v1/partner/requests",

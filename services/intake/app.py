@@ -42,7 +42,11 @@ def build_context(
     clock: Callable[[], datetime] = utcnow,
 ) -> IntakeContext:
     """Rules, partners and secrets, read once; api keys are kept only as SHA-256."""
-    rules = domain.load_rules(settings.config_dir / settings.rules_file)
+    rules = domain.load_rules(
+        settings.config_dir / settings.rules_file,
+        jurisdiction_path=settings.config_dir / settings.jurisdiction_file,
+        triage_path=settings.config_dir / settings.triage_file,
+    )
     partners = domain.load_partners(settings.config_dir / settings.partners_file)
     limits = rules.rate_limits
     repo = repo or IntakeRepository(rt.db)

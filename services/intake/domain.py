@@ -8,16 +8,18 @@ import hashlib
 import hmac
 import math
 import tomllib
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shared.envelope import derive_id, new_id
+from shared.jurisdiction import Jurisdiction, load_jurisdiction
 from shared.keys import sha256_hex
+from shared.phones import e164, phone_identity
 from shared.schemas import CATEGORIES, HelpRequest
 from shared.topics import Topic
+from shared.triage import Triage, assess, load_triage
 
 # --- configuration -------------------------------------------------------------------------
 
@@ -28,12 +30,6 @@ class RateLimits:
     phone_per_minute: float = 0.5
     client_capacity: float = 600
     client_per_minute: float = 6000
-
-
-@dataclass(frozen=True, slots=True)
-class PriorityLane:
-    special_groups: frozenset[str] = frozenset()
-    keywords: tuple[str, ...] = ()  # case-folded
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +56,11 @@ class Open311Config:
 
 @dataclass(frozen=True, slots=True)
 class IntakeRules:
+    # The city (phone numbering, districts) and triage (the fast lane), the files every
+    # service reads.
+    jurisdiction: Jurisdiction
+    triage: Triage
     rate_limits: RateLimits = RateLimits()
-    lane: PriorityLane = PriorityLane()
     max_clock_skew_seconds: int = 300
     open311: Open311Config = Open311Config()
 
@@ -74,11 +73,17 @@ class Partner:
     enabled: bool = True
 
 
-def load_rules(path: Path) -> IntakeRules:
-    """``config/intake.toml`` as :class:`IntakeRules`; unknown categories fail start-up."""
+def load_rules(
+    path: Path,
+    *,
+    jurisdiction_path: Path | None = None,
+    triage_path: Path | None = None,
+) -> IntakeRules:
+    """``config/intake.toml`` as :class:`IntakeRules`, with the jurisdiction and triage files
+    (by default beside it); unknown categories fail start-up."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
+    jurisdiction = load_jurisdiction(jurisdiction_path or path.parent / "jurisdiction.toml")
     limits = data.get("rate_limits", {})
-    lane = data.get("priority_lane", {})
     o311 = data.get("open311", {})
     services = {
         code: Open311Service(
@@ -95,24 +100,22 @@ def load_rules(path: Path) -> IntakeRules:
     if unknown:
         raise ValueError(f"{path}: unknown Open311 service codes {sorted(unknown)}")
     return IntakeRules(
+        jurisdiction=jurisdiction,
+        triage=load_triage(triage_path or path.parent / "triage.toml"),
         rate_limits=RateLimits(
             phone_capacity=float(limits.get("phone_capacity", 5)),
             phone_per_minute=float(limits.get("phone_per_minute", 0.5)),
             client_capacity=float(limits.get("client_capacity", 600)),
             client_per_minute=float(limits.get("client_per_minute", 6000)),
         ),
-        lane=PriorityLane(
-            special_groups=frozenset(str(g) for g in lane.get("special_groups", ())),
-            keywords=tuple(str(k).casefold() for k in lane.get("keywords", ()) if str(k).strip()),
-        ),
         max_clock_skew_seconds=int(data.get("partner_http", {}).get("max_clock_skew_seconds", 300)),
         open311=Open311Config(
             max_results=int(o311.get("max_results", 200)),
             default_days=int(o311.get("default_days", 90)),
             max_days=int(o311.get("max_days", 90)),
-            jurisdiction_id=str(o311.get("jurisdiction_id", "")),
+            jurisdiction_id=jurisdiction.code,
             services=services,
-            districts={str(k): str(v) for k, v in o311.get("districts", {}).items()},
+            districts={d.code: d.label() for d in jurisdiction.districts},
             special_groups={str(k): str(v) for k, v in o311.get("special_groups", {}).items()},
             languages={str(k): str(v) for k, v in o311.get("languages", {}).items()},
         ),
@@ -169,29 +172,26 @@ def partner_request_id(partner_id: str, external_id: str) -> str:
 digest = sha256_hex  # a secret or an identifier that must not be kept in clear
 
 
-def phone_key(phone: str) -> str:
-    """A rate-limit key for a phone: hash of its digits (full-width digits count, spaces and
-    dashes do not, a leading +86 does not), so one number in many shapes is one key."""
-    digits = "".join(
-        str(unicodedata.digit(c)) for c in phone if unicodedata.digit(c, None) is not None
-    )
-    if digits.startswith("86") and len(digits) > 11:
-        digits = digits[2:]
-    return digest(f"phone:{digits}")[:32]
+def phone_key(phone: str, jurisdiction: Jurisdiction) -> str:
+    """A rate-limit key for a phone: hash of the number as every service reads it
+    (``shared.phones``), so one number in many shapes is one key."""
+    return digest(f"phone:{phone_identity(phone, jurisdiction)}")[:32]
 
 
 # --- priority lane ---------------------------------------------------------------------------
 
 
 def lane_for(request: HelpRequest, rules: IntakeRules) -> Topic:
-    """Urgent-looking requests (a green-channel group, a life-threatening word) take the priority
-    topic, so verification never leaves them behind a backlog of ordinary requests."""
-    if rules.lane.special_groups.intersection(request.special_groups):
-        return Topic.SUBMITTED_PRIORITY
-    text = request.description.casefold()
-    if any(word in text for word in rules.lane.keywords):
-        return Topic.SUBMITTED_PRIORITY
-    return Topic.SUBMITTED
+    """Requests triage calls urgent (P1, P2 or green channel, by the same rules verify records
+    the priority with) take the priority topic, so verification never leaves them behind a
+    backlog of ordinary requests."""
+    result = assess(
+        description=request.description,
+        category=request.category,
+        special_groups=request.special_groups,
+        rules=rules.triage,
+    )
+    return Topic.SUBMITTED_PRIORITY if result.urgent else Topic.SUBMITTED
 
 
 # --- partner signatures ------------------------------------------------------------------------
@@ -265,13 +265,16 @@ def check_partner_signature(
 # --- views -------------------------------------------------------------------------------------
 
 
-def mask_phone(phone: str | None) -> str | None:
-    """138****8000: enough for a citizen to recognise their number, useless to anyone else."""
+def mask_phone(phone: str | None, jurisdiction: Jurisdiction) -> str | None:
+    """138****8000: enough for a citizen to recognise their number, useless to anyone else.
+    A number of the city's country shows its national digits, another country's its own."""
     if not phone:
         return phone
-    digits = [c for c in phone if c.isdigit()]
-    if len(digits) > 11 and digits[:2] == ["8", "6"]:
-        digits = digits[2:]  # +86: show the national number
+    number = e164(phone, jurisdiction)
+    digits = [c for c in (number or phone) if c.isdigit()]
+    own = str(jurisdiction.country_code)
+    if number is not None and number.startswith(f"+{own}"):
+        digits = digits[len(own) :]  # the national number
     if len(digits) < 7:
         return "*" * len(digits)
     return "".join(digits[:3]) + "****" + "".join(digits[-4:])
@@ -297,15 +300,15 @@ _PUBLIC_FIELDS = (
 )
 
 
-def public_view(doc: dict[str, Any]) -> dict[str, Any]:
-    """Status and timeline without personal data: no description, name, phone or address."""
+def public_view(doc: dict[str, Any], jurisdiction: Jurisdiction) -> dict[str, Any]:
+    """Status and timeline without personal data: no description, name, phone or address.
+    The district is verification's code (none before verification, never the raw text)."""
     view = {k: doc.get(k) for k in _PUBLIC_FIELDS}
-    location = doc.get("location") or {}
-    view["district"] = doc.get("district") or location.get("district")
+    view["district"] = doc.get("district")
     contact = doc.get("contact") or {}
     view["contact"] = {
         "name": mask_name(contact.get("name")),
-        "phone": mask_phone(contact.get("phone")),
+        "phone": mask_phone(contact.get("phone"), jurisdiction),
     }
     view["timeline"] = [
         {k: entry.get(k) for k in ("status", "at", "actor", "reason")}
@@ -315,9 +318,9 @@ def public_view(doc: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def full_view(doc: dict[str, Any]) -> dict[str, Any]:
+def full_view(doc: dict[str, Any], jurisdiction: Jurisdiction) -> dict[str, Any]:
     """What the citizen holding the tracking token sees."""
-    view = public_view(doc)
+    view = public_view(doc, jurisdiction)
     view.update(
         {
             "description": doc.get("description"),

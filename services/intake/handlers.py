@@ -69,7 +69,7 @@ def rate_limit_wait(ctx: IntakeContext, *, client_key: str, phone: str) -> float
         if wait > 0:
             return wait
     if ctx.phone_limiter is not None:
-        return ctx.phone_limiter.take(domain.phone_key(phone))
+        return ctx.phone_limiter.take(domain.phone_key(phone, ctx.rules.jurisdiction))
     return 0.0
 
 

@@ -368,8 +368,8 @@ def request_view(doc: Mapping[str, Any], config: Open311Config) -> dict[str, Any
     for the address); the citizen's full view is GET /v1/requests/{id} with the token."""
     code = str(doc.get("category") or "")
     service = config.services.get(code)
-    location = doc.get("location") or {}
-    district = location.get("district")
+    # Verification's district code: the citizen's own words are never shown as the place.
+    district = doc.get("district")
     return {
         "service_request_id": doc.get("request_id") or doc.get("_id"),
         "status": open311_status(doc.get("status")),

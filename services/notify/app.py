@@ -61,7 +61,10 @@ def build_app(
         channels=list(channels)
         if channels is not None
         else build_channels(settings.channels, settings, http),
-        rules=domain.load_rules(settings.config_dir / settings.rules_file),
+        rules=domain.load_rules(
+            settings.config_dir / settings.rules_file,
+            jurisdiction_path=settings.config_dir / settings.jurisdiction_file,
+        ),
         templates=domain.load_templates(settings.config_dir / settings.templates_dir),
         public_base_url=settings.public_base_url,
         survey_base_url=settings.survey_base_url,

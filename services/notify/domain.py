@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, StrictUndefined
 
 from shared.envelope import derive_id
+from shared.jurisdiction import Jurisdiction, load_jurisdiction
+from shared.phones import e164
 from shared.schemas import (
     DispatchJob,
     Language,
@@ -64,13 +66,16 @@ class Rules:
     needs_review: bool
     survey_after: frozenset[str]
     rate_limit: RateLimit
-    timezone: str = "Asia/Shanghai"
+    # The city: its name in messages, its time zone, its phone numbering (the jurisdiction
+    # file every service reads).
+    jurisdiction: Jurisdiction
     time_format: str = "%Y-%m-%d %H:%M"
     departments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     reasons: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
-def load_rules(path: Path) -> Rules:
+def load_rules(path: Path, *, jurisdiction_path: Path | None = None) -> Rules:
+    """``config/notify.toml`` with the jurisdiction file (by default beside it)."""
     data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     events = data.get("events", {})
     limit = data.get("rate_limit", {})
@@ -84,7 +89,7 @@ def load_rules(path: Path) -> Rules:
             window_seconds=int(limit.get("window_seconds", 3600)),
             exempt_events=frozenset(limit.get("exempt_events", [])),
         ),
-        timezone=str(clock.get("timezone", "Asia/Shanghai")),
+        jurisdiction=load_jurisdiction(jurisdiction_path or path.parent / "jurisdiction.toml"),
         time_format=str(clock.get("format", "%Y-%m-%d %H:%M")),
         departments=data.get("departments", {}),
         reasons=data.get("reasons", {}),
@@ -150,7 +155,7 @@ class Notice:
 
 
 def local_time(at: datetime, rules: Rules) -> str:
-    return at.astimezone(ZoneInfo(rules.timezone)).strftime(rules.time_format)
+    return at.astimezone(ZoneInfo(rules.jurisdiction.time_zone)).strftime(rules.time_format)
 
 
 def status_link(base_url: str, request_id: str) -> str:
@@ -161,14 +166,15 @@ def survey_link(base_url: str, request_id: str) -> str:
     return f"{base_url.rstrip('/')}/v1/requests/{request_id}/survey"
 
 
-def from_submitted(event: SubmittedRequest, *, public_base_url: str) -> Notice:
+def from_submitted(event: SubmittedRequest, rules: Rules, *, public_base_url: str) -> Notice:
     req = event.request
     return Notice(
         request_id=event.request_id,
         event="received",
         category=req.category,
         language=req.language,
-        phone=normalise_phone(req.contact.phone),
+        # None for an unusable number: nobody can be told (verify rejects the request).
+        phone=e164(req.contact.phone, rules.jurisdiction),
         values={"status_link": status_link(public_base_url, event.request_id)},
     )
 
@@ -266,9 +272,13 @@ def from_lifecycle(event: LifecycleEvent, rules: Rules) -> Notice | None:
 def message_values(
     notice: Notice, language: str, rules: Rules, *, survey_base_url: str
 ) -> dict[str, str]:
+    city = rules.jurisdiction
     values = {
         "request_id": notice.request_id,
         "category": notice.category or "",
+        "city": city.city_name(language),
+        "hotline": city.hotline,
+        "medical_emergency": city.medical_emergency,
         "survey_link": survey_link(survey_base_url, notice.request_id),
         **notice.values,
     }
@@ -285,19 +295,10 @@ def notification_id(request_id: str, event: str, channel: str, leg: str = "") ->
     return derive_id("notification", request_id, event, channel, leg)
 
 
-def normalise_phone(raw: str) -> str:
-    """E.164 for Chinese numbers in any shape (spaces, dashes, full-width digits, 0086)."""
-    digits = "".join(str(int(c)) for c in raw if c.isdecimal())
-    if digits.startswith("0086"):
-        digits = digits[4:]
-    elif digits.startswith("86") and len(digits) == 13:
-        digits = digits[2:]
-    return f"+86{digits.lstrip('0')}"
-
-
 def phone_hash(key: str, phone: str) -> str:
-    """A keyed hash of the normalised number: counts a citizen without storing the number."""
-    digest = hmac.new(key.encode(), normalise_phone(phone).encode(), hashlib.sha256)
+    """A keyed hash of the number (E.164, as ``shared.phones`` gives it): counts a citizen
+    without storing the number."""
+    digest = hmac.new(key.encode(), phone.encode(), hashlib.sha256)
     return digest.hexdigest()[:32]
 
 

@@ -30,6 +30,7 @@ from shared.envelope import CE_TYPE, Envelope, event_type, utcnow
 from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
 from shared.metrics import DEAD_LETTERS, NOTIFICATIONS
+from shared.phones import e164
 from shared.plans import Event
 from shared.schemas import (
     DispatchJob,
@@ -76,7 +77,7 @@ def parse_notice(record: Record, ctx: NotifyContext) -> domain.Notice | None:
     topic = record.topic
     if _on(topic, Topic.SUBMITTED, Topic.SUBMITTED_PRIORITY):
         submitted = record.parse(SubmittedRequest)
-        notice = domain.from_submitted(submitted, public_base_url=ctx.public_base_url)
+        notice = domain.from_submitted(submitted, ctx.rules, public_base_url=ctx.public_base_url)
         # Notify may hear of a request before intake's write lands: a failure noted on the
         # timeline then creates the record exactly as intake (or verify) would.
         return replace(notice, initial_record=requests_store.initial_document(submitted))
@@ -98,6 +99,12 @@ async def handle_event(record: Record, *, ctx: NotifyContext) -> None:
     if notice is None:
         return
     language, phone, category = await _who(ctx, notice)
+    if phone is None:
+        logger.info(
+            "no usable phone number: nothing sent",
+            extra={"request_id": notice.request_id, "event": notice.event},
+        )
+        return
     await _notify_all(ctx, notice, record, language=language, phone=phone, category=category)
     if notice.event in ctx.rules.survey_after:
         survey = await ctx.repo.open_survey(
@@ -123,8 +130,11 @@ async def handle_event(record: Record, *, ctx: NotifyContext) -> None:
         await _notify_all(ctx, follow_up, record, language=language, phone=phone, category=category)
 
 
-async def _who(ctx: NotifyContext, notice: domain.Notice) -> tuple[Language, str, str | None]:
-    """Language, phone and category: from the event, else from the request record."""
+async def _who(
+    ctx: NotifyContext, notice: domain.Notice
+) -> tuple[Language, str | None, str | None]:
+    """Language, phone and category: from the event, else from the request record. The phone
+    is None when the citizen gave one no message can reach (verify rejects the request)."""
     language, phone, category = notice.language, notice.phone, notice.category
     if language is None or phone is None or category is None:
         doc = await ctx.repo.get_request(notice.request_id) or {}
@@ -134,10 +144,12 @@ async def _who(ctx: NotifyContext, notice: domain.Notice) -> tuple[Language, str
         if phone is None:
             contact = doc.get("contact") or {}
             raw = doc.get("phone_normalised") or contact.get("phone")
-            phone = domain.normalise_phone(raw) if isinstance(raw, str) and raw else None
+            if not isinstance(raw, str) or not raw:
+                raise PermanentError(
+                    "no_contact", "neither the event nor the request record has one"
+                )
+            phone = e164(raw, ctx.rules.jurisdiction)
         category = category or doc.get("category")
-    if phone is None:
-        raise PermanentError("no_contact", "neither the event nor the request record has one")
     return language or domain.DEFAULT_LANGUAGE, phone, category
 
 

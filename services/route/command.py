@@ -16,8 +16,9 @@ from typing import Any
 
 from services.route import legs, redispatch
 
-# Only these fields are read: nothing that identifies or locates a person.
-FIELDS = ("status", "category", "location.district", "submitted_at")
+# Only these fields are read: nothing that identifies or locates a person. The district is
+# verification's code (its decision, or a verifier's correction), never the citizen's text.
+FIELDS = ("status", "category", "district", "submitted_at")
 # What the charts read of every leg.
 LEG_FIELDS = (
     "current",
@@ -41,9 +42,9 @@ def summarise(docs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         total += 1
         by_status[str(doc.get("status") or "unknown")] += 1
         by_category[str(doc.get("category") or "unknown")] += 1
-        # The district verify normalised; the citizen's own words only before verification.
-        location = doc.get("location") or {}
-        by_district[str(doc.get("district") or location.get("district") or "unknown")] += 1
+        # The district code verify normalised: "金水区", "Jinshui District" and coordinates in
+        # Jinshui all count as jinshui; a request not (yet) placed counts as unknown.
+        by_district[str(doc.get("district") or "unknown")] += 1
     return {
         "total": total,
         "by_status": dict(sorted(by_status.items())),

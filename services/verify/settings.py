@@ -14,10 +14,9 @@ class VerifySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="VERIFY_", populate_by_name=True, extra="ignore")
 
     http_port: int = 8081
-    # Files in the config dir: verification rules, the jurisdiction (districts), triage.
+    # Verification rules, in the config dir (the jurisdiction and triage files are common to
+    # every service: CITYHELP_JURISDICTION_FILE, CITYHELP_TRIAGE_FILE).
     rules_file: str = "verify.toml"
-    jurisdiction_file: str = "jurisdiction.toml"
-    triage_file: str = "triage.toml"
     # Human verifiers and their keys, as a JSON object {"verifier id": "key"}
     # (VERIFY_REVIEWER_KEYS). Empty: the review queue answers 401 to everybody.
     reviewer_keys: dict[str, str] = Field(default_factory=dict)

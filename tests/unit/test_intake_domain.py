@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,8 +69,26 @@ def test_ordinary_request_takes_the_ordinary_lane() -> None:
     assert domain.lane_for(request("家里没有蔬菜了，需要买菜"), RULES) is Topic.SUBMITTED
 
 
-def test_lane_follows_the_configuration_not_the_code() -> None:
-    rules = domain.IntakeRules(lane=domain.PriorityLane(keywords=("蔬菜",)))
+def test_lane_follows_the_triage_file_not_the_code(tmp_path: Path) -> None:
+    triage = tmp_path / "triage.toml"
+    triage.write_text(
+        """
+[categories]
+medical = "P3"
+food_supply = "P3"
+transport = "P3"
+health_code = "P3"
+education = "P3"
+epidemic_policy = "P4"
+suggestion = "P4"
+[[keywords]]
+id = "vegetables"
+priority = "P2"
+words = ["蔬菜"]
+""",
+        encoding="utf-8",
+    )
+    rules = domain.load_rules(CONFIG_DIR / "intake.toml", triage_path=triage)
     assert domain.lane_for(request("家里没有蔬菜了"), rules) is Topic.SUBMITTED_PRIORITY
     assert domain.lane_for(request("妻子临产", ["pregnant"]), rules) is Topic.SUBMITTED
 
@@ -171,13 +190,30 @@ def test_an_api_key_matches_only_a_known_key_and_is_known_by_its_digest() -> Non
     assert KeyDigests.named_by_digest([]).find("dev-open311-key") is None
 
 
+CITY = RULES.jurisdiction
+
+
 def test_phone_key_is_one_per_number_whatever_its_shape_and_hides_it() -> None:
     shapes = ["138 0013 8000", "138-0013-8000", "+86 138 0013 8000", "１３８００１３８０００"]
-    keys = {domain.phone_key(p) for p in shapes}
+    keys = {domain.phone_key(p, CITY) for p in shapes}
     assert len(keys) == 1
     key = keys.pop()
     assert "13800138000" not in key
-    assert domain.phone_key("139 0013 8000") != key
+    assert domain.phone_key("139 0013 8000", CITY) != key
+
+
+def test_phone_key_keeps_countries_and_completes_local_landlines() -> None:
+    # A Russian mobile is not the Chinese number with the same digits.
+    assert domain.phone_key("+7 916 123-45-67", CITY) != domain.phone_key("79161234567", CITY)
+    assert domain.phone_key("+7 916 123-45-67", CITY) == domain.phone_key("0079161234567", CITY)
+    # A Zhengzhou landline with or without its area code is one number.
+    assert domain.phone_key("6789 1234", CITY) == domain.phone_key("0371-6789 1234", CITY)
+
+
+def test_masked_phone_shows_the_national_number_or_a_foreign_country() -> None:
+    assert domain.mask_phone("+86 138 0013 8000", CITY) == "138****8000"
+    assert domain.mask_phone("6789 1234", CITY) == "371****1234"
+    assert domain.mask_phone("+7 916 123 45 67", CITY) == "791****4567"
 
 
 def test_settings_take_api_keys_as_a_plain_value_a_list_or_json() -> None:
@@ -211,7 +247,8 @@ DOC: dict[str, Any] = {
     "duplicate_of": None,
     "description": "需要胰岛素",
     "contact": {"name": "王女士", "phone": "+8613800138000"},
-    "location": {"district": "jinshui", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
+    "location": {"district": "金水区", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
+    "district": "jinshui",
     "timeline": [
         {"event_id": "e1", "status": "submitted", "at": "t1", "actor": "intake/web"},
         {"event_id": "e2", "status": "verified", "at": "t2", "actor": "verify", "reason": "ok"},
@@ -220,12 +257,12 @@ DOC: dict[str, Any] = {
 
 
 def test_public_view_masks_personal_data() -> None:
-    view = domain.public_view(DOC)
+    view = domain.public_view(DOC, CITY)
     text = repr(view)
     for secret in ("需要胰岛素", "王女士", "13800138000", "金水路"):
         assert secret not in text
     assert view["contact"] == {"name": "王**", "phone": "138****8000"}
-    assert view["district"] == "jinshui"
+    assert view["district"] == "jinshui"  # verification's code, not the citizen's "金水区"
     assert [t["status"] for t in view["timeline"]] == ["submitted", "verified"]
     assert view["timeline"][1] == {
         "status": "verified",
@@ -235,8 +272,13 @@ def test_public_view_masks_personal_data() -> None:
     }
 
 
+def test_public_view_shows_no_district_before_verification_placed_one() -> None:
+    unverified = {k: v for k, v in DOC.items() if k != "district"}
+    assert domain.public_view(unverified, CITY)["district"] is None
+
+
 def test_full_view_has_status_priority_departments_and_timeline() -> None:
-    view = domain.full_view(DOC)
+    view = domain.full_view(DOC, CITY)
     for key in ("request_id", "status", "priority", "category", "departments", "duplicate_of"):
         assert key in view
     assert view["contact"]["phone"] == "+8613800138000"

@@ -211,7 +211,8 @@ DOC: dict[str, Any] = {
     "departments": ["medical"],
     "description": "需要胰岛素",
     "contact": {"name": "王女士", "phone": "+8613800138000"},
-    "location": {"district": "jinshui", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
+    "location": {"district": "金水", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
+    "district": "jinshui",
     "submitted_at": datetime(2022, 1, 9, 6, 0, tzinfo=UTC),
     "updated_at": datetime(2022, 1, 9, 6, 5, tzinfo=UTC),
     "timeline": [{"status": "dispatched", "reason": "default:medical"}],
@@ -246,7 +247,8 @@ def test_request_view_is_public_and_has_status_notes() -> None:
     assert view["status_notes"] == "dispatched; departments: medical; default:medical"
     assert view["agency_responsible"] == "medical"
     assert view["requested_datetime"] == "2022-01-09T06:00:00Z"
-    assert view["address"] == "金水区 / Jinshui"
+    # Verification's code, shown by its name in the jurisdiction file (not the citizen's "金水").
+    assert view["address"] == "金水区 / Jinshui District"
     text = repr(view)
     for secret in ("需要胰岛素", "王女士", "13800138000", "金水路", "34.77"):
         assert secret not in text

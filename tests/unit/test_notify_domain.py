@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.notify import domain
-from shared.schemas import LifecycleEvent, RejectedRequest
+from shared.phones import e164
+from shared.schemas import LifecycleEvent, RejectedRequest, SubmittedRequest
 from shared.settings import CONFIG_DIR
 
 pytestmark = pytest.mark.unit
@@ -40,7 +41,16 @@ VALUES = {
     "reasons_text": "…",
     "duplicate_of": "R-0",
     "category": "medical",
+    "hotline": "12345",
+    "medical_emergency": "120",
 }
+
+
+def values_for(language: str) -> dict[str, str]:
+    """The template values, with the city's name in the language (the jurisdiction file)."""
+    return {**VALUES, "city": RULES.jurisdiction.city_name(language)}
+
+
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
@@ -95,8 +105,9 @@ def test_candidates_in_order_without_repeats() -> None:
 def test_every_event_has_its_own_wording_in_every_language(event: str, language: str) -> None:
     name = domain.choose_template(TEMPLATES, event, "transport", language)
     assert name == f"{language}/{event}.txt"
-    text = domain.render(TEMPLATES[name], VALUES)
+    text = domain.render(TEMPLATES[name], values_for(language))
     assert "R-1" in text
+    assert RULES.jurisdiction.city_name(language) in text
     assert "{{" not in text
     assert "\n" not in text
     if language == "ru":
@@ -116,18 +127,18 @@ def test_russian_suggestion_receipt_uses_the_russian_generic_text() -> None:
 
 
 def test_receipt_carries_the_status_link_and_dispatch_the_deadlines() -> None:
-    receipt = domain.render(TEMPLATES["en/received.txt"], VALUES)
+    receipt = domain.render(TEMPLATES["en/received.txt"], values_for("en"))
     assert "http://x/v1/requests/R-1" in receipt
-    dispatched = domain.render(TEMPLATES["ru/dispatched.txt"], VALUES)
+    dispatched = domain.render(TEMPLATES["ru/dispatched.txt"], values_for("ru"))
     assert "2026-01-09 14:20" in dispatched
     assert "2026-01-09 16:05" in dispatched
-    duplicate = domain.render(TEMPLATES["zh/duplicate.txt"], VALUES)
+    duplicate = domain.render(TEMPLATES["zh/duplicate.txt"], values_for("zh"))
     assert "R-0" in duplicate
 
 
 def test_a_missing_value_is_an_error_not_a_gap() -> None:
     with pytest.raises(Exception, match="status_link"):
-        domain.render(TEMPLATES["zh/received.txt"], {"request_id": "R-1"})
+        domain.render(TEMPLATES["zh/received.txt"], {"request_id": "R-1", "city": "郑州"})
 
 
 # --- events to notices ---
@@ -202,14 +213,41 @@ def test_notification_ids_are_stable_and_distinct() -> None:
      "１３８００１３８０００", "+8613800138000"],
 )  # fmt: skip
 def test_phone_shapes_normalise_and_hash_alike(raw: str) -> None:
-    assert domain.normalise_phone(raw) == "+8613800138000"
-    assert domain.phone_hash("k", raw) == domain.phone_hash("k", "13800138000")
-    assert domain.phone_hash("k", raw) != domain.phone_hash("other", raw)
-    assert "13800138000" not in domain.phone_hash("k", raw)
+    phone = e164(raw, RULES.jurisdiction)
+    assert phone == "+8613800138000"
+    assert domain.phone_hash("k", phone) != domain.phone_hash("other", phone)
+    assert "13800138000" not in domain.phone_hash("k", phone)
 
 
-def test_landline_keeps_its_area_code() -> None:
-    assert domain.normalise_phone("0371-6555 1234") == "+8637165551234"
+def test_the_receipt_goes_to_the_number_as_every_service_reads_it() -> None:
+    def receipt_to(phone: str) -> str | None:
+        submitted = SubmittedRequest.model_validate(
+            {
+                "request_id": "R-1",
+                "submitted_at": "2026-01-09T06:00:00Z",
+                "channel": "web",
+                "tracking_token_hash": "0" * 64,
+                "request": {
+                    "category": "medical",
+                    "description": "需要胰岛素",
+                    "contact": {"phone": phone},
+                },
+            }
+        )
+        return domain.from_submitted(submitted, RULES, public_base_url="http://x").phone
+
+    assert receipt_to("+79161234567") == "+79161234567"  # not +8679161234567
+    assert receipt_to("6789 1234") == "+8637167891234"  # the city's area code completed
+    assert receipt_to("0371-6555 1234") == "+8637165551234"
+    assert receipt_to("+1 650 253 0000") == "+16502530000"
+    assert receipt_to("１３８ ００１３ ８０００") == "+8613800138000"
+    assert receipt_to("123") is None  # nobody to tell
+
+
+def test_deadlines_are_shown_in_the_jurisdictions_time_zone() -> None:
+    at = datetime(2026, 1, 9, 6, 20, tzinfo=UTC)
+    assert RULES.jurisdiction.time_zone == "Asia/Shanghai"
+    assert domain.local_time(at, RULES) == "2026-01-09 14:20"
 
 
 def test_webhook_signature_is_hmac_sha256_of_the_body() -> None:

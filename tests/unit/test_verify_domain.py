@@ -574,6 +574,9 @@ def test_another_city_replaces_the_jurisdiction_file(tmp_path: Path) -> None:
     city.write_text(
         """
 name = "Testville"
+time_zone = "Asia/Shanghai"
+phone_region = "CN"
+country_code = 86
 area_code = "10"
 local_number_digits = 8
 suffixes = ["区"]
