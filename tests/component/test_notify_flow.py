@@ -200,7 +200,7 @@ async def test_receipt_in_the_citizens_language_once_despite_redelivery(notify: 
     await notify.publish(Topic.SUBMITTED, submitted("R-1", "ru"))  # redelivered
     [sms] = notify.sms("R-1")
     assert sms["to"] == PHONE
-    assert sms["text"].startswith("Помощь Чжэнчжоу: ваша заявка получена")
+    assert sms["text"].startswith("Чжэнчжоу, помощь: ваша заявка получена")
     assert "/v1/requests/R-1" in sms["text"]
     assert notify.gateway.snapshot()["duplicates"] == 0, "the resend never reached the gateway"
     outcomes = [v for v, _ in notify.seen[Topic.NOTIFICATIONS]]

@@ -1,12 +1,16 @@
 """The command centre's totals on route, on the real database: counted by status, category and
 district, with no personal data in the answer, and only for a command-centre key.
 
-Called without the app's lifespan (no Kafka needed): the route reads the database only."""
+The requests go the real way in: posted to intake with the district as citizens write it
+("金水区", "Jinshui District", "郑州市二七区", or coordinates only), verified by verify, and
+counted by route's summary under verification's district codes alone. Route's HTTP routes are
+called without the app's lifespan (it reads the database only)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import uuid
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,40 +22,60 @@ from services.route.app import build_app
 from services.route.settings import RouteSettings
 from services.verify.app import build_app as build_verify
 from services.verify.settings import VerifySettings
+from shared import requests_store
+from tests.conftest import make_services
 
 pytestmark = pytest.mark.integration
 
 COMMAND_KEY = "command-desk-key-for-tests-only"
 VERIFIER_KEY = "verifier-key-for-tests-only"
 
+# (category, location as the citizen gave it, phone): the district's code is what counts.
+SUBMISSIONS: list[tuple[str, dict[str, Any], str]] = [
+    ("medical", {"district": "金水区", "address": "金水路 1 号", "lat": 34.8, "lon": 113.66}, "1"),
+    ("food_supply", {"district": "Jinshui District", "address": "金水路 2 号"}, "2"),
+    ("medical", {"lat": 34.724, "lon": 113.640}, "3"),  # coordinates only: Erqi
+    ("transport", {"district": "郑州市二七区", "address": "大学路 3 号"}, "4"),
+    # A name verification cannot place: held for review, counted as unknown, never as "火星区".
+    ("medical", {"district": "火星区", "address": "大学路 5 号"}, "5"),
+]
 
-def request(status: str, category: str, district: str) -> dict[str, Any]:
+
+def body(category: str, location: dict[str, Any], n: str) -> dict[str, Any]:
     return {
-        "_id": f"r-{uuid.uuid4().hex[:10]}",
-        "status": status,
         "category": category,
-        "description": "需要胰岛素，家里老人独居",
-        "contact": {"name": "王女士", "phone": "+8613800138000"},
-        "location": {"district": district, "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
-        "timeline": [],
-        "applied_events": [],
+        "description": f"需要帮助，第 {n} 件：家里老人独居",
+        "contact": {"name": "王女士", "phone": f"139 0000 00{n.zfill(2)}"},
+        "location": location,
+        "language": "zh",
     }
 
 
-@pytest.fixture
-async def database(mongodb_uri: str) -> AsyncIterator[str]:
-    name = f"test_cmd_{uuid.uuid4().hex[:10]}"
+@pytest.fixture(scope="module")
+async def database(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[str]:
+    """Intake and verify running; the submissions posted and decided."""
+    services = await make_services(kafka_bootstrap, mongodb_uri)
+    services.start("intake", "verify")
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    await client[name]["requests"].insert_many(
-        [
-            request("dispatched", "medical", "jinshui"),
-            request("dispatched", "food_supply", "jinshui"),
-            request("resolved", "medical", "erqi"),
-        ]
-    )
-    yield name
-    await client.drop_database(name)
-    await client.close()
+    try:
+        services.wait_ready("intake")
+        services.wait_ready("verify")
+        async with httpx.AsyncClient(base_url=services.url("intake"), timeout=30) as http:
+            ids = []
+            for category, location, n in SUBMISSIONS:
+                response = await http.post("/v1/requests", json=body(category, location, n))
+                assert response.status_code == 202, response.text
+                ids.append(response.json()["request_id"])
+        decisions = client[services.database][requests_store.DECISIONS]
+        deadline = time.monotonic() + 90
+        while await decisions.count_documents({"_id": {"$in": ids}}) < len(ids):
+            assert time.monotonic() < deadline, "verify did not decide every request"
+            await asyncio.sleep(0.2)
+        yield services.database
+    finally:
+        services.stop()
+        await client.drop_database(services.database)
+        await client.close()
 
 
 async def call(app: Any, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
@@ -60,7 +84,7 @@ async def call(app: Any, method: str, path: str, headers: dict[str, str]) -> htt
         return await client.request(method, path, headers=headers)
 
 
-async def test_the_command_centre_sees_totals_without_personal_data(
+async def test_the_command_centre_sees_totals_by_district_code_without_personal_data(
     mongodb_uri: str, database: str
 ) -> None:
     settings = RouteSettings(
@@ -72,11 +96,14 @@ async def test_the_command_centre_sees_totals_without_personal_data(
     response = await call(app, "GET", "/v1/command/summary", {"X-Command-Key": COMMAND_KEY})
     assert response.status_code == 200
     body = response.json()
-    assert body["total"] == 3
-    assert body["by_status"] == {"dispatched": 2, "resolved": 1}
-    assert body["by_category"] == {"food_supply": 1, "medical": 2}
-    assert body["by_district"] == {"erqi": 1, "jinshui": 2}
-    for personal in ("王女士", "13800138000", "金水路", "胰岛素", "34.77", "r-"):
+    assert body["total"] == 5
+    assert body["by_status"] == {"needs_review": 1, "verified": 4}
+    assert body["by_category"] == {"food_supply": 1, "medical": 3, "transport": 1}
+    # "金水区" and "Jinshui District" are one district, and coordinates alone place a request.
+    assert body["by_district"] == {"erqi": 2, "jinshui": 2, "unknown": 1}
+    for raw in ("金水区", "Jinshui District", "二七区", "火星"):
+        assert raw not in response.text
+    for personal in ("王女士", "139", "金水路", "老人", "34.8", "113.66"):
         assert personal not in response.text
 
     refused = await call(app, "GET", "/v1/command/summary", {"X-Command-Key": VERIFIER_KEY})
