@@ -342,3 +342,24 @@ def test_infrastructure_images_are_pinned(compose: dict[str, Any]) -> None:
     assert environment(compose["services"]["kafka"])["KAFKA_PROCESS_ROLES"] == "broker,controller"
     topics = tomllib.loads((REPO / "config" / "topics.toml").read_text())
     assert topics["defaults"]["replication_factor"] == 1
+
+
+def test_composes_prometheus_configuration_is_valid_with_the_rules(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """promtool checks the files as the container sees them (the mounts laid out in a folder)."""
+    exe = shutil.which("promtool")
+    if exe is None:
+        pytest.fail("promtool is not installed: run deploy/local/tools.sh, which make test does")
+    for target, source in mounted(compose["services"]["prometheus"]).items():
+        shutil.copy(source, tmp_path / Path(target).name)
+    out = subprocess.run(
+        [exe, "check", "config", "prometheus.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "alerts.yml" in out.stdout
