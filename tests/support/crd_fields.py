@@ -176,3 +176,42 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "KafkaTopic": KAFKA_TOPIC,
     "KafkaUser": KAFKA_USER,
 }
+
+# The Kafka scaler's metadata and authentication parameters (KEDA v2.20.2,
+# https://github.com/kedacore/keda/blob/v2.20.2/pkg/scalers/kafka_scaler.go): an unknown key
+# is ignored by KEDA, so it is refused here; every value is a string.
+_BOOL = {"enum": ["true", "false"]}
+KAFKA_TRIGGER_METADATA: dict[str, Any] = {
+    "type": "object",
+    "required": ["bootstrapServers", "consumerGroup"],
+    "additionalProperties": False,
+    "properties": {
+        "activationLagThreshold": {"pattern": "^[0-9]+$"},
+        "allowIdleConsumers": _BOOL,
+        "awsRegion": _STR,
+        "bootstrapServers": {"type": "string", "minLength": 1},
+        "consumerGroup": {"type": "string", "minLength": 1},
+        "ensureEvenDistributionOfPartitions": _BOOL,
+        "excludePersistentLag": _BOOL,
+        "lagThreshold": {"pattern": "^[0-9]+$"},
+        "limitToPartitionsWithLag": _BOOL,
+        "offsetResetPolicy": {"enum": ["latest", "earliest"]},
+        "partitionLimitation": _STR,
+        "sasl": {
+            "enum": ["none", "plaintext", "scram_sha256", "scram_sha512", "oauthbearer", "gssapi"]
+        },
+        "saslTokenProvider": {"enum": ["bearer", "aws_msk_iam"]},
+        "scaleToZeroOnInvalidOffset": _BOOL,
+        "tls": {"enum": ["enable", "disable"]},
+        "topic": _STR,
+        "unsafeSsl": _BOOL,
+        "version": _STR,
+    },
+}
+KAFKA_AUTH_PARAMETERS = frozenset(
+    {
+        "ca", "cert", "key", "keyPassword", "username", "password", "sasl", "tls",
+        "kerberosConfig", "kerberosDisableFAST", "kerberosServiceName", "keytab", "realm",
+        "oauthExtensions", "oauthTokenEndpointUri", "scopes", "saslTokenProvider",
+    }
+)  # fmt: skip

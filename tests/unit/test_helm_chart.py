@@ -24,7 +24,7 @@ import yaml
 
 from shared.settings import DEVELOPMENT_VALUE
 from shared.topics import SERVICES, ServiceName, Topic
-from tests.support.crd_fields import SCHEMAS
+from tests.support.crd_fields import KAFKA_AUTH_PARAMETERS, KAFKA_TRIGGER_METADATA, SCHEMAS
 from tests.support.settings_env import CONTRACT_PORTS, SETTINGS, env_defaults, secret_names
 from tools import capacity
 
@@ -113,6 +113,14 @@ def test_custom_resources_pass_their_crd_fields(manifests: list[Any]) -> None:
     validators = {kind: jsonschema.Draft202012Validator(s) for kind, s in SCHEMAS.items()}
     for manifest in custom:
         validators[manifest["kind"]].validate(manifest)
+    kafka = jsonschema.Draft202012Validator(KAFKA_TRIGGER_METADATA)
+    for scaled in of_kind(manifests, "ScaledObject").values():
+        for trigger in scaled["spec"]["triggers"]:
+            if trigger["type"] == "kafka":
+                kafka.validate(trigger["metadata"])
+    for auth in of_kind(manifests, "TriggerAuthentication").values():
+        parameters = {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]}
+        assert parameters <= KAFKA_AUTH_PARAMETERS
 
 
 def test_a_misspelt_field_fails_either_check(manifests: list[Any]) -> None:
@@ -120,6 +128,11 @@ def test_a_misspelt_field_fails_either_check(manifests: list[Any]) -> None:
     scaled["spec"] = {**scaled["spec"], "maxReplicas": 3}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(scaled, SCHEMAS["ScaledObject"])
+    trigger = of_kind(manifests, "ScaledObject")["city-verify"]["spec"]["triggers"][0]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {**trigger["metadata"], "sasl": "scram_sha_512"}, KAFKA_TRIGGER_METADATA
+        )
     service = dict(of_kind(manifests, "Service")["city-verify"])
     service["spec"] = {**service["spec"], "prots": []}
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -246,6 +259,11 @@ def test_autoscaling_follows_each_stages_consumer_groups(manifests: list[Any]) -
         for trigger in kafka:
             assert auth[trigger["authenticationRef"]["name"]]
             assert trigger["metadata"]["allowIdleConsumers"] == "false"
+            # KEDA's names for the services' SASL_SSL and SCRAM-SHA-512
+            assert (trigger["metadata"]["sasl"], trigger["metadata"]["tls"]) == (
+                "scram_sha512",
+                "enable",
+            )
         inputs = [partitions[topic] for _, topic in pairs]
         assert spec["minReplicaCount"] >= 2
         # the partitions are the ceiling of useful replicas (intake, fed by HTTP, also on CPU)
