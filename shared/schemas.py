@@ -50,6 +50,8 @@ RequestStatus = Literal[
     "closed",
     "escalated",
     "reopened",
+    # A department asked the citizen for more (on the timeline; the status does not change).
+    "needs_info",
 ]
 DepartmentStatus = Literal["acknowledged", "in_progress", "resolved", "rejected", "needs_info"]
 DeliveryStatus = Literal["sent", "failed"]
@@ -237,6 +239,22 @@ class LifecycleEvent(_Model):
     priority: Priority | None = None
     language: Language = "zh"
     contact: NormalisedContact | None = None  # for notify; never logged
+    # needs_info: what the department asked the citizen for, in its words (never logged).
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class InfoAdded(_Model):
+    """On ``help.dispatch.<department>`` with ``ce_type`` ``city.help.leg.info_added.v1``: what
+    the citizen added after the department reported ``needs_info`` on the leg."""
+
+    event_id: str
+    request_id: str
+    leg_id: str
+    department: Department
+    team_id: str
+    asked_event_id: str  # the department's needs_info status event this answers
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    added_at: datetime
 
 
 class SurveyAnswer(BaseModel):

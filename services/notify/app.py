@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 import httpx
 from faststream.kafka import KafkaBroker
 
-from services.notify import api, domain, handlers, plans
+from services.notify import api, domain, handlers, plans, surveys
 from services.notify.channels import Channel, build_channels
 from services.notify.repository import NotifyRepository
 from services.notify.settings import NotifySettings
@@ -74,7 +74,17 @@ def build_app(
         ).delays(settings.send_attempts),
         clock=clock,
         sleep=sleep,
+        survey_timers=domain.SurveyTimers(
+            reminder_after=timedelta(seconds=settings.survey_reminder_seconds),
+            close_after=timedelta(seconds=settings.survey_close_seconds),
+        ),
+        info_base_url=settings.info_base_url,
     )
+
+    async def survey_timers() -> None:
+        await surveys.survey_loop(ctx, interval=settings.survey_scan_seconds)
+
+    rt.background.append(survey_timers)
     # One group for every event the citizen hears about: a request's records share a key, so
     # they arrive in order per topic; each delivery is idempotent on its own. Batches are
     # planned from the events alone (services/notify/plans.py); a message claimed before, and

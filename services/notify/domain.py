@@ -12,7 +12,7 @@ import hmac
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -257,16 +257,24 @@ def from_lifecycle(event: LifecycleEvent, rules: Rules) -> Notice | None:
         return None
     # A language the event does not state is the schema's default, not the citizen's choice.
     language = event.language if "language" in event.model_fields_set else None
+    asking = event.status == "needs_info"
     return Notice(
         request_id=event.request_id,
         event=event.status,
         category=event.category,
         language=language,
         phone=event.contact.phone if event.contact else None,
-        values={"department_name": ""},
+        # What the department asked for, in its words; every question is a message of its own.
+        values={"department_name": "", **({"note": event.note or ""} if asking else {})},
+        leg=event.event_id if asking else "",
         team_id=event.team_id,
         department=event.department,
     )
+
+
+def info_link(base_url: str, request_id: str) -> str:
+    """Where the citizen adds what a department asked for (route's endpoint)."""
+    return f"{base_url.rstrip('/')}/v1/requests/{request_id}/info"
 
 
 def message_values(
@@ -326,3 +334,18 @@ def token_matches(presented: str | None, stored_hash: str | None) -> bool:
     if not presented or not stored_hash:
         return False
     return hmac.compare_digest(hashlib.sha256(presented.encode()).hexdigest(), stored_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyTimers:
+    """When an unanswered survey is reminded once, and when it closes the request (both from
+    the moment the survey went out)."""
+
+    reminder_after: timedelta
+    close_after: timedelta
+
+    def first_step(self, opened_at: datetime) -> tuple[Literal["remind", "close"], datetime]:
+        """The timer a new survey starts with: the reminder (or, configured so, the close)."""
+        if self.reminder_after < self.close_after:
+            return "remind", opened_at + self.reminder_after
+        return "close", opened_at + self.close_after

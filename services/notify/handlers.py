@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.notify import domain
@@ -29,7 +29,7 @@ from shared import requests_store
 from shared.envelope import CE_TYPE, Envelope, event_type, utcnow
 from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
-from shared.metrics import DEAD_LETTERS, NOTIFICATIONS
+from shared.metrics import DEAD_LETTERS, NOTIFICATIONS, SURVEYS
 from shared.phones import e164
 from shared.plans import Event
 from shared.schemas import (
@@ -49,6 +49,7 @@ from shared.topics import DISPATCH_TOPICS, Topic
 logger = logging.getLogger(__name__)
 
 SURVEY_ANSWER_TYPE = event_type("survey.answer")
+INFO_ADDED_TYPE = event_type("leg.info_added")
 LANGUAGES: tuple[Language, ...] = ("zh", "en", "ru")
 
 
@@ -65,6 +66,10 @@ class NotifyContext:
     retry_delays: list[float]
     clock: Callable[[], datetime] = utcnow
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+    survey_timers: domain.SurveyTimers = field(
+        default=domain.SurveyTimers(timedelta(hours=24), timedelta(hours=72))
+    )
+    info_base_url: str = "http://127.0.0.1:8082"
 
 
 def _on(topic: str, *candidates: Topic) -> bool:
@@ -88,9 +93,15 @@ def parse_notice(record: Record, ctx: NotifyContext) -> domain.Notice | None:
     if _on(topic, Topic.REJECTED):
         return domain.from_rejected(record.parse(RejectedRequest), ctx.rules)
     if _on(topic, *DISPATCH_TOPICS):
+        if record.headers.get(CE_TYPE) == INFO_ADDED_TYPE:
+            return None  # the citizen's own addition, for the department
         return domain.from_dispatch(record.parse(DispatchJob), ctx.rules)
     if _on(topic, Topic.LIFECYCLE):
-        return domain.from_lifecycle(record.parse(LifecycleEvent), ctx.rules)
+        change = domain.from_lifecycle(record.parse(LifecycleEvent), ctx.rules)
+        if change is not None and change.event == "needs_info":
+            link = domain.info_link(ctx.info_base_url, change.request_id)
+            change = replace(change, values={**change.values, "info_link": link})
+        return change
     raise PermanentError("unknown_topic", topic)
 
 
@@ -98,7 +109,7 @@ async def handle_event(record: Record, *, ctx: NotifyContext) -> None:
     notice = parse_notice(record, ctx)
     if notice is None:
         return
-    language, phone, category = await _who(ctx, notice)
+    language, phone, category = await who(ctx, notice)
     if phone is None:
         logger.info(
             "no usable phone number: nothing sent",
@@ -128,11 +139,13 @@ async def handle_event(record: Record, *, ctx: NotifyContext) -> None:
             values={},
         )
         await _notify_all(ctx, follow_up, record, language=language, phone=phone, category=category)
+        if survey.get("answer") is None and not survey.get("closed_at"):
+            # One reminder, then closed without answer (services/notify/surveys.py).
+            step, due = ctx.survey_timers.first_step(survey["opened_at"])
+            await ctx.repo.arm_survey_timer(notice.request_id, step=step, due_at=due)
 
 
-async def _who(
-    ctx: NotifyContext, notice: domain.Notice
-) -> tuple[Language, str | None, str | None]:
+async def who(ctx: NotifyContext, notice: domain.Notice) -> tuple[Language, str | None, str | None]:
     """Language, phone and category: from the event, else from the request record. The phone
     is None when the citizen gave one no message can reach (verify rejects the request)."""
     language, phone, category = notice.language, notice.phone, notice.category
@@ -458,6 +471,12 @@ async def answer_survey(
         raise SurveyRefusedError(
             "no_survey", "No call-back survey was sent for this request.", http_status=404
         )
+    if survey.get("closed_at") and survey.get("answer") is None:
+        raise SurveyRefusedError(
+            "survey_closed",
+            "The request was closed without an answer; file a new request if help is needed.",
+            http_status=409,
+        )
     stored: dict[str, Any] | None = survey.get("answer")
     if stored is not None and bool(stored.get("satisfied")) != answer.satisfied:
         raise SurveyRefusedError(
@@ -474,11 +493,13 @@ async def answer_survey(
             "source": source,
         }
         await ctx.repo.update_survey(request_id, {"answer": stored})
+        await ctx.repo.stop_survey_timer(request_id)
     status, reason = domain.survey_outcome(answer.satisfied)
     if not survey.get("counted"):
         key = domain.satisfaction_key(survey.get("team_id"), survey.get("category"))
         await ctx.repo.count_satisfaction(key, satisfied=answer.satisfied, at=now)
         await ctx.repo.update_survey(request_id, {"counted": True})
+        SURVEYS.labels("satisfied" if answer.satisfied else "unsatisfied").inc()
     event_id = effect_id("survey", request_id, status)
     at = stored.get("answered_at") or now
     event = LifecycleEvent.model_validate(

@@ -28,6 +28,9 @@ CLAIMS = "notification_claims"
 RATE_LIMITS = "rate_limits"
 SURVEYS = "surveys"
 SATISFACTION = "satisfaction"
+# The open surveys' next step (remind, close) and when it falls due; only unanswered surveys
+# have one, so the scan stays small.
+SURVEY_TIMERS = "survey_timers"
 
 
 class NotifyRepository:
@@ -37,6 +40,8 @@ class NotifyRepository:
     async def ensure_indexes(self) -> None:
         # For operators' queries ("what did we send for this request"); handlers use _id only.
         await self.db[NOTIFICATIONS].create_index("request_id")
+        # The survey timers are read by due time.
+        await self.db[SURVEY_TIMERS].create_index("due_at")
 
     # --- deliveries ---
 
@@ -151,3 +156,25 @@ class NotifyRepository:
 
     async def satisfaction(self, key: str) -> dict[str, Any] | None:
         return await self.db[SATISFACTION].find_one({"_id": key})
+
+    # --- survey timers ---
+
+    async def arm_survey_timer(self, request_id: str, *, step: str, due_at: datetime) -> None:
+        """Start the survey's timer (kept as it is when the survey is sent again)."""
+        await self.db[SURVEY_TIMERS].update_one(
+            {"_id": request_id},
+            {"$setOnInsert": {"step": step, "due_at": due_at}},
+            upsert=True,
+        )
+
+    async def move_survey_timer(self, request_id: str, *, step: str, due_at: datetime) -> None:
+        await self.db[SURVEY_TIMERS].update_one(
+            {"_id": request_id}, {"$set": {"step": step, "due_at": due_at}}
+        )
+
+    async def stop_survey_timer(self, request_id: str) -> None:
+        await self.db[SURVEY_TIMERS].delete_one({"_id": request_id})
+
+    async def due_survey_timers(self, now: datetime) -> list[Document]:
+        """Timers whose step is due: a range query on the indexed due time."""
+        return [doc async for doc in self.db[SURVEY_TIMERS].find({"due_at": {"$lte": now}})]

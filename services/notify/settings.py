@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings, development_value
@@ -32,3 +33,12 @@ class NotifySettings(ServiceSettings):
     send_timeout_seconds: float = 5.0
     rules_file: str = "notify.toml"
     templates_dir: str = "templates"
+    # The call-back survey's timers (services/notify/surveys.py), counted from when the survey
+    # went out: one reminder if it is unanswered after `survey_reminder_seconds`, and the
+    # request closed "without answer" after `survey_close_seconds`; timers are checked every
+    # `survey_scan_seconds`.
+    survey_reminder_seconds: float = Field(24 * 3600.0, gt=0)
+    survey_close_seconds: float = Field(72 * 3600.0, gt=0)
+    survey_scan_seconds: float = Field(30.0, gt=0)
+    # The link where a citizen adds what a department asked for (route's HTTP port).
+    info_base_url: str = "http://127.0.0.1:8082"

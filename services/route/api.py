@@ -17,7 +17,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.route import actions, board, command, redispatch
+from services.route import actions, board, command, info, redispatch
 from services.route.handlers import RouteContext
 from shared import requests_store
 from shared.envelope import utcnow
@@ -44,6 +44,12 @@ class ReportBody(BaseModel):
     note: Annotated[str, Field(max_length=500)] | None = None
     # Names one press of the button, so a retried report is one event (a new one if absent).
     action_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class InfoBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 REFUSAL_STATUS = {"nothing_to_change": 422, "stays_with_command": 422}
@@ -190,5 +196,25 @@ def build_router(ctx: RouteContext, command_keys: KeyDigests, board_keys: KeyDig
         if board_keys.find(x_board_key) != department:
             return _unauthorised("X-Board-Key")
         return await report_answer(ctx, department, leg_id, body)
+
+    @router.post(
+        "/v1/requests/{request_id}/info",
+        summary="The citizen adds what a department asked for (X-Tracking-Token)",
+        status_code=202,
+    )
+    async def add_info_route(
+        request_id: str,
+        body: InfoBody,
+        x_tracking_token: Annotated[str | None, Header(max_length=128)] = None,
+    ) -> JSONResponse:
+        added = await info.add_info(
+            ctx, request_id, token=x_tracking_token, text=body.text.strip(), at=utcnow()
+        )
+        if isinstance(added, info.Refusal):
+            return problem(added.http_status, added.code, added.message)
+        return JSONResponse(
+            {"request_id": request_id, "event_id": added.event_id, "status": info.INFO_ADDED},
+            status_code=202,
+        )
 
     return router

@@ -22,7 +22,7 @@ from shared.db import Document
 from shared.envelope import Envelope, utcnow
 from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
-from shared.metrics import END_TO_END_SECONDS, REQUESTS, SLA_BREACHES
+from shared.metrics import END_TO_END_SECONDS, INFO_REQUESTS, REQUESTS, SLA_BREACHES
 from shared.schemas import (
     DispatchJob,
     LifecycleEvent,
@@ -306,7 +306,38 @@ async def _after_status(
     )
     if event.status == "rejected":
         await _reroute(ctx, leg, event, cause=cause)
+    if event.status == "needs_info":
+        await _ask_citizen(ctx, leg, event, cause=cause)
     await _advance_request(ctx, event.request_id, trigger=leg, at=event.occurred_at, cause=cause)
+
+
+async def _ask_citizen(
+    ctx: RouteContext, leg: Document, event: StatusEvent, *, cause: Envelope | None
+) -> None:
+    """A department needs more from the citizen: remember which leg asked (the citizen's
+    addition goes to it) and announce it, with the department's words, for notify."""
+    await ctx.repo.ask_info(
+        event.request_id,
+        {
+            "leg_id": leg["_id"],
+            "department": leg["department"],
+            "team_id": leg["team_id"],
+            "asked_event_id": event.event_id,
+            "asked_at": event.occurred_at,
+        },
+    )
+    await _emit_lifecycle(
+        ctx,
+        leg,
+        status="needs_info",
+        event_id=effect_id("needs-info", event.event_id),
+        reason="needs_info",
+        at=event.occurred_at,
+        cause=cause,
+        note=event.note,
+        set_status=False,  # on the timeline; the request stays in progress
+    )
+    INFO_REQUESTS.labels("asked", leg["department"]).inc()
 
 
 async def _reroute(
@@ -428,6 +459,8 @@ async def _emit_lifecycle(
     reason: str | None,
     at: datetime,
     cause: Envelope | None,
+    note: str | None = None,
+    set_status: bool = True,
 ) -> None:
     """Publish a request-level event (with what notify needs) and record it on the request."""
     job = DispatchJob.model_validate(leg["job"])
@@ -445,6 +478,7 @@ async def _emit_lifecycle(
         priority=job.priority,
         language=job.language,
         contact=job.contact,
+        note=note,
     )
     await ctx.bus.emit(
         Topic.LIFECYCLE,
@@ -461,6 +495,7 @@ async def _emit_lifecycle(
         at=at,
         reason=reason,
         detail={"department": job.department, "team_id": job.team_id, "leg_id": job.leg_id},
+        set_status=set_status,
     )
     logger.info(
         "request %s",

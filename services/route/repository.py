@@ -34,6 +34,8 @@ CASES = "route_cases"
 DISPATCHES = requests_store.DISPATCHES
 TIMERS = "sla_timers"
 TEAMS = "teams"
+# ``_id`` = request id → the leg whose department last asked the citizen for information.
+INFO_REQUESTS = "info_requests"
 # Marks (in memory, never stored) a leg the current processing created: it cannot have been
 # published yet. A stored leg without ``published`` may have been, by a processing that died.
 CREATED_NOW = "_created_now"
@@ -293,6 +295,14 @@ class RouteRepository:
         await self.db[requests_store.COLLECTION].update_one(
             {"_id": request_id}, {"$set": {"legs": legs, "departments": departments}}
         )
+
+    # ------------------------------------------------------------------------------ needs_info
+
+    async def ask_info(self, request_id: str, fields: Document) -> None:
+        await self.db[INFO_REQUESTS].update_one({"_id": request_id}, {"$set": fields}, upsert=True)
+
+    async def info_request(self, request_id: str) -> Document | None:
+        return await self.db[INFO_REQUESTS].find_one({"_id": request_id})
 
 
 def leg_document(

@@ -11,6 +11,7 @@ from pydantic.json_schema import models_json_schema
 from shared.envelope import EVENT_TYPE_PREFIX
 from shared.schemas import (
     DispatchJob,
+    InfoAdded,
     LifecycleEvent,
     NotificationRecord,
     PartnerHelpRequest,
@@ -34,7 +35,7 @@ TOPIC_MODELS: dict[Topic, tuple[type[BaseModel], ...]] = {
     Topic.VERIFIED_PRIORITY: (VerifiedRequest,),
     Topic.REVIEW: (ReviewRequest,),
     Topic.REJECTED: (RejectedRequest,),
-    **dict.fromkeys(DISPATCH_TOPICS, (DispatchJob,)),
+    **dict.fromkeys(DISPATCH_TOPICS, (DispatchJob, InfoAdded)),
     Topic.STATUS: (StatusEvent,),
     Topic.NOTIFICATIONS: (NotificationRecord,),
     Topic.LIFECYCLE: (LifecycleEvent,),
@@ -47,6 +48,8 @@ TOPIC_MODELS: dict[Topic, tuple[type[BaseModel], ...]] = {
 # On help.partner.inbound the ce_type header tells which of the two values a record carries.
 PARTNER_REQUEST_TYPE = f"{EVENT_TYPE_PREFIX}partner.request.v1"
 SURVEY_ANSWER_TYPE = f"{EVENT_TYPE_PREFIX}survey.answer.v1"
+# On help.dispatch.<department> the ce_type of a citizen's addition (anything else: a job).
+INFO_ADDED_TYPE = f"{EVENT_TYPE_PREFIX}leg.info_added.v1"
 PARTNER_EVENT_TYPES: dict[str, type[BaseModel]] = {
     PARTNER_REQUEST_TYPE: PartnerHelpRequest,
     SURVEY_ANSWER_TYPE: SurveyAnswer,
@@ -80,14 +83,16 @@ TOPIC_DESCRIPTIONS: dict[Topic, str] = {
     ),
     Topic.NOTIFICATIONS: "The outcome of every delivery attempt to a citizen. Written by notify.",
     Topic.LIFECYCLE: (
-        "Request-level state changes after dispatch (acknowledged, in_progress, resolved, "
-        "escalated, reopened, closed)."
+        "Request-level state changes after dispatch (acknowledged, in_progress, needs_info, "
+        "resolved, escalated, reopened, closed — closed_without_answer when the survey expired)."
     ),
 }
 for _topic in DISPATCH_TOPICS:
     TOPIC_DESCRIPTIONS[_topic] = (
         f"One leg of a request for the {_topic.value.rsplit('.', 1)[-1]} department's teams, with "
-        "its service-level deadlines. Written by route; the department's systems subscribe."
+        "its service-level deadlines (DispatchJob), and what a citizen added after the "
+        f"department reported needs_info (InfoAdded, ce_type `{INFO_ADDED_TYPE}`). Written by "
+        "route; the department's systems subscribe."
     )
 for _service in SERVICES:
     TOPIC_DESCRIPTIONS[Topic(f"help.dlq.{_service}")] = (

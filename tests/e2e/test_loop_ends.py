@@ -1,0 +1,231 @@
+"""The loop's ends on the real stack: an unanswered call-back survey is reminded once and the
+request closed without answer; a department's needs_info reaches the citizen in their language
+with a link, and what the citizen adds there reaches the department on its dispatch topic."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pymongo import AsyncMongoClient
+
+from services.notify import domain
+from shared import requests_store
+from shared.kafka import effect_id
+from shared.topics import Topic
+from tests.conftest import sms_services
+from tests.support.kafka import produce, read_topic, wait_until
+from tests.support.services import ServiceSet
+from tools.fake_gateway import FakeGateway
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def services(
+    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
+) -> AsyncIterator[ServiceSet]:
+    # Survey timers in seconds instead of days, through the settings.
+    services = await sms_services(
+        kafka_bootstrap,
+        mongodb_uri,
+        gateway,
+        NOTIFY_SURVEY_REMINDER_SECONDS="2",
+        NOTIFY_SURVEY_CLOSE_SECONDS="5",
+        NOTIFY_SURVEY_SCAN_SECONDS="0.5",
+    )
+    services.extra_env["NOTIFY_SURVEY_BASE_URL"] = services.url("notify")
+    services.extra_env["NOTIFY_INFO_BASE_URL"] = services.url("route")
+    services.start()
+    try:
+        yield services
+    finally:
+        services.stop()
+
+
+def body(phone: str, language: str) -> dict[str, Any]:
+    return {
+        "category": "medical",
+        "description": "need insulin, my mother lives alone",
+        "contact": {"name": "Ann", "phone": phone},
+        "location": {"district": "jinshui", "address": "Jinshui Rd 1", "lat": 34.77, "lon": 113.66},
+        "special_groups": ["elderly"],
+        "language": language,
+    }
+
+
+def sms(gateway: FakeGateway, request_id: str) -> dict[str, dict[str, Any]]:
+    return {
+        m["idempotency_key"]: m for m in gateway.snapshot()["messages"] if request_id in m["text"]
+    }
+
+
+def nid(request_id: str, event: str, leg: str = "") -> str:
+    return domain.notification_id(request_id, event, "sms", leg)
+
+
+async def submit(services: ServiceSet, payload: dict[str, Any]) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=services.url("intake"), timeout=30) as http:
+        response = await http.post("/v1/requests", json=payload)
+    assert response.status_code == 202, response.text
+    receipt: dict[str, Any] = response.json()
+    return receipt
+
+
+async def medical_job(services: ServiceSet, bootstrap: str, request_id: str) -> dict[str, Any]:
+    records = await read_topic(
+        bootstrap,
+        services.prefix + Topic.DISPATCH_MEDICAL.value,
+        until=lambda rs: any(r.key == request_id.encode() for r in rs),
+        timeout=60,
+    )
+    job: dict[str, Any] = next(json.loads(r.value) for r in records if r.key == request_id.encode())
+    return job
+
+
+async def report(
+    services: ServiceSet, bootstrap: str, job: dict[str, Any], status: str, note: str = ""
+) -> str:
+    event_id = f"medical-{uuid.uuid4().hex[:8]}"
+    event = {
+        "event_id": event_id,
+        "request_id": job["request_id"],
+        "department": "medical",
+        "status": status,
+        "leg_id": job["leg_id"],
+        "actor": job["team_id"],
+        "occurred_at": datetime.now(UTC).isoformat(),
+        **({"note": note} if note else {}),
+    }
+    await produce(
+        bootstrap,
+        services.prefix + Topic.STATUS.value,
+        json.dumps(event).encode(),
+        key=job["request_id"].encode(),
+    )
+    return event_id
+
+
+async def counter(services: ServiceSet, service: str, name: str, **labels: str) -> float:
+    async with httpx.AsyncClient(base_url=services.url(service), timeout=10) as http:
+        text = (await http.get("/metrics")).text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+async def test_an_unanswered_survey_is_reminded_once_then_closed_without_answer(
+    services: ServiceSet,
+    gateway: FakeGateway,
+    kafka_bootstrap: str,
+    mongo: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    receipt = await submit(services, body("139 0000 0101", "en"))
+    rid = receipt["request_id"]
+    job = await medical_job(services, kafka_bootstrap, rid)
+    await report(services, kafka_bootstrap, job, "acknowledged")
+    await report(services, kafka_bootstrap, job, "resolved")
+    await wait_until(lambda: nid(rid, "survey") in sms(gateway, rid), timeout=60)
+    reminder = await wait_until(
+        lambda: sms(gateway, rid).get(nid(rid, "survey_reminder")), timeout=30
+    )
+    assert reminder["text"].startswith("Reminder:")
+    assert f"{services.url('notify')}/v1/requests/{rid}/survey" in reminder["text"]
+
+    db = mongo[services.database]
+
+    async def closed() -> dict[str, Any] | None:
+        doc = await requests_store.get_request(db, rid)
+        return doc if doc is not None and doc.get("status") == "closed" else None
+
+    doc = await wait_until(closed, timeout=30)
+    [entry] = [e for e in doc["timeline"] if e["status"] == "closed"]
+    assert (entry["reason"], entry["actor"]) == ("closed_without_answer", "notify")
+    lifecycle = await read_topic(
+        kafka_bootstrap,
+        services.prefix + Topic.LIFECYCLE.value,
+        until=lambda rs: any(
+            r.key == rid.encode() and json.loads(r.value)["status"] == "closed" for r in rs
+        ),
+    )
+    closing = [
+        json.loads(r.value)
+        for r in lifecycle
+        if r.key == rid.encode() and json.loads(r.value)["status"] == "closed"
+    ]
+    assert [c["reason"] for c in closing] == ["closed_without_answer"]
+    assert await counter(services, "notify", "cityhelp_surveys_total", step="reminded") >= 1
+    step = "closed_without_answer"
+    assert await counter(services, "notify", "cityhelp_surveys_total", step=step) >= 1
+    # One reminder only, however many timer passes ran since.
+    reminders = [m for m in gateway.snapshot()["messages"] if m["text"].startswith("Reminder:")]
+    assert len([m for m in reminders if rid in m["text"]]) == 1
+
+    async with httpx.AsyncClient(base_url=services.url("notify"), timeout=10) as http:
+        late = await http.post(
+            f"/v1/requests/{rid}/survey",
+            json={"satisfied": True},
+            headers={"X-Tracking-Token": receipt["tracking_token"]},
+        )
+    assert late.status_code == 409, late.text
+    assert "survey_closed" in late.text
+
+
+async def test_needs_info_asks_the_citizen_and_the_addition_reaches_the_department(
+    services: ServiceSet,
+    gateway: FakeGateway,
+    kafka_bootstrap: str,
+    mongo: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    receipt = await submit(services, body("139 0000 0102", "ru"))
+    rid = receipt["request_id"]
+    job = await medical_job(services, kafka_bootstrap, rid)
+    await report(services, kafka_bootstrap, job, "acknowledged")
+    asked = await report(
+        services, kafka_bootstrap, job, "needs_info", note="Which insulin, and how many days left?"
+    )
+    key = nid(rid, "needs_info", effect_id("needs-info", asked))
+    message = await wait_until(lambda: sms(gateway, rid).get(key), timeout=60)
+    assert "нужны дополнительные сведения" in message["text"]
+    assert "Which insulin, and how many days left?" in message["text"]
+    link = f"{services.url('route')}/v1/requests/{rid}/info"
+    assert link in message["text"]
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        wrong = await http.post(link, json={"text": "x"}, headers={"X-Tracking-Token": "nope"})
+        missing = await http.post(link, json={"text": "x"})
+        added = await http.post(
+            link,
+            json={"text": "Lantus, two days left"},
+            headers={"X-Tracking-Token": receipt["tracking_token"]},
+        )
+    assert (wrong.status_code, missing.status_code) == (403, 401)
+    assert added.status_code == 202, added.text
+    event_id = added.json()["event_id"]
+
+    records = await read_topic(
+        kafka_bootstrap,
+        services.prefix + Topic.DISPATCH_MEDICAL.value,
+        until=lambda rs: any(dict(r.headers).get("ce_id") == event_id.encode() for r in rs),
+    )
+    [record] = [r for r in records if dict(r.headers).get("ce_id") == event_id.encode()]
+    assert dict(record.headers)["ce_type"] == b"city.help.leg.info_added.v1"
+    value = json.loads(record.value)
+    assert (value["leg_id"], value["team_id"]) == (job["leg_id"], job["team_id"])
+    assert (value["text"], value["asked_event_id"]) == ("Lantus, two days left", asked)
+
+    doc = await requests_store.get_request(mongo[services.database], rid)
+    assert doc is not None
+    statuses = [e["status"] for e in doc["timeline"]]
+    assert "needs_info" in statuses
+    assert "info_added" in statuses
+    assert doc["status"] == "in_progress", "asking and adding leave the request in progress"
