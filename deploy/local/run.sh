@@ -22,8 +22,9 @@ stop_all() {
 trap stop_all INT TERM EXIT
 
 # Local-only development values (deploy/local/dev-keys.sh: the development flag, and a key for
-# Open311, a verifier and a command-centre desk); production sets its own through the
-# environment. Without the flag the services refuse to start on their published secrets.
+# Open311, a verifier, a command-centre desk and each department's board); production sets its
+# own through the environment. Without the flag the services refuse to start on their published
+# secrets.
 source "$here/dev-keys.sh"
 export NOTIFY_CHANNELS="${NOTIFY_CHANNELS:-[\"sms\"]}"
 export NOTIFY_SMS_URL="${NOTIFY_SMS_URL:-http://127.0.0.1:8099/messages}"
@@ -66,6 +67,7 @@ The pipeline is running.
     Open311 api_key:           $DEV_OPEN311_KEY
     verifier, port 8081:       X-Verifier-Key: $DEV_VERIFIER_KEY   (verifier id $DEV_VERIFIER)
     command centre, port 8082: X-Command-Key: $DEV_COMMAND_KEY   (desk $DEV_COMMAND_DESK)
+    department boards, 8082:   X-Board-Key: ${DEV_BOARD_KEY_PREFIX}<department>   (e.g. ${DEV_BOARD_KEY_PREFIX}medical)
       curl -s http://127.0.0.1:8082/v1/command/summary -H 'X-Command-Key: $DEV_COMMAND_KEY'
       curl -s http://127.0.0.1:8081/v1/review -H 'X-Verifier-Key: $DEV_VERIFIER_KEY'
 Press Ctrl-C to stop everything.

@@ -29,6 +29,7 @@ DEV_VARIABLES = (
     "INTAKE_OPEN311_API_KEYS",
     "VERIFY_REVIEWER_KEYS",
     "ROUTE_COMMAND_KEYS",
+    "ROUTE_BOARD_KEYS",
 )
 PORTS = {"8080": "intake", "8081": "verify", "8082": "route", "8083": "notify"}
 

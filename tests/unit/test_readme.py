@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared.keys import KeyDigests
-from shared.topics import Topic
+from shared.topics import DEPARTMENTS, Topic
 
 pytestmark = pytest.mark.unit
 
@@ -180,11 +180,16 @@ def test_make_run_sets_the_keys_the_readme_gives_for_each_role() -> None:
     assert desks.find(desk.group(2)) == desk.group(1)
     assert f"X-Command-Key: {desk.group(2)}" in section("Play a department")
 
+    boards = KeyDigests(json.loads(env["ROUTE_BOARD_KEYS"]))
+    assert "`dev-board-medical`" in row("ROUTE_BOARD_KEYS")
+    for department in DEPARTMENTS:
+        assert boards.find(f"dev-board-{department}") == department
+
 
 def test_run_sh_uses_and_prints_those_keys() -> None:
     run = (REPO / "deploy" / "local" / "run.sh").read_text(encoding="utf-8")
     assert 'source "$here/dev-keys.sh"' in run
-    for variable in ("$DEV_OPEN311_KEY", "$DEV_VERIFIER_KEY", "$DEV_COMMAND_KEY"):
+    for variable in ("$DEV_OPEN311_KEY", "$DEV_VERIFIER_KEY", "$DEV_COMMAND_KEY", "BOARD_KEY"):
         assert variable in run.split("cat <<MSG", 1)[1], f"run.sh prints {variable}"
 
 
