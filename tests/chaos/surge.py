@@ -31,7 +31,7 @@ from shared import requests_store
 from tests.chaos.context import ChaosContext, Row, gateway_snapshot
 from tests.chaos.observe import Seen, TopicWatch, group_lag
 from tests.chaos.outages import Fault, run_faults, schedule
-from tests.chaos.traffic import Submission, Submitter, plan
+from tests.chaos.traffic import PartnerRelay, Submission, Submitter, plan
 
 FULL_SIZE = 20_000
 # What the request record says once the outcome is stored (verified requests are dispatched;
@@ -142,7 +142,7 @@ async def run(ctx: ChaosContext) -> list[Row]:
             f"({submitter.tally.accepted / max(0.001, sent_at - started):.0f}/s)"
         )
         surge_over.set()
-        repeats_task = asyncio.create_task(_send_repeats(ctx, submitter, repeats, by_index, watch))
+        repeats_task = asyncio.create_task(_send_repeats(ctx, repeats, by_index, watch))
         await fault_task
         drained = await _drain(ctx, submitter, subs, watch, repeats_task, settings)
         drained_at = time.monotonic()
@@ -182,13 +182,14 @@ async def _paced(submitter: Submitter, subs: list[Submission], rate: float) -> N
 
 async def _send_repeats(
     ctx: ChaosContext,
-    submitter: Submitter,
     repeats: list[Submission],
     by_index: dict[int, Submission],
     watch: TopicWatch,
     timeout: float = 1800.0,
 ) -> None:
-    """The same citizen sends the same request again once the first was decided."""
+    """The same citizen's request again, once the first was decided, relayed by the hotline on
+    the partner topic: a second channel."""
+    relay = PartnerRelay(ctx.kafka_bootstrap, ctx.services.prefix)
     pending = list(repeats)
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline and not ctx.stopping.is_set():
@@ -200,7 +201,7 @@ async def _send_repeats(
         ]
         if ready:
             pending = [s for s in pending if s not in ready]
-            await submitter.submit_all(ready)
+            await relay.relay_all(ready)
         await asyncio.sleep(1.0)
     for sub in pending:
         sub.outcome = "not_sent" if ctx.stopping.is_set() else "original_never_decided"

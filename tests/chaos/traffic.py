@@ -5,12 +5,14 @@ connection error, a timeout or a 5xx, so that a 202 is the only meaning of "acce
 retry never creates a second request. What verify will decide is known up front from how the
 body was built (valid → verified, a missing location where the category needs one →
 needs_review, a meaningless description → rejected, a repeat of an earlier request from the
-same phone → duplicate).
+same phone → duplicate). The repeats come through a second channel: the 12345 hotline relays
+them on the partner topic (:class:`PartnerRelay`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import tomllib
@@ -21,7 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
+from services.intake.domain import partner_request_id
+from shared.topics import Topic
 from tests.chaos.context import REPO
 
 Expected = Literal["verified", "needs_review", "rejected", "duplicate"]
@@ -172,17 +178,56 @@ def plan(total: int, *, seed: int = 20220105, repeats: float = 0.01) -> list[Sub
     originals = [s for s in subs if s.expected == "verified"]
     count = int(total * repeats)
     for n, original in enumerate(rng.sample(originals, min(count, len(originals)))):
-        # The same citizen sends the same request again, through another app session.
+        # The same citizen's request again, through another channel: the hotline relays it.
         subs.append(
             Submission(
-                total + n,
-                dict(original.body),
-                "duplicate",
-                client=f"chaos-app-repeat-{n % 8}",
-                original=original.index,
+                total + n, dict(original.body), "duplicate", client=RELAY, original=original.index
             )
         )
     return subs
+
+
+RELAY = "hotline-12345"  # a partner of config/partners.toml
+
+
+class PartnerRelay:
+    """The 12345 hotline passing requests on over ``help.partner.inbound``: each record keyed by
+    an external id of its own, which names the request (intake's ``partner_request_id``). A
+    record is accepted once the broker acknowledged it (acks=all); a broker away is waited for."""
+
+    def __init__(self, bootstrap: str, prefix: str, *, give_up_after: float = 300.0) -> None:
+        self.bootstrap = bootstrap
+        self.topic = prefix + Topic.PARTNER_INBOUND.value
+        self.give_up_after = give_up_after
+
+    async def relay_all(self, subs: list[Submission]) -> None:
+        for sub in subs:
+            await self.relay(sub)
+
+    async def relay(self, sub: Submission) -> None:
+        external_id = f"chaos-{sub.key}"
+        value = {**sub.body, "partner_id": RELAY, "external_id": external_id}
+        raw = json.dumps(value, ensure_ascii=False).encode()
+        deadline = time.monotonic() + self.give_up_after
+        while True:
+            sub.attempts += 1
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True
+            )
+            try:
+                await producer.start()
+                await producer.send_and_wait(self.topic, raw, key=external_id.encode())
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    sub.outcome = "gave_up"
+                    return
+                await asyncio.sleep(1.0)
+                continue
+            finally:
+                await producer.stop()
+            sub.request_id = partner_request_id(RELAY, external_id)
+            sub.outcome = "accepted"
+            return
 
 
 @dataclass
