@@ -9,21 +9,16 @@ Only keys and headers are read on the hot topics; a value is parsed only on the 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from shared.topics import DISPATCH_TOPICS, Topic
 from tests.bench.stats import Quantile, quantiles
-
-logger = logging.getLogger(__name__)
+from tests.support.watch import TopicReader
 
 SUBMITTED = (Topic.SUBMITTED.value, Topic.SUBMITTED_PRIORITY.value)
 DISPATCH = tuple(t.value for t in DISPATCH_TOPICS)
@@ -192,54 +187,8 @@ def per_second(times_ms: list[float], start_ms: float, seconds: int) -> list[int
     return counts
 
 
-class Watch:
+class Watch(TopicReader[Observed]):
     """Reads one service set's watched topics from their beginning until stopped."""
 
     def __init__(self, bootstrap: str, prefix: str) -> None:
-        self.prefix = prefix
-        self.seen = Observed()
-        self.consumer = AIOKafkaConsumer(
-            *[prefix + t for t in WATCHED],
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            max_poll_records=5000,
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        cut = len(self.prefix)
-        while True:
-            try:
-                batch = await self.consumer.getmany(timeout_ms=500)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.debug("watch: %s", exc)
-                await asyncio.sleep(1)
-                continue
-            for tp, records in batch.items():
-                name = tp.topic[cut:]
-                for record in records:
-                    self.seen.add(name, record)
-            await asyncio.sleep(0)
-
-    async def caught_up(self) -> bool:
-        parts = list(self.consumer.assignment())
-        ends = await self.consumer.end_offsets(parts)
-        for tp in parts:
-            if await self.consumer.position(tp) < ends[tp]:
-                return False
-        return True
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.consumer.stop()
+        super().__init__(bootstrap, prefix, WATCHED, Observed(), max_poll_records=5000)

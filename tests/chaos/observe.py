@@ -8,20 +8,15 @@ has committed everything that is on its input topics.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from shared.topics import DISPATCH_TOPICS, Topic
-
-logger = logging.getLogger(__name__)
+from tests.support.watch import TopicReader
 
 OUTCOME_TOPICS = (Topic.VERIFIED, Topic.VERIFIED_PRIORITY, Topic.REVIEW, Topic.REJECTED)
 DLQ_TOPICS = (Topic.DLQ_INTAKE, Topic.DLQ_VERIFY, Topic.DLQ_ROUTE, Topic.DLQ_NOTIFY)
@@ -115,66 +110,11 @@ class Seen:
                 self.failed[nid] += 1
 
 
-class TopicWatch:
+class TopicWatch(TopicReader[Seen]):
     """A group-less consumer of every watched topic of one service set, from the beginning."""
 
     def __init__(self, bootstrap: str, prefix: str) -> None:
-        self.prefix = prefix
-        self.seen = Seen()
-        self.consumer = AIOKafkaConsumer(
-            *[prefix + t.value for t in WATCHED],
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            max_poll_records=2000,
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        cut = len(self.prefix)
-        while True:
-            try:
-                batch = await self.consumer.getmany(timeout_ms=500)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the broker is restarting: the consumer reconnects
-                logger.debug("watch: %s", exc)
-                await asyncio.sleep(1)
-                continue
-            for tp, records in batch.items():
-                name = tp.topic[cut:]
-                for record in records:
-                    self.seen.add(name, record)
-            await asyncio.sleep(0)
-
-    async def end_offsets(self, topics: set[str]) -> dict[TopicPartition, int]:
-        parts = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(self.consumer.partitions_for_topic(t) or ())
-        ]
-        return dict(await self.consumer.end_offsets(parts)) if parts else {}
-
-    async def caught_up(self) -> bool:
-        """Whether this watch has read everything on its topics so far."""
-        parts = list(self.consumer.assignment())
-        ends = await self.consumer.end_offsets(parts)
-        for tp in parts:
-            if await self.consumer.position(tp) < ends[tp]:
-                return False
-        return True
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.consumer.stop()
+        super().__init__(bootstrap, prefix, [t.value for t in WATCHED], Seen())
 
 
 async def group_lag(bootstrap: str, prefix: str, watch: TopicWatch) -> dict[str, int]:
