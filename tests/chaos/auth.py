@@ -40,6 +40,14 @@ from tests.chaos.http_strategies import encode
 from tests.chaos.personal_data import Person, people, request_body
 from tests.support.services import ServiceSet
 
+
+def near_misses(token: str, other: str, *keys: str) -> list[str]:
+    """Tokens that must open nothing: another request's, one character off, upper-cased, a
+    random one, and other roles' keys."""
+    off_by_one = token[:-1] + ("0" if token[-1] != "0" else "1")
+    return [other, off_by_one, token.upper(), uuid.uuid4().hex, *keys]
+
+
 REFUSED = (401, 403)
 
 
@@ -66,18 +74,6 @@ Attempt = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
 
 def _stamp(offset: float = 0) -> str:
     return str(int(time.time() + offset))
-
-
-def _signed_headers(
-    body: bytes, *, partner: str, secret: str, stamp: str, nonce: str
-) -> dict[str, str]:
-    return {
-        "content-type": "application/json",
-        "X-Partner-Id": partner,
-        "X-Timestamp": stamp,
-        "X-Nonce": nonce,
-        "X-Signature": intake_domain.partner_signature(secret, stamp, nonce, body),
-    }
 
 
 async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person]) -> AuthResult:
@@ -120,9 +116,7 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
         async def wrong_signature(client: httpx.AsyncClient, i: int) -> httpx.Response:
             body = partner_body(i)
             stamp, nonce = _stamp(), uuid.uuid4().hex
-            headers = _signed_headers(
-                body, partner=PARTNER, secret=PARTNER_SECRET, stamp=stamp, nonce=nonce
-            )
+            headers = sign(body, partner=PARTNER, secret=PARTNER_SECRET, stamp=stamp, nonce=nonce)
             variant = i % 5
             if variant == 0:  # random hex
                 headers["X-Signature"] = uuid.uuid4().hex * 2
@@ -148,7 +142,7 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
             return await post_partner(
                 client,
                 body,
-                _signed_headers(
+                sign(
                     body,
                     partner=PARTNER,
                     secret=PARTNER_SECRET,
@@ -171,7 +165,7 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
             body, headers = replay_pool[-1]
             if i % 2:  # the same nonce on a fresh timestamp and a new body, correctly signed
                 body = partner_body(20_000 + i)
-                headers = _signed_headers(
+                headers = sign(
                     body,
                     partner=PARTNER,
                     secret=PARTNER_SECRET,
@@ -184,7 +178,7 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
             body = partner_body(i)
             # Unlisted ids, a listed partner without a configured secret, a near miss.
             who = ["no-such-partner", "grid-jinshui", "HOTLINE-12345", "hotline-123456"][i % 4]
-            headers = _signed_headers(
+            headers = sign(
                 body, partner=who, secret=PARTNER_SECRET, stamp=_stamp(), nonce=uuid.uuid4().hex
             )
             return await post_partner(client, body, headers)
@@ -301,14 +295,7 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
             )
 
         async def survey_wrong_token(client: httpx.AsyncClient, i: int) -> httpx.Response:
-            wrong = [
-                other_token,
-                token[:-1] + ("0" if token[-1] != "0" else "1"),
-                token.upper(),
-                uuid.uuid4().hex,
-                VERIFIER_KEY,
-                API_KEY,
-            ][i % 6]
+            wrong = near_misses(token, other_token, VERIFIER_KEY, API_KEY)[i % 6]
             return await client.post(
                 f"{notify}/v1/requests/{rid}/survey",
                 headers={"X-Tracking-Token": wrong},
@@ -316,14 +303,7 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
             )
 
         async def full_view_wrong_token(client: httpx.AsyncClient, i: int) -> httpx.Response:
-            wrong = [
-                other_token,
-                token[:-1] + ("0" if token[-1] != "0" else "1"),
-                token.upper(),
-                uuid.uuid4().hex,
-                VERIFIER_KEY,
-                TRACKING_SECRET,
-            ][i % 6]
+            wrong = near_misses(token, other_token, VERIFIER_KEY, TRACKING_SECRET)[i % 6]
             if i % 2:
                 return await client.get(f"{intake}/v1/requests/{rid}", params={"token": wrong})
             return await client.get(

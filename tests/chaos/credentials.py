@@ -46,10 +46,17 @@ def service_env(*, dlq_limit: int | None = None) -> dict[str, str]:
     return env
 
 
-def sign(body: bytes, *, secret: str = PARTNER_SECRET, partner: str = PARTNER) -> dict[str, str]:
-    """Headers of a correctly signed partner request, with a fresh nonce."""
-    stamp = str(int(time.time()))
-    nonce = uuid.uuid4().hex
+def sign(
+    body: bytes,
+    *,
+    secret: str = PARTNER_SECRET,
+    partner: str = PARTNER,
+    stamp: str | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """Headers of a partner request signed with ``secret`` (by default now, a fresh nonce)."""
+    stamp = stamp if stamp is not None else str(int(time.time()))
+    nonce = nonce if nonce is not None else uuid.uuid4().hex
     return {
         "content-type": "application/json",
         "X-Partner-Id": partner,
