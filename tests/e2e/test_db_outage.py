@@ -20,9 +20,14 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared import requests_store
 from tests.conftest import make_services
-from tests.support.delivery import check_dispatch, citizen, dispatches, timeline_repeats
+from tests.support.delivery import (
+    check_dispatch,
+    citizen,
+    dispatches,
+    timeline_repeats,
+    wait_all_dispatched,
+)
 from tests.support.kafka import wait_until
 from tests.support.services import REPO, ServiceSet
 
@@ -114,15 +119,7 @@ async def test_stages_back_off_while_the_database_is_down_and_lose_nothing(
     total = BEFORE + DURING + AFTER
     assert len(set(accepted)) == total
     db = mongo[services.database]
-
-    async def all_dispatched() -> bool:
-        for rid in accepted:
-            doc = await requests_store.get_request(db, rid)
-            if doc is None or "dispatched" not in [t["status"] for t in doc["timeline"]]:
-                return False
-        return True
-
-    await wait_until(all_dispatched, timeout=180, every=1)
+    await wait_all_dispatched(db, accepted)
     ledger = check_dispatch(await dispatches(services, kafka_bootstrap), accepted)
     assert ledger.lost == []
     assert ledger.repeated_legs == {}

@@ -16,11 +16,16 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared import requests_store
 from shared.topics import Topic
 from tests.conftest import make_services
-from tests.support.delivery import check_dispatch, citizen, dispatches, read_all, timeline_repeats
-from tests.support.kafka import wait_until
+from tests.support.delivery import (
+    check_dispatch,
+    citizen,
+    dispatches,
+    read_all,
+    timeline_repeats,
+    wait_all_dispatched,
+)
 from tests.support.services import ServiceSet
 
 pytestmark = pytest.mark.e2e
@@ -83,15 +88,7 @@ async def test_sigterm_mid_stream_exits_0_and_repeats_nothing(
     assert len(accepted) == TOTAL
 
     db = mongo[services.database]
-
-    async def all_dispatched() -> bool:
-        for rid in accepted:
-            doc = await requests_store.get_request(db, rid)
-            if doc is None or "dispatched" not in [t["status"] for t in doc["timeline"]]:
-                return False
-        return True
-
-    await wait_until(all_dispatched, timeout=180, every=1)
+    await wait_all_dispatched(db, accepted)
 
     ledger = check_dispatch(await dispatches(services, kafka_bootstrap), accepted)
     assert ledger.lost == []

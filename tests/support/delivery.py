@@ -16,8 +16,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pymongo import AsyncMongoClient
 
+from shared import requests_store
 from shared.topics import DISPATCH_TOPICS
 from tests.e2e.test_pipeline import EXAMPLE
+from tests.support.kafka import wait_until
 from tests.support.services import ServiceSet
 
 Records = list[ConsumerRecord[bytes, bytes]]
@@ -112,6 +114,19 @@ def check_dispatch(records: Records, accepted: Sequence[str]) -> Ledger:
             if len({headers(r)["ce_id"] for r in rs}) > 1 or len({r.value for r in rs}) > 1:
                 ledger.repeats_with_other_ids.append(leg)
     return ledger
+
+
+async def wait_all_dispatched(db: Any, accepted: Sequence[str], *, timeout: float = 180) -> None:
+    """Until the timeline of every accepted request says it was dispatched."""
+
+    async def all_dispatched() -> bool:
+        for rid in accepted:
+            doc = await requests_store.get_request(db, rid)
+            if doc is None or "dispatched" not in [t["status"] for t in doc["timeline"]]:
+                return False
+        return True
+
+    await wait_until(all_dispatched, timeout=timeout, every=1)
 
 
 async def timeline_repeats(
