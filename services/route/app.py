@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.route import api, dispatch, domain, handlers
+from services.route import api, dispatch, domain, handlers, timers
 from services.route.published import PublishedEvents
 from services.route.repository import RouteRepository
 from services.route.settings import RouteSettings
@@ -49,7 +52,12 @@ def build_app(
         await repo.sync_teams(ctx.directory)
 
     async def deadline_timers() -> None:
-        await handlers.sla_loop(ctx, interval=settings.sla_scan_seconds)
+        await timers.sla_loop(
+            ctx,
+            interval=settings.sla_scan_seconds,
+            lease=timedelta(seconds=settings.sla_claim_lease_seconds),
+            owner=settings.instance_id or f"{socket.gethostname()}:{os.getpid()}",
+        )
 
     rt.startup.append(repo.ensure_indexes)
     rt.startup.append(sync_team_directory)

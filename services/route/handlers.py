@@ -8,7 +8,6 @@ undone and repeats nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,7 @@ from shared.db import Document
 from shared.envelope import Envelope, utcnow
 from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
-from shared.metrics import END_TO_END_SECONDS, INFO_REQUESTS, REQUESTS, SLA_BREACHES
+from shared.metrics import END_TO_END_SECONDS, INFO_REQUESTS, REQUESTS
 from shared.schemas import (
     DispatchJob,
     LifecycleEvent,
@@ -567,85 +566,3 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
     )
     await refresh_summary(ctx, event.request_id)
     await ctx.repo.mark_handled(event.request_id, event.event_id)
-
-
-# ---------------------------------------------------------------------------------- timers
-
-
-async def sla_loop(ctx: RouteContext, *, interval: float) -> None:
-    """Escalate legs past their deadlines; the deadlines live in the database, so a restart
-    picks up where the last run stopped."""
-    while True:
-        await scan_deadlines(ctx, now=utcnow())
-        await asyncio.sleep(interval)
-
-
-async def scan_deadlines(ctx: RouteContext, *, now: datetime) -> int:
-    """One pass over the open timers; returns the number of breaches escalated."""
-    escalated = 0
-    for leg_id in await ctx.repo.due_timers(now):
-        leg = await ctx.repo.get_leg(leg_id)
-        if leg is None or not leg.get("current", True):
-            await ctx.repo.reschedule_timer(leg_id, None)
-            continue
-        breached: list[str] = list(leg.get("breached", []))
-        for kind in legs.due_breaches(
-            now=now,
-            progress=leg.get("progress", "dispatched"),
-            acknowledge_by=leg["acknowledge_by"],
-            resolve_by=leg["resolve_by"],
-            breached=breached,
-        ):
-            await _escalate_breach(ctx, leg, kind, now=now)
-            breached.append(kind)
-            escalated += 1
-        await ctx.repo.reschedule_timer(
-            leg_id,
-            legs.next_due(
-                progress=leg.get("progress", "dispatched"),
-                acknowledge_by=leg["acknowledge_by"],
-                resolve_by=leg["resolve_by"],
-                breached=breached,
-            ),
-        )
-    return escalated
-
-
-async def _escalate_breach(
-    ctx: RouteContext, leg: Document, kind: legs.BreachKind, *, now: datetime
-) -> None:
-    """One missed deadline: a job for the command centre (unless it is already theirs), an
-    ``escalated`` event, the breach flag on the leg. Ids are derived from the leg and the
-    kind, so a crash half-way repeats nothing."""
-    job = DispatchJob.model_validate(leg["job"])
-    reason = f"sla_{kind}"
-    if job.department != "command":
-        team = choose_team(
-            ctx.directory, "command", job.location.district, await ctx.repo.team_load()
-        )
-        oversight = await _new_leg(
-            ctx,
-            leg,
-            slot=f"{reason}:{job.leg_id}",
-            attempt=1,
-            department="command",
-            team_id=team.id,
-            rule_id=reason,
-            reason=f"{reason}: {job.department} team {job.team_id} missed the deadline",
-            cycle=int(leg.get("cycle", 0)),
-            blocking=False,
-            at=now,
-        )
-        await dispatch_leg(ctx, oversight, cause=None, set_status=False)
-    await _emit_lifecycle(
-        ctx,
-        leg,
-        status="escalated",
-        event_id=effect_id("escalated", job.leg_id, kind),
-        reason=reason,
-        at=now,
-        cause=None,
-    )
-    if await ctx.repo.mark_breached(leg, kind):
-        SLA_BREACHES.labels(kind, job.department, job.priority).inc()
-    await refresh_summary(ctx, job.request_id)

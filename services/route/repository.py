@@ -10,14 +10,17 @@ Collections:
   starts a new one) and the request-level statuses already announced;
 - ``sla_timers``: ``_id`` = leg id → when the leg's next deadline falls due; only open legs
   have one, so the timer scan stays small;
+- ``sla_claims``: ``_id`` = ``"<leg>|<kind>|<generation>"`` → which route process escalates a
+  due deadline (services/route/timers.py), and ``"<leg>|<kind>|done"`` once it is settled;
 - ``teams``: the team directory with each team's open-leg counter;
 - ``requests``: the shared request record (transitions and the ``legs`` summary).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -33,6 +36,7 @@ CASES = "route_cases"
 # The first dispatch of a request as its readers see it (shared/requests_store.py).
 DISPATCHES = requests_store.DISPATCHES
 TIMERS = "sla_timers"
+CLAIMS = "sla_claims"
 TEAMS = "teams"
 # ``_id`` = request id → the leg whose department last asked the citizen for information.
 INFO_REQUESTS = "info_requests"
@@ -264,6 +268,49 @@ class RouteRepository:
             async for doc in self.db[TIMERS].find({"due_at": {"$lte": now}}, {"_id": 1})
         ]
 
+    # ------------------------------------------------------------------------------ claims
+
+    async def claim_breach(
+        self, leg_id: str, kind: str, *, now: datetime, lease: timedelta, owner: str
+    ) -> int | None:
+        """The generation this process now holds for a due deadline, or None when another
+        holds it. Every claim is an insert keyed by the deadline and its generation: of two
+        processes, one wins. A claim older than the lease is taken over by the next one."""
+        generation = 1
+        while True:
+            claim = {"_id": f"{leg_id}|{kind}|{generation}", "claimed_at": now, "owner": owner}
+            try:
+                await self.db[CLAIMS].insert_one(claim)
+                return generation
+            except DuplicateKeyError:
+                pass
+            held = await self.db[CLAIMS].find_one({"_id": f"{leg_id}|{kind}|{generation + 1}"})
+            if held is not None:
+                generation += 1
+                continue
+            current = await self.db[CLAIMS].find_one({"_id": claim["_id"]})
+            if current is None or _aware(current["claimed_at"]) + lease > now:
+                return None
+            generation += 1
+
+    async def breach_superseded(self, leg_id: str, kind: str, generation: int) -> bool:
+        """Whether a later generation took this deadline over (the fencing check)."""
+        later = await self.db[CLAIMS].find_one({"_id": f"{leg_id}|{kind}|{generation + 1}"})
+        return later is not None
+
+    async def first_claim_at(self, leg_id: str, kind: str) -> datetime | None:
+        first = await self.db[CLAIMS].find_one({"_id": f"{leg_id}|{kind}|1"})
+        return _aware(first["claimed_at"]) if first else None
+
+    async def settle_breach(self, leg_id: str, kind: str, *, token: int, at: datetime) -> None:
+        with contextlib.suppress(DuplicateKeyError):
+            await self.db[CLAIMS].insert_one(
+                {"_id": f"{leg_id}|{kind}|done", "generation": token, "settled_at": at}
+            )
+
+    async def breach_settled(self, leg_id: str, kind: str) -> bool:
+        return await self.db[CLAIMS].find_one({"_id": f"{leg_id}|{kind}|done"}) is not None
+
     # ------------------------------------------------------------------------------ request
 
     async def record_transition(
@@ -342,3 +389,8 @@ def leg_document(
         "acknowledge_by": job.acknowledge_by,
         "resolve_by": job.resolve_by,
     }
+
+
+def _aware(at: datetime) -> datetime:
+    """Stored times come back naive (UTC) unless the client is tz-aware."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -20,6 +20,9 @@ class RouteSettings(ServiceSettings):
     teams_file: str = "teams.toml"
     # How often the service-level timer loop looks for legs past their deadlines.
     sla_scan_seconds: float = 5.0
+    # A due deadline is claimed by one route process before it is escalated; a claim not
+    # settled within this many seconds (its holder died) is taken over by another process.
+    sla_claim_lease_seconds: float = Field(60.0, gt=0)
     # Command-centre desks and the SHA-256 (hex) of their keys, as a JSON object
     # (ROUTE_COMMAND_KEYS='{"desk-1": "<sha256 hex of the key>"}'); the keys themselves are
     # never configured. Empty: GET /v1/command/summary answers 401 to everybody.

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.route import domain, handlers
+from services.route import domain, handlers, timers
 from services.route.handlers import RouteContext
 from services.route.repository import RouteRepository
 from services.route.teams import load_directory
@@ -287,10 +287,10 @@ async def test_deadlines_escalate_once_each_across_restarts(route: Harness) -> N
     dispatched = datetime.fromisoformat(job["dispatched_at"])
     before = SLA_BREACHES.labels("acknowledge", "medical", "P1")._value.get()
 
-    assert await handlers.scan_deadlines(route.ctx, now=dispatched + timedelta(minutes=14)) == 0
-    assert await handlers.scan_deadlines(route.ctx, now=dispatched + timedelta(minutes=16)) == 1
+    assert await timers.scan_deadlines(route.ctx, now=dispatched + timedelta(minutes=14)) == 0
+    assert await timers.scan_deadlines(route.ctx, now=dispatched + timedelta(minutes=16)) == 1
     restarted = route.restarted()
-    assert await handlers.scan_deadlines(restarted.ctx, now=dispatched + timedelta(minutes=17)) == 0
+    assert await timers.scan_deadlines(restarted.ctx, now=dispatched + timedelta(minutes=17)) == 0
     assert SLA_BREACHES.labels("acknowledge", "medical", "P1")._value.get() == before + 1
 
     [oversight] = route.jobs("command", request_id)
@@ -303,8 +303,8 @@ async def test_deadlines_escalate_once_each_across_restarts(route: Harness) -> N
 
     # The team acknowledges late; the resolve deadline still counts, once.
     await restarted.status(request_id, "medical", "acknowledged")
-    assert await handlers.scan_deadlines(restarted.ctx, now=dispatched + timedelta(hours=3)) == 1
-    assert await handlers.scan_deadlines(restarted.ctx, now=dispatched + timedelta(hours=4)) == 0
+    assert await timers.scan_deadlines(restarted.ctx, now=dispatched + timedelta(hours=3)) == 1
+    assert await timers.scan_deadlines(restarted.ctx, now=dispatched + timedelta(hours=4)) == 0
     assert [r for s, r in restarted.lifecycle(request_id)] == [None, "sla_resolve"]
     assert len(restarted.jobs("command", request_id)) == 1
     assert await route.db["sla_timers"].find_one({"_id": job["leg_id"]}) is None
