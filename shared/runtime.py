@@ -328,6 +328,9 @@ def serve(app: FastAPI | str, settings: ServiceSettings, *, service: str, worker
         # h11, not httptools: under httptools about 39 of make chaos's 10,052 generated
         # bad inputs (POST bodies to intake) got a closed connection instead of a 4xx.
         http="h11",
+        # The peer address stays the peer's: intake decides itself which proxies' forwarded
+        # headers to believe (INTAKE_TRUSTED_PROXIES), uvicorn would believe any local one.
+        proxy_headers=False,
     )
     if several:
         # The workers run uvicorn's own server; this process only supervises them.

@@ -81,8 +81,12 @@ def build_router(ctx: IntakeContext) -> APIRouter:
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
         x_client_id: Annotated[str | None, Header(max_length=64)] = None,
     ) -> JSONResponse:
-        client_key = x_client_id or (request.client.host if request.client else "anonymous")
-        wait = handlers.rate_limit_wait(
+        client_key = domain.client_address(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            ctx.trusted_proxies,
+        )
+        wait = await handlers.rate_limit_wait(
             ctx, client_key=f"web:{client_key}", phone=body.contact.phone
         )
         if wait > 0:
@@ -177,7 +181,7 @@ def build_router(ctx: IntakeContext) -> APIRouter:
             return problem(
                 403, "partner_mismatch", "partner_id in the body is not the signing partner."
             )
-        wait = handlers.rate_limit_wait(
+        wait = await handlers.rate_limit_wait(
             ctx, client_key=f"partner:{x_partner_id}", phone=partner_request.contact.phone
         )
         if wait > 0:

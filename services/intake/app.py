@@ -16,7 +16,7 @@ from faststream.kafka import KafkaBroker
 
 from services.intake import api, domain, handlers, open311_api
 from services.intake.handlers import IntakeContext
-from services.intake.ratelimit import RateLimiter
+from services.intake.ratelimit import RateLimiter, SharedLimit
 from services.intake.receipts import ReplayCache
 from services.intake.recorder import SubmissionWriter
 from services.intake.repository import IntakeRepository
@@ -26,6 +26,7 @@ from shared.db import Client
 from shared.envelope import utcnow
 from shared.http import BodySizeLimit, install_error_handlers
 from shared.keys import KeyDigests
+from shared.quota import WindowQuota, window_length
 from shared.runtime import Runtime
 from shared.schemas import SubmittedRequest
 from shared.topics import Topic
@@ -33,6 +34,8 @@ from shared.topics import Topic
 logger = logging.getLogger(__name__)
 
 NONCE_SWEEP_SECONDS = 600.0
+# The per-client rate limit's slots (shared/quota.py), one document per client, window and slot.
+CLIENT_LIMITS = "intake_client_limits"
 
 
 def build_context(
@@ -64,9 +67,18 @@ def build_context(
         phone_limiter=RateLimiter(
             capacity=limits.phone_capacity, per_minute=limits.phone_per_minute
         ),
-        client_limiter=RateLimiter(
-            capacity=limits.client_capacity, per_minute=limits.client_per_minute
+        client_limiter=SharedLimit(
+            WindowQuota(
+                rt.db[CLIENT_LIMITS],
+                limit=int(limits.client_capacity),
+                window_seconds=window_length(
+                    limits.client_capacity, limits.client_per_minute
+                ).total_seconds(),
+                chunk=limits.client_chunk,
+                grace=min(limits.client_grace, int(limits.client_capacity)),
+            )
         ),
+        trusted_proxies=domain.trusted_networks(settings.trusted_proxies),
         receipts=ReplayCache(
             max_entries=settings.replay_cache_size, ttl_seconds=settings.replay_cache_ttl_seconds
         ),
@@ -112,6 +124,8 @@ def build_app(
         keep = timedelta(seconds=2 * ctx.rules.max_clock_skew_seconds)
         while True:
             await ctx.repo.forget_nonces(before=ctx.clock() - keep)
+            if ctx.client_limiter is not None:
+                await ctx.client_limiter.quota.sweep(ctx.clock())
             await asyncio.sleep(NONCE_SWEEP_SECONDS)
 
     rt.background.append(sweep_nonces)

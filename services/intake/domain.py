@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,41 @@ from shared.schemas import CATEGORIES, HelpRequest
 from shared.topics import Topic
 from shared.triage import Triage, assess, load_triage
 
+# --- clients ---
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def trusted_networks(entries: Iterable[str]) -> Networks:
+    """The proxies whose X-Forwarded-For is believed (addresses or CIDR blocks)."""
+    return tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries if e.strip())
+
+
+def _trusted(address: str, proxies: Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, proxies: Networks) -> str:
+    """The address a web client is rate-limited by: the connection's peer, or — when the peer
+    is a configured proxy — the last address in X-Forwarded-For that is not itself a
+    configured proxy. Headers from anyone else are ignored: a client sets them at will."""
+    address = peer or "unknown"
+    if not forwarded_for or not _trusted(address, proxies):
+        return address
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return address  # garbage from the far side: count it on the proxy
+        address = hop
+    return address
+
+
 # --- configuration -------------------------------------------------------------------------
 
 
@@ -30,6 +66,8 @@ class RateLimits:
     phone_per_minute: float = 0.5
     client_capacity: float = 600
     client_per_minute: float = 6000
+    client_chunk: int = 10
+    client_grace: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +145,8 @@ def load_rules(
             phone_per_minute=float(limits.get("phone_per_minute", 0.5)),
             client_capacity=float(limits.get("client_capacity", 600)),
             client_per_minute=float(limits.get("client_per_minute", 6000)),
+            client_chunk=int(limits.get("client_chunk", 10)),
+            client_grace=int(limits.get("client_grace", 5)),
         ),
         max_clock_skew_seconds=int(data.get("partner_http", {}).get("max_clock_skew_seconds", 300)),
         open311=Open311Config(

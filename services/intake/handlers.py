@@ -12,7 +12,7 @@ from datetime import datetime
 from pymongo.errors import PyMongoError
 
 from services.intake import domain
-from services.intake.ratelimit import RateLimiter
+from services.intake.ratelimit import RateLimiter, SharedLimit
 from services.intake.receipts import ReplayCache
 from services.intake.recorder import SubmissionWriter
 from services.intake.repository import IntakeRepository, submission_document
@@ -53,7 +53,9 @@ class IntakeContext:
     partner_secrets: dict[str, str] = field(default_factory=dict)
     api_keys: KeyDigests = field(default_factory=lambda: KeyDigests({}))
     phone_limiter: RateLimiter | None = None
-    client_limiter: RateLimiter | None = None
+    client_limiter: SharedLimit | None = None
+    # Proxies whose X-Forwarded-For names the client (INTAKE_TRUSTED_PROXIES).
+    trusted_proxies: domain.Networks = ()
     # Recent keyed receipts (retries answered without the database) and the batch writer of
     # the submission records (off the request path).
     receipts: ReplayCache = field(default_factory=ReplayCache)
@@ -61,11 +63,11 @@ class IntakeContext:
     clock: Callable[[], datetime] = utcnow
 
 
-def rate_limit_wait(ctx: IntakeContext, *, client_key: str, phone: str) -> float:
+async def rate_limit_wait(ctx: IntakeContext, *, client_key: str, phone: str) -> float:
     """0.0 when this submission may go ahead, else the seconds to wait. Keys are hashes: the
-    phone number itself is never kept or logged."""
+    phone number and the address themselves are never kept or logged."""
     if ctx.client_limiter is not None:
-        wait = ctx.client_limiter.take(domain.digest(f"client:{client_key}")[:32])
+        wait = await ctx.client_limiter.wait(domain.digest(f"client:{client_key}")[:32])
         if wait > 0:
             return wait
     if ctx.phone_limiter is not None:

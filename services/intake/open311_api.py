@@ -110,7 +110,9 @@ def build_router(ctx: IntakeContext) -> APIRouter:
             raise bad(403, "api_key is missing or not valid")
         help_request = open311.help_request_from_form(items, config)
         client = f"open311:{key_hash[:16]}"
-        wait = handlers.rate_limit_wait(ctx, client_key=client, phone=help_request.contact.phone)
+        wait = await handlers.rate_limit_wait(
+            ctx, client_key=client, phone=help_request.contact.phone
+        )
         if wait > 0:
             raise Open311InputError(
                 [Open311Error(429, "too many requests from this phone or client; retry later")],

@@ -46,6 +46,17 @@ class IntakeSettings(ServiceSettings):
     replay_cache_ttl_seconds: float = Field(3600.0, gt=0)
     replay_lookup_timeout_seconds: float = Field(1.0, gt=0)
 
+    # Proxies (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For names the
+    # client the per-client rate limit counts; from anyone else the header is ignored.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("open311_api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:

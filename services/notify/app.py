@@ -14,11 +14,12 @@ from faststream.kafka import KafkaBroker
 
 from services.notify import api, domain, handlers, plans, surveys
 from services.notify.channels import Channel, build_channels
-from services.notify.repository import NotifyRepository
+from services.notify.repository import RATE_LIMITS, NotifyRepository
 from services.notify.settings import NotifySettings
 from shared.db import Client
 from shared.envelope import utcnow
 from shared.http import install_error_handlers
+from shared.quota import WindowQuota
 from shared.retry import Backoff
 from shared.runtime import Runtime
 from shared.schemas import LifecycleEvent, NotificationRecord
@@ -55,16 +56,17 @@ def build_app(
             await http.aclose()
 
     rt.background.append(close_http_on_stop)
+    rules = domain.load_rules(
+        settings.config_dir / settings.rules_file,
+        jurisdiction_path=settings.config_dir / settings.jurisdiction_file,
+    )
     ctx = handlers.NotifyContext(
         bus=rt.bus,
         repo=repo,
         channels=list(channels)
         if channels is not None
         else build_channels(settings.channels, settings, http),
-        rules=domain.load_rules(
-            settings.config_dir / settings.rules_file,
-            jurisdiction_path=settings.config_dir / settings.jurisdiction_file,
-        ),
+        rules=rules,
         templates=domain.load_templates(settings.config_dir / settings.templates_dir),
         public_base_url=settings.public_base_url,
         survey_base_url=settings.survey_base_url,
@@ -72,6 +74,11 @@ def build_app(
         retry_delays=Backoff(
             settings.send_base_delay_seconds, settings.send_max_delay_seconds
         ).delays(settings.send_attempts),
+        quota=WindowQuota(
+            rt.db[RATE_LIMITS],
+            limit=rules.rate_limit.max_messages,
+            window_seconds=rules.rate_limit.window_seconds,
+        ),
         clock=clock,
         sleep=sleep,
         survey_timers=domain.SurveyTimers(
@@ -89,7 +96,7 @@ def build_app(
     # they arrive in order per topic; each delivery is idempotent on its own. Batches are
     # planned from the events alone (services/notify/plans.py); a message claimed before, and
     # the events that need the request record, take the per-record path.
-    events = partial(plans.plan_events, ctx=ctx, counts=plans.RecentCounts())
+    events = partial(plans.plan_events, ctx=ctx)
     careful = partial(handlers.handle_event, ctx=ctx)
     rt.subscribe_batch(
         [

@@ -32,6 +32,7 @@ from shared.kafka import EventBus, effect_id
 from shared.metrics import DEAD_LETTERS, NOTIFICATIONS, SURVEYS
 from shared.phones import e164
 from shared.plans import Event
+from shared.quota import WindowQuota
 from shared.schemas import (
     DispatchJob,
     Language,
@@ -64,6 +65,9 @@ class NotifyContext:
     survey_base_url: str
     phone_hash_key: str
     retry_delays: list[float]
+    # The per-citizen rate limit, shared by every notify process through the database
+    # (shared/quota.py: one slot document per admitted message).
+    quota: WindowQuota
     clock: Callable[[], datetime] = utcnow
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
     survey_timers: domain.SurveyTimers = field(
@@ -261,8 +265,8 @@ async def deliver(
     if channel.reaches_phone and not doc.get("admitted"):
         limit = ctx.rules.rate_limit
         if not limit.exempt(message.event):
-            count = await ctx.repo.count_in_window(limit.window_key(phone_hash, now), now)
-            if not limit.admits(count):
+            [admitted] = await ctx.quota.take_many([phone_hash], now)
+            if not admitted:
                 await ctx.repo.update_delivery(
                     nid, {"status": "suppressed", "reason": "rate_limited", "updated_at": now}
                 )

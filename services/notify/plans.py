@@ -7,7 +7,8 @@ A delivery in the batch path:
    exists already means another processing took this message, and the record goes through the
    per-record path (:func:`services.notify.handlers.handle_event`), which reads the delivery
    record and sends only what is not ``sent`` (the gateway drops a repeated key);
-2. the per-citizen rate limit, counted in this process's memory (per phone hash and window);
+2. the per-citizen rate limit, shared by every notify process: one slot per admitted message,
+   claimed by inserts for the whole batch at once (:class:`shared.quota.WindowQuota`);
 3. the send, with the notification id as idempotency key, retried with the configured
    back-off; every attempt is published on ``help.notifications``;
 4. the delivery record, inserted with its final status and attempt log (``notifications``);
@@ -20,9 +21,8 @@ resolution take the per-record path.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -41,26 +41,20 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class RecentCounts:
-    """Messages per phone hash and rate-limit window, counted in memory (bounded)."""
+class Delivery:
+    """One message of a plan; ``counted`` (a phone hash) until the rate limit has decided."""
 
-    limit: int = 200_000
-    _counts: OrderedDict[str, int] = field(default_factory=OrderedDict)
-
-    def take(self, key: str) -> int:
-        """Count one more message in the window; the count including it."""
-        count = self._counts.pop(key, 0) + 1
-        self._counts[key] = count
-        while len(self._counts) > self.limit:
-            self._counts.popitem(last=False)
-        return count
+    channel: Channel
+    message: Outbound
+    admitted: bool = True
+    counted: str | None = None
 
 
-async def plan_events(
-    records: Sequence[Record], *, ctx: NotifyContext, counts: RecentCounts
-) -> list[Outcome]:
-    """Plans for a batch of the events the citizen hears about."""
+async def plan_events(records: Sequence[Record], *, ctx: NotifyContext) -> list[Outcome]:
+    """Plans for a batch of the events the citizen hears about; the rate limit decides the
+    batch's messages together (one claim of slots for all of them)."""
     outcomes: list[Outcome] = []
+    counts: list[Delivery] = []
     for record in records:
         try:
             notice = parse_notice(record, ctx)
@@ -78,11 +72,15 @@ async def plan_events(
             outcomes.append(DEFER)
         else:
             outcomes.append(messages(notice, record, ctx=ctx, counts=counts))
+    if counts:
+        answers = await ctx.quota.take_many([d.counted or "" for d in counts], ctx.clock())
+        for delivery, admitted in zip(counts, answers, strict=True):
+            delivery.admitted = admitted
     return outcomes
 
 
 def messages(
-    notice: domain.Notice, record: Record, *, ctx: NotifyContext, counts: RecentCounts
+    notice: domain.Notice, record: Record, *, ctx: NotifyContext, counts: list[Delivery]
 ) -> Outcome:
     """One message per channel for a notice whose event carries the contact."""
     phone, language = notice.phone, notice.language
@@ -99,10 +97,12 @@ def messages(
         Insert(CLAIMS, {"_id": message.notification_id, "claimed_at": now})
         for _, message in messages
     )
-    outbound = [
-        (channel, message, _admitted(ctx, channel, notice, phone_hash, counts))
-        for channel, message in messages
-    ]
+    limit = ctx.rules.rate_limit
+    outbound = [Delivery(channel, message) for channel, message in messages]
+    for delivery in outbound:
+        if delivery.channel.reaches_phone and not limit.exempt(notice.event):
+            delivery.counted = phone_hash
+            counts.append(delivery)
     fields = {"leg": notice.leg, "phone_hash": phone_hash, "created_at": now}
     return Plan(
         guards=guards,
@@ -110,23 +110,10 @@ def messages(
     )
 
 
-def _admitted(
-    ctx: NotifyContext,
-    channel: Channel,
-    notice: domain.Notice,
-    phone_hash: str,
-    counts: RecentCounts,
-) -> bool:
-    limit = ctx.rules.rate_limit
-    if not channel.reaches_phone or limit.exempt(notice.event):
-        return True
-    return limit.admits(counts.take(limit.window_key(phone_hash, ctx.clock())))
-
-
 async def _deliver_all(
     ctx: NotifyContext,
     record: Record,
-    outbound: list[tuple[Channel, Outbound, bool]],
+    outbound: list[Delivery],
     fields: Document,
     initial: Mapping[str, Any] | None,
 ) -> Plan:
@@ -134,7 +121,8 @@ async def _deliver_all(
     what to store and announce about them."""
     documents: list[Insert] = []
     events: list[Event] = []
-    for channel, message, admitted in outbound:
+    for delivery in outbound:
+        channel, message, admitted = delivery.channel, delivery.message, delivery.admitted
         base: Document = {
             "_id": message.notification_id,
             "request_id": message.request_id,

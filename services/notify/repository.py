@@ -4,7 +4,8 @@
   ``pending`` → ``sent`` | ``failed`` | ``suppressed``, with every attempt's outcome (the batch
   path inserts it once, with its outcome);
 - ``notification_claims``: the batch path's claim on a message, inserted before it is sent;
-- ``rate_limits``: one counter per phone hash and window;
+- ``rate_limits``: the per-citizen limit's slots (shared/quota.py), ``"<phone hash>|<window>|<n>"``
+  for the n-th message admitted in the window;
 - ``surveys``: one per request, from the survey sent after resolution to the citizen's answer;
 - ``satisfaction``: counters per team and category (``_id = "<team_id>|<category>"``);
 - ``requests``: the shared request record (contact fallback, tracking token, timeline).
@@ -16,7 +17,6 @@ import contextlib
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from shared import requests_store
@@ -90,16 +90,6 @@ class NotifyRepository:
                 "$push": {"attempt_log": entry},
             },
         )
-
-    async def count_in_window(self, window_key: str, at: datetime) -> int:
-        """Adds one to the window's counter and returns the new count (atomic)."""
-        doc = await self.db[RATE_LIMITS].find_one_and_update(
-            {"_id": window_key},
-            {"$inc": {"count": 1}, "$set": {"updated_at": at}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        return int(doc["count"]) if doc else 1
 
     # --- the shared request record ---
 
