@@ -50,32 +50,90 @@ class VerifyContext:
 
 
 async def plan_submitted(records: Sequence[Record], *, ctx: VerifyContext) -> list[Outcome]:
-    """Decide a batch of submissions from memory: no database read. Each plan is guarded by
-    the insert of the decision, keyed by the request id; a request already decided (a
-    redelivery, or a retry intake published twice) goes to :func:`finish_submitted`."""
+    """Decide a batch of submissions from memory. Each decision with a usable phone takes the
+    phone's next history slot (one insert for the batch); a slot taken meanwhile by another
+    process means memory missed a request of that phone: its entries are read and the request
+    is decided again. Each plan is guarded by the insert of the decision, keyed by the request
+    id; a request already decided (a redelivery, or a retry intake published twice) goes to
+    :func:`finish_submitted`."""
     now = _now(ctx.clock)
-    outcomes: list[Outcome] = []
-    for record in records:
+    outcomes: list[Outcome] = [None] * len(records)
+    waiting: list[tuple[int, SubmittedRequest]] = []
+    for index, record in enumerate(records):
         try:
-            submitted = record.parse(SubmittedRequest)
+            waiting.append((index, record.parse(SubmittedRequest)))
         except PermanentError as exc:
-            outcomes.append(exc)
-            continue
-        phone = domain.normalise_phone(submitted.request.contact.phone, ctx.config.jurisdiction)
-        category = submitted.request.category
-        known = ctx.history.of(phone.e164, category) if phone.e164 else domain.History()
-        decision = domain.decide(submitted, ctx.config, known)
-        entry = _history_entry(submitted)
-        if decision.phone is not None:
-            # Later records of this batch see this one, as they would have one by one.
-            ctx.history.add(
-                phone=decision.phone,
-                category=category,
-                entry=entry,
-                for_duplicates=domain.remembered_for_duplicates(decision),
-            )
-        outcomes.append(decided(submitted, decision, at=now, cause=record.envelope))
+            outcomes[index] = exc
+    while waiting:
+        later: list[tuple[int, SubmittedRequest]] = []
+        claims: list[tuple[int, SubmittedRequest, Decision, Document]] = []
+        phones: set[str] = set()
+        for index, submitted in waiting:
+            decision = _decide(submitted, ctx)
+            if decision.phone is None:
+                outcomes[index] = decided(
+                    submitted, decision, at=now, cause=records[index].envelope
+                )
+            elif decision.phone in phones:
+                later.append((index, submitted))  # after this phone's earlier request
+            else:
+                phones.add(decision.phone)
+                entry = _entry_document(submitted, decision, ctx.history.next_slot(decision.phone))
+                claims.append((index, submitted, decision, entry))
+        won = await ctx.repo.claim_history([entry for *_, entry in claims])
+        for index, submitted, decision, entry in claims:
+            if str(entry["_id"]) in won:
+                ctx.history.load([entry])  # later records of this batch see this one
+                outcomes[index] = decided(
+                    submitted, decision, at=now, cause=records[index].envelope
+                )
+            else:
+                assert decision.phone is not None
+                missed = await ctx.repo.history_from(
+                    decision.phone, ctx.history.next_slot(decision.phone)
+                )
+                ctx.history.load(missed)
+                later.append((index, submitted))
+        waiting = sorted(later)
     return outcomes
+
+
+def _decide(submitted: SubmittedRequest, ctx: VerifyContext) -> Decision:
+    """A decision from what this process knows of the phone's earlier requests."""
+    phone = domain.normalise_phone(submitted.request.contact.phone, ctx.config.jurisdiction)
+    category = submitted.request.category
+    known = (
+        ctx.history.of(phone.e164, category, excluding=submitted.request_id)
+        if phone.e164
+        else domain.History()
+    )
+    return domain.decide(submitted, ctx.config, known)
+
+
+def _entry_document(submitted: SubmittedRequest, decision: Decision, slot: int) -> Document:
+    assert decision.phone is not None
+    return history.document(
+        phone=decision.phone,
+        category=submitted.request.category,
+        entry=_history_entry(submitted),
+        for_duplicates=domain.remembered_for_duplicates(decision),
+        slot=slot,
+    )
+
+
+async def _remember(ctx: VerifyContext, submitted: SubmittedRequest, decision: Decision) -> None:
+    """The careful path's history entry, unless the phone's sequence has it already."""
+    phone = decision.phone
+    if phone is None:
+        return
+    while True:
+        ctx.history.load(await ctx.repo.history_from(phone, ctx.history.next_slot(phone)))
+        if ctx.history.knows(phone, submitted.request_id):
+            return
+        entry = _entry_document(submitted, decision, ctx.history.next_slot(phone))
+        if await ctx.repo.claim_history([entry]):
+            ctx.history.load([entry])
+            return
 
 
 def decided(
@@ -86,19 +144,7 @@ def decided(
     outcome's event."""
     request_id = submitted.request_id
     event_id = effect_id("verify", request_id)
-    writes: list[Write] = []
-    if decision.phone is not None:
-        writes.append(
-            Insert(
-                history.COLLECTION,
-                history.document(
-                    phone=decision.phone,
-                    category=submitted.request.category,
-                    entry=_history_entry(submitted),
-                    for_duplicates=domain.remembered_for_duplicates(decision),
-                ),
-            )
-        )
+    writes: list[Write] = []  # the history entry is in already (plan_submitted)
     if decision.outcome == "needs_review":
         writes.append(Insert(REVIEW, review_document(submitted, decision, at=at)))
     # The record as intake creates it (a duplicate _id when intake's write landed first).
@@ -134,31 +180,23 @@ async def finish_submitted(record: Record, *, ctx: VerifyContext) -> None:
     event_id = effect_id("verify", submitted.request_id)
     stored = await ctx.repo.stored_decision(submitted.request_id)
     if stored is None:  # the guard's write was undone meanwhile: decide afresh, alone
-        now = _now(ctx.clock)
-        phone = domain.normalise_phone(submitted.request.contact.phone, ctx.config.jurisdiction)
-        known = (
-            ctx.history.of(phone.e164, submitted.request.category)
-            if phone.e164
-            else domain.History()
-        )
-        decision, at = domain.decide(submitted, ctx.config, known), now
+        phone = decision_phone(submitted, ctx)
+        if phone:  # the phone's latest entries first, as the batch path would
+            ctx.history.load(await ctx.repo.history_from(phone, ctx.history.next_slot(phone)))
+        decision, at = _decide(submitted, ctx), _now(ctx.clock)
         await ctx.repo.store_decision(
             submitted.request_id, event_id=event_id, decision=decision, at=at
         )
     else:
         decision, at = decision_from(stored["decision"])
-    if decision.phone is not None:
-        await ctx.repo.remember(
-            history.document(
-                phone=decision.phone,
-                category=submitted.request.category,
-                entry=_history_entry(submitted),
-                for_duplicates=domain.remembered_for_duplicates(decision),
-            )
-        )
+    await _remember(ctx, submitted, decision)
     await ctx.repo.ensure_record(submitted)
     await _side_effects(submitted, decision, repo=ctx.repo, at=at)
     await publish(submitted, decision, bus=ctx.bus, event_id=event_id, at=at, cause=record.envelope)
+
+
+def decision_phone(submitted: SubmittedRequest, ctx: VerifyContext) -> str | None:
+    return domain.normalise_phone(submitted.request.contact.phone, ctx.config.jurisdiction).e164
 
 
 def _history_entry(submitted: SubmittedRequest) -> domain.HistoryEntry:

@@ -7,8 +7,9 @@ primary key). Collections:
 - ``requests`` (shared): the request record; verify adds its decision under ``verification``.
 - ``verify_decisions``: ``_id = request_id``, the automatic decision, inserted once: the
   insert is the batch's check that the request was not decided before.
-- ``verify_history``: ``_id = "<phone>|<request id>"``, the requests the duplicate and flood
-  rules remember (services/verify/history.py), inserted once each.
+- ``verify_history``: ``_id = "<phone>#<n>"``, the n-th request of a phone that the duplicate
+  and flood rules remember (services/verify/history.py), one sequence per phone across every
+  verify process.
 - ``review``: ``_id = request_id``, the requests waiting for a human verifier.
 - ``review_claims``: ``_id = request_id``, who is working on a review; inserting is claiming.
 """
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pymongo.errors import DuplicateKeyError
+from pymongo import InsertOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.verify import history
 from services.verify.domain import PRIORITY_RANK, Decision
@@ -32,6 +34,7 @@ from shared.schemas import SubmittedRequest
 
 DECISIONS = requests_store.DECISIONS
 REVIEW = "review"
+DUPLICATE_KEY = 11000
 REVIEW_CLAIMS = "review_claims"
 
 
@@ -157,10 +160,32 @@ class VerifyRepository:
         with contextlib.suppress(DuplicateKeyError):
             await self.db[requests_store.COLLECTION].insert_one(document)
 
-    async def remember(self, entry: Document) -> None:
-        """Store one history entry (once)."""
-        with contextlib.suppress(DuplicateKeyError):
-            await self.db[history.COLLECTION].insert_one(entry)
+    async def claim_history(self, entries: list[Document]) -> set[str]:
+        """Insert history entries keyed by their phone's slot, in one command; the ids of the
+        entries inserted (a slot that exists was taken by another decision)."""
+        if not entries:
+            return set()
+        taken: set[str] = set()
+        try:
+            await self.db[history.COLLECTION].bulk_write(
+                [InsertOne(e) for e in entries], ordered=False
+            )
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            taken = {str(entries[int(e["index"])]["_id"]) for e in errors}
+        return {str(e["_id"]) for e in entries} - taken
+
+    async def history_from(self, phone: str, slot: int) -> list[Document]:
+        """A phone's entries from ``slot`` on, each read by ``_id`` until one is missing."""
+        found: list[Document] = []
+        while (
+            doc := await self.db[history.COLLECTION].find_one({"_id": history.slot_id(phone, slot)})
+        ) is not None:
+            found.append(doc)
+            slot += 1
+        return found
 
     async def load_history(self, since: datetime) -> list[Document]:
         """The remembered requests submitted since ``since`` (read once, at start)."""
