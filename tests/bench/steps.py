@@ -92,7 +92,7 @@ class Bench:
                 self.run_dir / "logs" / "services",
                 prefix=f"b{uuid.uuid4().hex[:8]}.",
                 base_port=self.free_block(),
-                extra_env={"LOG_LEVEL": "WARNING"},
+                extra_env={"LOG_LEVEL": "WARNING", "INTAKE_TRUSTED_PROXIES": "127.0.0.1"},
             )
             settings = ServiceSettings(KAFKA_BOOTSTRAP=self.bootstrap, TOPIC_PREFIX=services.prefix)
             await ensure_topics(settings)
@@ -320,7 +320,11 @@ async def submit_p1(url: str, n: int, spread_s: float, base: int) -> set[str]:
 
     async def one(http: httpx.AsyncClient, i: int) -> None:
         await asyncio.sleep(spread_s * i / max(1, n))
-        headers = {"X-Client-Id": f"bench-p1-{i}", "Idempotency-Key": uuid.uuid4().hex}
+        headers = {
+            "X-Client-Id": f"bench-p1-{i}",
+            "X-Forwarded-For": f"10.255.{(i >> 8) & 255}.{i & 255}",
+            "Idempotency-Key": uuid.uuid4().hex,
+        }
         for _ in range(3):
             try:
                 response = await http.post(

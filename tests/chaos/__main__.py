@@ -31,7 +31,7 @@ from tests.chaos import surge
 from tests.chaos.context import REPO, ChaosContext, GatewayProcess, Row
 from tests.support.services import ServiceSet
 
-OTHER_PARTS = ("bad_input", "auth")
+OTHER_PARTS = ("bad_input", "auth", "replicas")
 FIRST_FIELDS = ("accepted", "lost", "duplicate_effects")
 
 
@@ -158,7 +158,8 @@ async def main(argv: list[str] | None = None) -> int:
     run_dir = Path(os.environ.get("CITYHELP_RUN_DIR") or REPO / ".run" / "chaos")
     log_dir = run_dir / "logs" / "services"
     gateway = GatewayProcess(log_dir).start()
-    env = gateway.notify_env()
+    # The runner's clients stand for many citizens behind a proxy on the loopback.
+    env = {**gateway.notify_env(), "INTAKE_TRUSTED_PROXIES": "127.0.0.1"}
     if level := os.environ.get("LOG_LEVEL"):
         env["LOG_LEVEL"] = level
     services = ServiceSet(bootstrap, uri, log_dir, extra_env=env)

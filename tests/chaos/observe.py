@@ -55,6 +55,10 @@ class Seen:
     # request id -> "<service>:<reason>" of its submitted/verified record dead-lettered by the
     # stage that should have carried it on (verify, route); notify's are missing messages
     dead_lettered: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # escalated events on help.requests.lifecycle: event id -> records; and the legs route
+    # dispatched because another leg missed a deadline (rule "sla_<kind>")
+    escalations: Counter[str] = field(default_factory=Counter)
+    oversight: set[str] = field(default_factory=set)
     _outcome_ids: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, name: str, record: ConsumerRecord[bytes, bytes]) -> None:
@@ -101,6 +105,11 @@ class Seen:
             self.leg_ce_ids[leg].add(headers.get("ce_id", ""))
             self.legs_of[request_id].add(leg)
             self.leg_slot[leg] = str(value.get("department"))
+            if str(value.get("rule_id", "")).startswith("sla_"):
+                self.oversight.add(leg)
+        elif name == Topic.LIFECYCLE.value:
+            if value.get("status") == "escalated":
+                self.escalations[str(value.get("event_id"))] += 1
         elif name == Topic.NOTIFICATIONS.value:
             nid = str(value.get("notification_id"))
             self.notices[nid] = (request_id, str(value.get("event")), str(value.get("channel")))

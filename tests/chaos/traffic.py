@@ -119,6 +119,11 @@ class Submission:
     outcome: str = ""  # "accepted" or why it never was
 
 
+def address_of(n: int) -> str:
+    """A distinct client address per citizen (10.0.0.0/8)."""
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
 def phone_of(n: int) -> str:
     """A distinct valid mobile number (139 + 8 digits) in one of the shapes people type."""
     digits = f"139{n % 10**8:08d}"
@@ -283,7 +288,13 @@ class Submitter:
     async def submit(self, http: httpx.AsyncClient, sub: Submission) -> None:
         deadline = time.monotonic() + self.give_up_after
         delay = 0.5
-        headers = {"Idempotency-Key": sub.key, "X-Client-Id": sub.client}
+        # Each citizen from an address of their own, as a load balancer in front of intake
+        # forwards it (the chaos run trusts the loopback proxy: INTAKE_TRUSTED_PROXIES).
+        headers = {
+            "Idempotency-Key": sub.key,
+            "X-Client-Id": sub.client,
+            "X-Forwarded-For": address_of(sub.index),
+        }
         while True:
             sub.attempts += 1
             wait = delay
