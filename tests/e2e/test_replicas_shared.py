@@ -17,7 +17,6 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.notify.domain import notification_id
-from services.notify.fake_gateway import FakeGateway
 from shared.kafka import effect_id
 from shared.settings import CONFIG_DIR
 from shared.topics import Topic
@@ -25,6 +24,7 @@ from tests.conftest import make_services, sms_services
 from tests.e2e.test_pipeline import EXAMPLE
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet
+from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e
 
