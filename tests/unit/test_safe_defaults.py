@@ -4,6 +4,7 @@ machine says it is a development one (CITYHELP_DEVELOPMENT=1), and names what to
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -132,3 +133,16 @@ def test_every_secret_with_a_default_has_a_published_development_one() -> None:
             if default:
                 assert isinstance(default, str), (cls.__name__, name)
                 assert default.startswith(DEVELOPMENT_VALUE), (cls.__name__, name, default)
+
+
+def test_the_development_commands_set_the_flag() -> None:
+    """make run, make test, make chaos and make bench run on the published keys: each says so."""
+    local = Path(__file__).resolve().parents[2] / "deploy" / "local"
+    assert "export CITYHELP_DEVELOPMENT=1" in (local / "own-stack.sh").read_text(encoding="utf-8")
+    for script in ("test.sh", "chaos.sh", "bench.sh"):
+        text = (local / script).read_text(encoding="utf-8")
+        assert "/own-stack.sh" in text, script
+        assert "own_stack " in text, script
+    assert 'source "$here/dev-keys.sh"' in (local / "run.sh").read_text(encoding="utf-8")
+    keys = (local / "dev-keys.sh").read_text(encoding="utf-8")
+    assert 'export CITYHELP_DEVELOPMENT="${CITYHELP_DEVELOPMENT:-1}"' in keys
