@@ -20,7 +20,7 @@ from pymongo import MongoClient
 from services.route import domain
 from services.route.settings import RouteSettings
 from shared.db import Document
-from shared.requests_store import COLLECTION
+from shared.requests_store import COLLECTION, DECISIONS, merged
 
 # A request counts as verified once its timeline has this step (later steps keep it).
 _VERIFIED = "verified"
@@ -31,8 +31,7 @@ def routing_input(doc: Document) -> domain.RoutingInput | None:
     """What routing looks at, from a stored request record; None if it was never verified."""
     if not any(entry.get("status") == _VERIFIED for entry in doc.get("timeline", [])):
         return None
-    location = doc.get("location") or {}
-    district = doc.get("district") or location.get("district")
+    district = doc.get("district")  # verification's code, never the citizen's text
     return domain.RoutingInput(
         category=str(doc.get("category", "")),
         description=str(doc.get("description", "")),
@@ -44,14 +43,18 @@ def routing_input(doc: Document) -> domain.RoutingInput | None:
 def stored_requests(
     settings: RouteSettings, limit: int | None
 ) -> Iterator[tuple[str, domain.RoutingInput]]:
-    """Verified requests from the ``requests`` collection (a full scan: an offline tool)."""
+    """Verified requests: the ``requests`` collection with verify's decisions folded in, as
+    every reader sees a request (a full scan: an offline tool)."""
     client: MongoClient[Document] = MongoClient(
         settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000
     )
     try:
         found = 0
-        cursor = client[settings.mongodb_database][COLLECTION].find({}, {**_FIELDS, "timeline": 1})
-        for doc in cursor:
+        db = client[settings.mongodb_database]
+        cursor = db[COLLECTION].find({}, {**_FIELDS, "timeline": 1})
+        for record in cursor:
+            decision = db[DECISIONS].find_one({"_id": record["_id"]}, {"fields": 1, "entry": 1})
+            doc = merged(record, decision, None)
             subject = routing_input(doc)
             if subject is None:
                 continue
