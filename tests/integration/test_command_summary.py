@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -51,8 +52,15 @@ def body(category: str, location: dict[str, Any], n: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Posted:
+    database: str
+    intake_url: str
+    ids: list[str]  # in the order of SUBMISSIONS
+
+
 @pytest.fixture(scope="module")
-async def database(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[str]:
+async def posted(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[Posted]:
     """Intake and verify running; the submissions posted and decided."""
     services = await make_services(kafka_bootstrap, mongodb_uri)
     services.start("intake", "verify")
@@ -71,11 +79,33 @@ async def database(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[str]
         while await decisions.count_documents({"_id": {"$in": ids}}) < len(ids):
             assert time.monotonic() < deadline, "verify did not decide every request"
             await asyncio.sleep(0.2)
-        yield services.database
+        yield Posted(services.database, services.url("intake"), ids)
     finally:
         services.stop()
         await client.drop_database(services.database)
         await client.close()
+
+
+@pytest.fixture
+def database(posted: Posted) -> str:
+    return posted.database
+
+
+async def test_the_citizens_and_open311_views_show_the_district_code_not_the_raw_text(
+    posted: Posted,
+) -> None:
+    jinshui_by_name, erqi_by_coordinates, unplaced = posted.ids[1], posted.ids[2], posted.ids[4]
+    async with httpx.AsyncClient(base_url=posted.intake_url, timeout=30) as http:
+        status = {
+            rid: (await http.get(f"/v1/requests/{rid}")).json()["district"]
+            for rid in (jinshui_by_name, erqi_by_coordinates, unplaced)
+        }
+        assert status == {jinshui_by_name: "jinshui", erqi_by_coordinates: "erqi", unplaced: None}
+        answer = await http.get(f"/open311/v2/requests/{jinshui_by_name}.json")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()[0]["address"] == "金水区 / Jinshui District"
+        raw = await http.get(f"/open311/v2/requests/{unplaced}.json")
+        assert raw.json()[0]["address"] is None  # never "火星区"
 
 
 async def call(app: Any, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
