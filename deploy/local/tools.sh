@@ -6,6 +6,7 @@
 #   wrk (package `wrk`): the HTTP load generator of `make bench`;
 #   chromium (package `chromium`, /usr/bin/chromium): the browser the page tests drive with
 #   Playwright (its own browser download does not work on these machines);
+#   fonts-wqy-microhei: a Chinese font, so the pages' screenshots show Chinese, not boxes;
 #   with CITYHELP_DB_BACKEND=postgresql, PostgreSQL 15 (package `postgresql`: initdb, pg_ctl in
 #   /usr/lib/postgresql/15/bin) for FerretDB's PostgreSQL backend (deploy/local/stack.sh).
 # Installs only what is missing; needs root (or sudo) and apt-get.
@@ -22,6 +23,8 @@ done
 
 chromium_bin=/usr/bin/chromium
 [ -x "$chromium_bin" ] || missing+=(chromium)
+cjk_font=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+[ -e "$cjk_font" ] || missing+=(fonts-wqy-microhei)
 
 pg_bin=/usr/lib/postgresql/15/bin
 want_pg=0

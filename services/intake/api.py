@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
-from services.intake import domain, handlers
+from services.intake import domain, handlers, tracking
 from services.intake.handlers import IntakeContext, Receipt
 from services.intake.ratelimit import retry_after
 from shared.http import problem
@@ -118,6 +118,22 @@ def build_router(ctx: IntakeContext) -> APIRouter:
         if not domain.token_matches(ctx.settings.tracking_secret, request_id, presented):
             return problem(403, "wrong_token", "The tracking token does not match this request.")
         return JSONResponse(jsonable_encoder(domain.full_view(doc, ctx.rules.jurisdiction)))
+
+    @router.get("/v1/tracking-codes/{code}", summary="The request a short tracking code stands for")
+    async def get_tracking_code(code: Annotated[str, Path(max_length=40)]) -> JSONResponse:
+        """The public (masked) view of the request, for a code read out over the phone
+        (any case, with or without the dash)."""
+        canonical = tracking.normalise(code)
+        if canonical is None:
+            return problem(
+                400, "invalid_code", "A tracking code is 8 characters of " + tracking.ALPHABET
+            )
+        request_id = await ctx.repo.request_of_code(canonical)
+        doc = await ctx.repo.get(request_id) if request_id else None
+        if request_id is None or doc is None:
+            return problem(404, "not_found", "No request has this tracking code.")
+        view = jsonable_encoder(domain.public_view(doc, ctx.rules.jurisdiction))
+        return JSONResponse({"tracking_code": tracking.display(canonical), **view})
 
     @router.post(
         "/v1/partner/requests",

@@ -10,11 +10,12 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.intake import api, domain, handlers, open311_api
+from services.intake import api, domain, handlers, open311_api, pages
 from services.intake.handlers import IntakeContext
 from services.intake.ratelimit import RateLimiter, SharedLimit
 from services.intake.receipts import ReplayCache
@@ -30,6 +31,7 @@ from shared.quota import WindowQuota, window_length
 from shared.runtime import Runtime
 from shared.schemas import SubmittedRequest
 from shared.topics import Topic
+from shared.web import Pages
 
 logger = logging.getLogger(__name__)
 
@@ -134,10 +136,16 @@ def build_app(
     if not ctx.api_keys:
         logger.warning("no Open311 api keys configured: Open311 POST requests are refused")
 
+    web = Pages(service="intake", package_dir=Path(__file__).parent, secret=settings.page_secret)
     app = rt.http_app(
         title="City help: intake",
-        routers=[api.build_router(ctx), open311_api.build_router(ctx)],
+        routers=[
+            api.build_router(ctx),
+            open311_api.build_router(ctx),
+            pages.build_router(ctx, web),
+        ],
     )
+    web.install(app)
     app.state.intake = ctx  # tests reach the replay cache and the batch writer through it
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pymongo.errors import PyMongoError
 
-from services.intake import domain
+from services.intake import domain, tracking
 from services.intake.ratelimit import RateLimiter, SharedLimit
 from services.intake.receipts import ReplayCache
 from services.intake.recorder import SubmissionWriter
@@ -153,6 +153,26 @@ async def submit(
             },
         )
     return Receipt(request_id, token, "submitted")
+
+
+async def tracking_code(ctx: IntakeContext, request_id: str) -> str:
+    """The request's short tracking code, drawn and stored the first time it is asked for.
+
+    Two codes are stored by their ``_id`` (code → request, then request → code), so neither
+    lookup needs a secondary index; a code another request holds is drawn again, and of two
+    processes racing for one request the first code recorded wins (the loser's code still
+    resolves to the same request)."""
+    existing = await ctx.repo.code_of(request_id)
+    if existing is not None:
+        return existing
+    for _ in range(CODE_DRAWS):
+        code = tracking.new_code()
+        if await ctx.repo.claim_code(code, request_id, at=utcnow()):
+            return await ctx.repo.assign_code(request_id, code, at=utcnow())
+    raise RuntimeError("no free tracking code after several draws")
+
+
+CODE_DRAWS = 8
 
 
 async def submit_partner(

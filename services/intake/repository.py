@@ -19,6 +19,9 @@ from shared.schemas import SubmittedRequest
 
 NONCES = "partner_nonces"
 OPEN311_TOKENS = "open311_tokens"
+# Short tracking codes, both ways, each keyed by its _id: code → request, request → code.
+TRACKING_CODES = "tracking_codes"
+TRACKING_CODE_OF = "tracking_code_of"
 
 
 def submission_document(submitted: SubmittedRequest, *, event_id: str) -> Document:
@@ -106,3 +109,29 @@ class IntakeRepository:
         wanted = [doc for doc in docs if doc.get("status") in statuses]
         wanted.sort(key=lambda doc: doc["submitted_at"], reverse=True)
         return wanted[:limit]
+
+    async def code_of(self, request_id: str) -> str | None:
+        doc = await self.db[TRACKING_CODE_OF].find_one({"_id": request_id})
+        return str(doc["code"]) if doc else None
+
+    async def request_of_code(self, code: str) -> str | None:
+        doc = await self.db[TRACKING_CODES].find_one({"_id": code})
+        return str(doc["request_id"]) if doc else None
+
+    async def claim_code(self, code: str, request_id: str, *, at: datetime) -> bool:
+        """Takes ``code`` for the request; False when another request holds it already."""
+        try:
+            await self.db[TRACKING_CODES].insert_one(
+                {"_id": code, "request_id": request_id, "at": at}
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def assign_code(self, request_id: str, code: str, *, at: datetime) -> str:
+        """Records ``code`` as the request's; the code already recorded wins a race."""
+        try:
+            await self.db[TRACKING_CODE_OF].insert_one({"_id": request_id, "code": code, "at": at})
+        except DuplicateKeyError:
+            return await self.code_of(request_id) or code
+        return code

@@ -27,6 +27,8 @@ class IntakeSettings(ServiceSettings):
     # config dir.
     rules_file: str = "intake.toml"
     partners_file: str = "partners.toml"
+    # How often the tracking page reloads the status (seconds).
+    track_refresh_seconds: float = Field(5.0, gt=0)
     # Open311 api keys, a JSON list or comma-separated (INTAKE_OPEN311_API_KEYS=k1,k2). Only
     # their SHA-256 is kept once the app is built.
     open311_api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -7,12 +7,13 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
 from faststream.kafka import KafkaBroker
 
-from services.notify import api, domain, handlers, plans, surveys
+from services.notify import api, domain, handlers, pages, plans, surveys
 from services.notify.channels import Channel, build_channels
 from services.notify.repository import RATE_LIMITS, NotifyRepository
 from services.notify.settings import NotifySettings
@@ -24,6 +25,7 @@ from shared.retry import Backoff
 from shared.runtime import Runtime
 from shared.schemas import LifecycleEvent, NotificationRecord
 from shared.topics import DISPATCH_TOPICS, Topic
+from shared.web import Pages
 
 
 def build_app(
@@ -70,6 +72,7 @@ def build_app(
         templates=domain.load_templates(settings.config_dir / settings.templates_dir),
         public_base_url=settings.public_base_url,
         survey_base_url=settings.survey_base_url,
+        survey_link_secret=settings.survey_link_secret,
         phone_hash_key=settings.phone_hash_key,
         retry_delays=Backoff(
             settings.send_base_delay_seconds, settings.send_max_delay_seconds
@@ -128,7 +131,15 @@ def build_app(
         group="notify-survey",
     )
 
-    router = api.build_router(ctx)
-    app = rt.http_app(title="City help: notify", routers=[router])
+    web = Pages(
+        service="notify",
+        package_dir=Path(__file__).parent,
+        secret=settings.page_secret,
+        home_url=f"{settings.public_base_url.rstrip('/')}/",
+    )
+    app = rt.http_app(
+        title="City help: notify", routers=[api.build_router(ctx), pages.build_router(ctx, web)]
+    )
+    web.install(app)
     install_error_handlers(app)
     return app

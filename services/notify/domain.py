@@ -158,12 +158,28 @@ def local_time(at: datetime, rules: Rules) -> str:
     return at.astimezone(ZoneInfo(rules.jurisdiction.time_zone)).strftime(rules.time_format)
 
 
-def status_link(base_url: str, request_id: str) -> str:
-    return f"{base_url.rstrip('/')}/v1/requests/{request_id}"
+def status_link(base_url: str, request_id: str, language: str = DEFAULT_LANGUAGE) -> str:
+    """The request's tracking page (intake's), in the citizen's language."""
+    return f"{base_url.rstrip('/')}/requests/{request_id}?lang={language}"
 
 
-def survey_link(base_url: str, request_id: str) -> str:
-    return f"{base_url.rstrip('/')}/v1/requests/{request_id}/survey"
+def survey_signature(secret: str, request_id: str) -> str:
+    """What makes a survey link the citizen's: only notify can sign one for a request."""
+    digest = hmac.new(secret.encode(), f"survey:{request_id}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
+def survey_signed(secret: str, request_id: str, presented: str | None) -> bool:
+    if not presented or not secret:
+        return False
+    expected = survey_signature(secret, request_id).encode()
+    return hmac.compare_digest(expected, presented.encode("utf-8", "surrogatepass"))
+
+
+def survey_link(base_url: str, request_id: str, *, secret: str, language: str) -> str:
+    """The survey page (notify's): GET shows the question, POST answers it."""
+    sig = survey_signature(secret, request_id)
+    return f"{base_url.rstrip('/')}/surveys/{request_id}?lang={language}&s={sig}"
 
 
 def from_submitted(event: SubmittedRequest, rules: Rules, *, public_base_url: str) -> Notice:
@@ -175,7 +191,7 @@ def from_submitted(event: SubmittedRequest, rules: Rules, *, public_base_url: st
         language=req.language,
         # None for an unusable number: nobody can be told (verify rejects the request).
         phone=e164(req.contact.phone, rules.jurisdiction),
-        values={"status_link": status_link(public_base_url, event.request_id)},
+        values={"status_link": status_link(public_base_url, event.request_id, req.language)},
     )
 
 
@@ -278,7 +294,7 @@ def info_link(base_url: str, request_id: str) -> str:
 
 
 def message_values(
-    notice: Notice, language: str, rules: Rules, *, survey_base_url: str
+    notice: Notice, language: str, rules: Rules, *, survey_base_url: str, survey_secret: str
 ) -> dict[str, str]:
     city = rules.jurisdiction
     values = {
@@ -287,7 +303,9 @@ def message_values(
         "city": city.city_name(language),
         "hotline": city.hotline,
         "medical_emergency": city.medical_emergency,
-        "survey_link": survey_link(survey_base_url, notice.request_id),
+        "survey_link": survey_link(
+            survey_base_url, notice.request_id, secret=survey_secret, language=language
+        ),
         **notice.values,
     }
     if notice.department and not values.get("department_name"):

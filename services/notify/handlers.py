@@ -74,6 +74,8 @@ class NotifyContext:
         default=domain.SurveyTimers(timedelta(hours=24), timedelta(hours=72))
     )
     info_base_url: str = "http://127.0.0.1:8082"
+    # Key that signs survey links (the survey page takes answers only through a signed link).
+    survey_link_secret: str = ""
 
 
 def _on(topic: str, *candidates: Topic) -> bool:
@@ -187,7 +189,13 @@ def outbound(
             extra={"request_id": notice.request_id, "status": notice.event},
         )
         return []
-    values = domain.message_values(notice, language, ctx.rules, survey_base_url=ctx.survey_base_url)
+    values = domain.message_values(
+        notice,
+        language,
+        ctx.rules,
+        survey_base_url=ctx.survey_base_url,
+        survey_secret=ctx.survey_link_secret,
+    )
     text = domain.render(ctx.templates[name], values)
     return [
         (

@@ -17,6 +17,8 @@ class NotifySettings(ServiceSettings):
     # Links in messages: the status page (intake) and the survey answer (notify itself).
     public_base_url: str = "http://127.0.0.1:8080"
     survey_base_url: str = "http://127.0.0.1:8083"
+    # Key that signs the survey links sent to citizens (the survey page needs a signed link).
+    survey_link_secret: str = development_value("survey-link-secret")
     # SMS gateway: POST JSON {to, text, idempotency_key} with a bearer token.
     sms_url: str = "http://127.0.0.1:8099/messages"
     sms_token: str = ""

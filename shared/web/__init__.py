@@ -45,7 +45,8 @@ Shared templates are named ``shared/…``:
 Every template gets ``_`` (``_("key", **values)``: the message in the page's language),
 ``lang`` (``zh``/``en``/``ru``), ``html_lang``, ``languages``, ``csrf_token``, ``csrf_field``,
 ``static(owner, path)`` (``static("shared", "base.css")``, ``static("verify", "console.js")``:
-URLs with a content hash), ``request`` and ``service``.
+URLs with a content hash), ``request``, ``service`` and ``home_url`` (``Pages(home_url=…)``,
+default ``/``: where the brand link and the error page lead).
 
 Behaviour in ``pages.js``, by attribute: ``<form data-idempotent>`` is sent by ``fetch`` and
 retried on network failures with the same fields (keep an idempotency key in a hidden field);

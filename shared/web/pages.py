@@ -79,6 +79,9 @@ class Pages:
     service: str
     package_dir: Path
     secret: str
+    # Where the brand and the error page lead (a service without a start page of its own
+    # points at the citizens' form, for example).
+    home_url: str = "/"
     env: jinja2.Environment = field(init=False)
     catalogue: Catalogue = field(init=False)
     _versions: dict[tuple[str, str], str] = field(init=False, default_factory=dict)
@@ -171,7 +174,7 @@ class Pages:
 
         Templates get ``_`` (the translator), ``lang``, ``html_lang``, ``languages`` (the
         switch), ``csrf_token``, ``csrf_field`` (its name), ``static(owner, path)``,
-        ``request`` and ``service``, plus ``context``.
+        ``request``, ``service`` and ``home_url``, plus ``context``.
         """
         lang = self.language(request)
         cookie = request.cookies.get(csrf.CSRF_COOKIE)
@@ -186,6 +189,7 @@ class Pages:
             csrf_field=csrf.CSRF_FIELD,
             request=request,
             service=self.service,
+            home_url=self.home_url,
             **context,
         )
         response = HTMLResponse(html, status_code=status_code, headers={**PAGE_HEADERS})

@@ -105,6 +105,12 @@ def watch_console(page: Page) -> list[str]:
     return errors
 
 
-def console_errors(page: Page) -> list[str]:
-    """What :func:`watch_console` collected for a page of the ``new_page`` fixture."""
-    return _console.get(id(page), [])
+def console_errors(page: Page, *, with_failed_loads: bool = False) -> list[str]:
+    """What :func:`watch_console` collected for a page of the ``new_page`` fixture: script
+    errors and refusals (a CSP violation among them); a failed or 4xx/5xx load counts only
+    with ``with_failed_loads`` (a form answered 422 logs one)."""
+    return [
+        e
+        for e in _console.get(id(page), [])
+        if with_failed_loads or not e.startswith("Failed to load resource")
+    ]

@@ -201,7 +201,7 @@ async def test_receipt_in_the_citizens_language_once_despite_redelivery(notify: 
     [sms] = notify.sms("R-1")
     assert sms["to"] == PHONE
     assert sms["text"].startswith("Чжэнчжоу, помощь: ваша заявка получена")
-    assert "/v1/requests/R-1" in sms["text"]
+    assert "/requests/R-1?lang=ru" in sms["text"]
     assert notify.gateway.snapshot()["duplicates"] == 0, "the resend never reached the gateway"
     outcomes = [v for v, _ in notify.seen[Topic.NOTIFICATIONS]]
     assert {(o["event"], o["channel"], o["status"], o["language"]) for o in outcomes} == {
@@ -235,7 +235,7 @@ async def test_resolution_sends_survey_and_unsatisfied_answer_reopens(notify: No
     assert len(texts) == 2, texts
     assert texts[0] == "Zhengzhou help: your request R-3 has been resolved."
     assert texts[1].startswith("Zhengzhou help: was your problem R-3 solved?")
-    assert "http://notify.test/v1/requests/R-3/survey" in texts[1]
+    assert "http://notify.test/surveys/R-3?lang=en&s=" in texts[1]
     survey = await notify.db["surveys"].find_one({"_id": "R-3"})
     assert survey["team_id"] == "medical-jinshui-1"
     assert survey["category"] == "medical"

@@ -153,9 +153,10 @@ async def test_citizen_told_each_step_once_in_russian_and_survey_reopens(
     for message in messages.values():
         assert message["to"] == "+8613900000001"
         assert CYRILLIC & set(message["text"]), message["text"]
-    assert receipt["status_url"] in messages[nid(rid, "received")]["text"]
+    status_link = f"{services.url('intake')}/requests/{rid}?lang=ru"
+    assert status_link in messages[nid(rid, "received")]["text"]
     survey_text = messages[nid(rid, "survey")]["text"]
-    assert f"{services.url('notify')}/v1/requests/{rid}/survey" in survey_text
+    assert f"{services.url('notify')}/surveys/{rid}?lang=ru&s=" in survey_text
 
     # The citizen answers the call-back: not satisfied.
     async with httpx.AsyncClient(base_url=services.url("notify")) as http:

@@ -33,8 +33,8 @@ EVENTS = (
 )
 VALUES = {
     "request_id": "R-1",
-    "status_link": "http://x/v1/requests/R-1",
-    "survey_link": "http://x/v1/requests/R-1/survey",
+    "status_link": "http://x/requests/R-1?lang=zh",
+    "survey_link": "http://x/surveys/R-1?lang=zh&s=0123",
     "department_name": "医疗救助组",
     "acknowledge_by": "2026-01-09 14:20",
     "resolve_by": "2026-01-09 16:05",
@@ -128,7 +128,7 @@ def test_russian_suggestion_receipt_uses_the_russian_generic_text() -> None:
 
 def test_receipt_carries_the_status_link_and_dispatch_the_deadlines() -> None:
     receipt = domain.render(TEMPLATES["en/received.txt"], values_for("en"))
-    assert "http://x/v1/requests/R-1" in receipt
+    assert "http://x/requests/R-1?lang=zh" in receipt
     dispatched = domain.render(TEMPLATES["ru/dispatched.txt"], values_for("ru"))
     assert "2026-01-09 14:20" in dispatched
     assert "2026-01-09 16:05" in dispatched

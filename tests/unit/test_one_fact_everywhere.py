@@ -225,16 +225,17 @@ def test_another_citys_file_moves_every_service(monkeypatch: pytest.MonkeyPatch)
     # the city's name and numbers in the messages, its time zone in the deadlines
     templates = notify.load_templates(notify_settings.config_dir / notify_settings.templates_dir)
     for language, name in (("ru", "Новосибирск"), ("en", "Novosibirsk"), ("zh", "新西伯利亚")):
-        values = notify.message_values(receipt, language, notify_rules, survey_base_url="http://x")
+        values = notify.message_values(
+            receipt, language, notify_rules, survey_base_url="http://x", survey_secret="k"
+        )
         text = notify.render(templates[f"{language}/received.txt"], values)
         assert name in text
         for other in ("Zhengzhou", "郑州", "Чжэнчжоу"):
             assert other not in text
-    rejected = notify.render(
-        templates["ru/rejected.txt"],
-        {**notify.message_values(receipt, "ru", notify_rules, survey_base_url="x"),
-         "reasons_text": "…"},
-    )  # fmt: skip
+    ru_values = notify.message_values(
+        receipt, "ru", notify_rules, survey_base_url="x", survey_secret="k"
+    )
+    rejected = notify.render(templates["ru/rejected.txt"], {**ru_values, "reasons_text": "…"})
     assert "122" in rejected
     assert "12345" not in rejected
     at = datetime(2026, 1, 9, 6, 20, tzinfo=UTC)

@@ -30,6 +30,7 @@ REAL_SECRETS = {
     "INTAKE_TRACKING_SECRET": "9f2c7e1a-from-the-secret-store",
     "NOTIFY_WEBHOOK_SECRET": "4b8d-from-the-secret-store",
     "NOTIFY_PHONE_HASH_KEY": "77e0-from-the-secret-store",
+    "NOTIFY_SURVEY_LINK_SECRET": "c3a1-from-the-secret-store",
     **{name: f"{name.lower()}-from-the-secret-store" for name in PAGE_SECRETS.values()},
 }
 
@@ -58,9 +59,14 @@ def test_notify_names_both_of_its_published_secrets() -> None:
     assert settings.development_defaults() == [
         "NOTIFY_PAGE_SECRET",
         "NOTIFY_PHONE_HASH_KEY",
+        "NOTIFY_SURVEY_LINK_SECRET",
         "NOTIFY_WEBHOOK_SECRET",
     ]
-    some = NotifySettings(webhook_secret="a-long-random-value", page_secret="another-one")
+    some = NotifySettings(
+        webhook_secret="a-long-random-value",
+        page_secret="another-one",
+        survey_link_secret="a-third-one",
+    )
     assert some.development_defaults() == ["NOTIFY_PHONE_HASH_KEY"]
 
 
