@@ -167,8 +167,8 @@ async def tracking_code(ctx: IntakeContext, request_id: str) -> str:
         return existing
     for _ in range(CODE_DRAWS):
         code = tracking.new_code()
-        if await ctx.repo.claim_code(code, request_id, at=utcnow()):
-            return await ctx.repo.assign_code(request_id, code, at=utcnow())
+        if await ctx.repo.claim_code(code, request_id, at=ctx.clock()):
+            return await ctx.repo.assign_code(request_id, code, at=ctx.clock())
     raise RuntimeError("no free tracking code after several draws")
 
 
