@@ -125,7 +125,11 @@ def build_router(ctx: IntakeContext, pages: Pages) -> APIRouter:
         except ValidationError as exc:
             errors = field_errors(exc, _)
             return form_page(request, key=key, values=values, errors=errors, status_code=422)
-        client = request.client.host if request.client else "anonymous"
+        client = domain.client_address(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            ctx.trusted_proxies,
+        )
         wait = await handlers.rate_limit_wait(
             ctx, client_key=f"web:{client}", phone=body.contact.phone
         )
