@@ -55,7 +55,7 @@ def build_router(ctx: handlers.VerifyContext, *, keys: KeyDigests) -> APIRouter:
         if keys.find(x_verifier_key) is None:
             return unauthorised()
         reviews = await repo.open_reviews(limit or config.rules.review_list_limit)
-        items = [_review_item(doc) for doc in reviews]
+        items = [review_item(doc) for doc in reviews]
         return JSONResponse(jsonable_encoder({"items": items, "count": len(items)}))
 
     @router.post("/v1/review/{request_id}/claim", summary="Claim a review to work on it")
@@ -138,7 +138,7 @@ def build_router(ctx: handlers.VerifyContext, *, keys: KeyDigests) -> APIRouter:
     return router
 
 
-def _review_item(doc: dict[str, Any]) -> dict[str, Any]:
+def review_item(doc: dict[str, Any]) -> dict[str, Any]:
     """A review as verifiers see it: the request (they call the citizen back) and why."""
     submitted = doc.get("submitted", {})
     verification = doc.get("verification", {})

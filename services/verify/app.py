@@ -10,7 +10,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.verify import api, call_tasks, calls, calls_api, domain, handlers
+from services.verify import api, call_tasks, calls, calls_api, domain, handlers, pages
 from services.verify.history import RecentHistory
 from services.verify.repository import VerifyRepository
 from services.verify.settings import VerifySettings
@@ -21,6 +21,7 @@ from shared.keys import KeyDigests
 from shared.runtime import Runtime
 from shared.schemas import RejectedRequest, ReviewRequest, VerifiedRequest
 from shared.topics import Topic
+from shared.web import Pages
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,10 @@ def build_app(
     calls_router = calls_api.build_router(
         keys=keys, tasks=tasks, repo=repo, bus=rt.bus, config=config, rules=rules
     )
-    app = rt.http_app(title="City help: verify", routers=[router, calls_router])
+    # The verifier console: the same calls as the API, behind a session opened by the key.
+    web = Pages(service="verify", package_dir=pages.HERE, secret=settings.page_secret)
+    console = pages.build_router(pages=web, ctx=ctx, keys=keys)
+    app = rt.http_app(title="City help: verify", routers=[router, calls_router, console])
+    web.install(app)
     install_error_handlers(app)
     return app

@@ -273,6 +273,11 @@ class VerifyRepository:
     async def get_review(self, request_id: str) -> Document | None:
         return await self.db[REVIEW].find_one({"_id": request_id})
 
+    async def claim_of(self, request_id: str) -> Document | None:
+        """Who claimed a review and until when (None: nobody)."""
+        claim = await self.db[REVIEW_CLAIMS].find_one({"_id": request_id})
+        return {"verifier": claim["verifier"], "expires_at": claim["expires_at"]} if claim else None
+
     async def claim(
         self, request_id: str, *, verifier: str, now: datetime, ttl: timedelta
     ) -> Claim:
