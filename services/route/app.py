@@ -10,7 +10,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.route import api, dispatch, domain, handlers, timers
+from services.route import api, dispatch, domain, handlers, pages, timers
 from services.route.published import PublishedEvents
 from services.route.repository import RouteRepository
 from services.route.settings import RouteSettings
@@ -20,6 +20,7 @@ from shared.keys import KeyDigests
 from shared.runtime import Runtime
 from shared.schemas import DispatchJob, LifecycleEvent, StatusEvent
 from shared.topics import DISPATCH_TOPICS, Topic
+from shared.web import Pages
 
 
 def build_app(
@@ -91,7 +92,11 @@ def build_app(
         group="route-lifecycle",
     )
     # The command centre (X-Command-Key) and the department boards (X-Board-Key).
-    router = api.build_router(
-        ctx, KeyDigests(settings.command_keys), KeyDigests(settings.board_keys)
-    )
-    return rt.http_app(title="City help: route", routers=[router])
+    command_keys, board_keys = KeyDigests(settings.command_keys), KeyDigests(settings.board_keys)
+    router = api.build_router(ctx, command_keys, board_keys)
+    # The boards and the command centre's page: the same calls, behind sessions.
+    web = Pages(service="route", package_dir=pages.HERE, secret=settings.page_secret)
+    staff = pages.build_router(pages=web, ctx=ctx, command_keys=command_keys, board_keys=board_keys)
+    app = rt.http_app(title="City help: route", routers=[router, staff])
+    web.install(app)
+    return app
