@@ -319,7 +319,11 @@ def build_router(
         session = command.current(request)
         if session is None:
             return pages.error(request, 401, "staff.signed_out")
-        return pages.render(request, "command_totals.html", **await command_context())
+        # Bound to the session like every page of it: an unbound render would replace the
+        # CSRF cookie, and the forms already on the page would be refused.
+        return pages.render(
+            request, "command_totals.html", csrf_binding=session.id, **await command_context()
+        )
 
     @router.get("/command/owned", response_class=HTMLResponse)
     async def command_owned(request: Request) -> Response:
