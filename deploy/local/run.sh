@@ -70,6 +70,9 @@ The pipeline is running.
     department boards, 8082:   X-Board-Key: ${DEV_BOARD_KEY_PREFIX}<department>   (e.g. ${DEV_BOARD_KEY_PREFIX}medical)
       curl -s http://127.0.0.1:8082/v1/command/summary -H 'X-Command-Key: $DEV_COMMAND_KEY'
       curl -s http://127.0.0.1:8081/v1/review -H 'X-Verifier-Key: $DEV_VERIFIER_KEY'
+    staff pages: http://127.0.0.1:8081/console (key $DEV_VERIFIER_KEY),
+      http://127.0.0.1:8082/command (key $DEV_COMMAND_KEY),
+      http://127.0.0.1:8082/board/medical (key ${DEV_BOARD_KEY_PREFIX}medical; police, community alike)
 Press Ctrl-C to stop everything.
 MSG
 
