@@ -21,7 +21,7 @@ from datetime import datetime
 from services.route import domain, handlers, legs, redispatch
 from services.route.handlers import RouteContext
 from shared.db import Document
-from shared.envelope import derive_id, utcnow
+from shared.envelope import derive_id
 from shared.schemas import DepartmentStatus, DispatchJob, StatusEvent
 from shared.topics import Department, Topic
 
@@ -80,7 +80,7 @@ async def redispatch_leg(
 async def _apply(
     ctx: RouteContext, plan: redispatch.Plan, source: Document, watched: Document | None
 ) -> None:
-    now = utcnow()
+    now = ctx.clock()
     old_job = DispatchJob.model_validate(source["job"])
     facts = dataclasses.replace(domain.JobFacts.of(old_job), category=plan.category)
     leg = await ctx.repo.get_leg(plan.new_leg_id)

@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.route import actions, board, command, info, redispatch
 from services.route.handlers import RouteContext
 from shared import requests_store
-from shared.envelope import utcnow
 from shared.http import problem
 from shared.keys import KeyDigests
 from shared.schemas import Category, DepartmentStatus
@@ -66,7 +65,7 @@ def _unauthorised(header: str) -> JSONResponse:
 
 async def command_overview(ctx: RouteContext) -> dict[str, Any]:
     """Totals, charts and the owned legs: everything the command centre's page shows."""
-    now = utcnow()
+    now = ctx.clock()
     docs = await requests_store.scan(ctx.repo.db, command.FIELDS)
     leg_docs = await ctx.repo.all_legs(command.LEG_FIELDS)
     owned = await ctx.repo.command_legs()
@@ -123,7 +122,7 @@ async def report_answer(
         note=body.note,
         actor=f"board:{department}",
         action_id=body.action_id or uuid.uuid4().hex,
-        at=utcnow(),
+        at=ctx.clock(),
     )
     if isinstance(event, actions.BoardRefusal):
         status = 422 if event.code == "note_required" else 409
@@ -147,7 +146,7 @@ def build_router(ctx: RouteContext, command_keys: KeyDigests, board_keys: KeyDig
         # A whole-collection read, on a rare request (a dashboard refresh), three small fields.
         docs = await requests_store.scan(ctx.repo.db, command.FIELDS)
         logger.info("command summary served", extra={"desk": desk, "total": len(docs)})
-        body = {**command.summarise(docs), "generated_at": utcnow()}
+        body = {**command.summarise(docs), "generated_at": ctx.clock()}
         return JSONResponse(jsonable_encoder(body))
 
     @router.get("/v1/command/overview", summary="Totals, charts and the legs the centre owns")
@@ -179,7 +178,7 @@ def build_router(ctx: RouteContext, command_keys: KeyDigests, board_keys: KeyDig
     ) -> JSONResponse:
         if board_keys.find(x_board_key) != department:
             return _unauthorised("X-Board-Key")
-        items = board.jobs(await ctx.repo.department_legs(department), now=utcnow())
+        items = board.jobs(await ctx.repo.department_legs(department), now=ctx.clock())
         return JSONResponse(jsonable_encoder({"items": items, "count": len(items)}))
 
     @router.post(
@@ -208,7 +207,7 @@ def build_router(ctx: RouteContext, command_keys: KeyDigests, board_keys: KeyDig
         x_tracking_token: Annotated[str | None, Header(max_length=128)] = None,
     ) -> JSONResponse:
         added = await info.add_info(
-            ctx, request_id, token=x_tracking_token, text=body.text.strip(), at=utcnow()
+            ctx, request_id, token=x_tracking_token, text=body.text.strip(), at=ctx.clock()
         )
         if isinstance(added, info.Refusal):
             return problem(added.http_status, added.code, added.message)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -16,6 +17,7 @@ from services.route.repository import RouteRepository
 from services.route.settings import RouteSettings
 from services.route.teams import load_directory
 from shared.db import Client
+from shared.envelope import utcnow
 from shared.keys import KeyDigests
 from shared.runtime import Runtime
 from shared.schemas import DispatchJob, LifecycleEvent, StatusEvent
@@ -29,7 +31,9 @@ def build_app(
     broker: KafkaBroker | None = None,
     client: Client | None = None,
     create_topics: bool = True,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Any:
+    """The route app; tests may pass their own clock."""
     settings = settings or RouteSettings()
     rt = Runtime.create(
         "route", settings, broker=broker, client=client, create_topics=create_topics
@@ -47,6 +51,7 @@ def build_app(
         levels=domain.load_service_levels(settings.config_dir / settings.service_levels_file),
         directory=load_directory(settings.config_dir / settings.teams_file),
         published=PublishedEvents(settings),
+        clock=clock,
     )
 
     async def sync_team_directory() -> None:
@@ -67,7 +72,7 @@ def build_app(
     # the survey's reopen/close events are independent streams, each at least once.
     load = dispatch.TeamLoad(repo.team_load)
     rules = dispatch.DispatchRules(rules=ctx.rules, levels=ctx.levels, directory=ctx.directory)
-    plan = partial(dispatch.plan_verified, rules=rules, load=load)
+    plan = partial(dispatch.plan_verified, rules=rules, load=load, clock=ctx.clock)
     careful = partial(handlers.handle_verified, ctx=ctx)
     rt.subscribe_batch([Topic.VERIFIED], plan, careful=careful, name="verified")
     # Urgent verified requests (P1, P2, green channel) have a lane and a consumer group of

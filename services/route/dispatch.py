@@ -70,10 +70,14 @@ class DispatchRules:
 
 
 async def plan_verified(
-    records: Sequence[Record], *, rules: DispatchRules, load: TeamLoad
+    records: Sequence[Record],
+    *,
+    rules: DispatchRules,
+    load: TeamLoad,
+    clock: Callable[[], datetime] = utcnow,
 ) -> list[Outcome]:
     """Plans for a batch of verified requests (one read of the team load at most)."""
-    now = utcnow()
+    now = clock()
     current = await load.current()
     outcomes: list[Outcome] = []
     for record in records:

@@ -9,6 +9,7 @@ undone and repeats nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,8 @@ class RouteContext:
     # Looks for a leg on its dispatch topic after a crash between publish and mark (None: never
     # looks, and such a leg is published again with the same ids).
     published: PublishedEvents | None = None
+    # The time, for every stamp route writes and every deadline it checks (tests fix it).
+    clock: Callable[[], datetime] = utcnow
 
 
 # ---------------------------------------------------------------------------------- dispatch
@@ -55,7 +58,7 @@ class RouteContext:
 
 async def handle_verified(record: Record, *, ctx: RouteContext) -> None:
     request = record.parse(VerifiedRequest)
-    now = utcnow()
+    now = ctx.clock()
     facts = domain.JobFacts.of(request)
     load = await ctx.repo.team_load()
     plans = domain.plan(request, ctx.rules)
@@ -115,14 +118,14 @@ async def record_leg(
     department may answer the moment it sees the job, and its report must find all of it."""
     job = DispatchJob.model_validate(leg["job"])
     await ctx.repo.count_leg(leg)
-    await ctx.repo.add_to_case(job.request_id, job.leg_id)
+    await ctx.repo.add_to_case(job.request_id, leg_id=job.leg_id)
     open_leg = leg.get("current", True) and leg.get("progress", "dispatched") not in legs.TERMINAL
     if open_leg and leg.get("blocking", True):
-        await ctx.repo.set_lookup(job.request_id, job.department, job.leg_id)
+        await ctx.repo.set_lookup(job.request_id, department=job.department, leg_id=job.leg_id)
         await ctx.repo.arm_timer(leg)
-    elif open_leg and await ctx.repo.lookup(job.request_id, job.department) is None:
+    elif open_leg and await ctx.repo.lookup(job.request_id, department=job.department) is None:
         # An oversight job: findable by request and department only if nothing else is.
-        await ctx.repo.set_lookup(job.request_id, job.department, job.leg_id)
+        await ctx.repo.set_lookup(job.request_id, department=job.department, leg_id=job.leg_id)
     await ctx.repo.record_transition(
         job.request_id,
         event_id=effect_id("dispatch", job.leg_id),
@@ -143,7 +146,7 @@ async def _publish_leg(
     event_id = effect_id("dispatch", job.leg_id)
     if not leg.get("published") and await _went_out(ctx, leg, job, event_id):
         # A processing that died between publishing and marking: mark, do not publish again.
-        await ctx.repo.mark_published(leg, utcnow())
+        await ctx.repo.mark_published(leg, ctx.clock())
         logger.info(
             "leg found on its dispatch topic; not published again",
             extra={"request_id": job.request_id, "leg_id": job.leg_id},
@@ -159,7 +162,7 @@ async def _publish_leg(
         cause=cause,
     )
     crash_point("route.after_publish")
-    await ctx.repo.mark_published(leg, utcnow())
+    await ctx.repo.mark_published(leg, ctx.clock())
     crash_point("route.after_mark")
     REQUESTS.labels(
         "dispatched", job.category, job.priority, job.location.district or "unknown"
@@ -259,12 +262,12 @@ async def handle_status(record: Record, *, ctx: RouteContext) -> None:
     logger.info("status event", extra=log)
     await ctx.repo.record_event(
         str(leg["_id"]),
-        event.event_id,
-        {
+        event_id=event.event_id,
+        entry={
             "event_id": event.event_id,
             "status": event.status,
             "occurred_at": event.occurred_at,
-            "received_at": utcnow(),
+            "received_at": ctx.clock(),
             "actor": event.actor,
             "note": event.note,
             "outcome": outcome,
@@ -275,7 +278,7 @@ async def handle_status(record: Record, *, ctx: RouteContext) -> None:
 async def _leg_of(ctx: RouteContext, event: StatusEvent) -> Document:
     """The leg a status event is about: by the leg id it echoes, else by request and
     department."""
-    leg_id = event.leg_id or await ctx.repo.lookup(event.request_id, event.department)
+    leg_id = event.leg_id or await ctx.repo.lookup(event.request_id, department=event.department)
     if leg_id is None:
         raise PermanentError("unknown_leg", f"no {event.department} leg for this request")
     leg = await ctx.repo.get_leg(leg_id)
@@ -373,7 +376,7 @@ async def _reroute(
         rule_id=f"reroute:{decision.reason}",
         reason=f"{decision.reason} after rejection by {job.team_id}{note}"[:500],
         cycle=int(leg.get("cycle", 0)),
-        at=utcnow(),
+        at=ctx.clock(),
     )
     await ctx.repo.supersede(leg, by=str(successor["_id"]), rejected_by=rejected_by)
     await dispatch_leg(ctx, successor, cause=cause, set_status=False)
@@ -384,7 +387,7 @@ async def _reroute(
             status="escalated",
             event_id=effect_id("escalated", str(successor["_id"])),
             reason=decision.reason,
-            at=utcnow(),
+            at=ctx.clock(),
             cause=cause,
         )
 
@@ -417,7 +420,7 @@ async def _advance_request(
             at=at,
             cause=cause,
         )
-        await ctx.repo.mark_emitted(request_id, f"{cycle}:{level}")
+        await ctx.repo.mark_emitted(request_id, key=f"{cycle}:{level}")
         if level == "resolved":
             REQUESTS.labels(
                 "resolved",
@@ -525,7 +528,7 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
             actor=event.actor,
             reason=event.reason,
         )
-        await ctx.repo.mark_handled(event.request_id, event.event_id)
+        await ctx.repo.mark_handled(event.request_id, event_id=event.event_id)
         return
     await ctx.repo.record_transition(
         event.request_id,
@@ -535,7 +538,7 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
         actor=event.actor,
         reason=event.reason,
     )
-    cycle = await ctx.repo.start_cycle(event.request_id, event.event_id)
+    cycle = await ctx.repo.start_cycle(event.request_id, reopen_event_id=event.event_id)
     first = await ctx.repo.get_leg(case["leg_ids"][0])
     if first is None:
         raise PermanentError("unknown_request", "the request's first leg is missing")
@@ -552,7 +555,7 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
         reason="reopened: the citizen was not satisfied"
         + (f" ({event.reason})" if event.reason else ""),
         cycle=cycle,
-        at=utcnow(),
+        at=ctx.clock(),
     )
     await dispatch_leg(ctx, leg, cause=record.envelope, set_status=False)
     await _emit_lifecycle(
@@ -561,8 +564,8 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
         status="escalated",
         event_id=effect_id("escalated", event.event_id),
         reason="reopened",
-        at=utcnow(),
+        at=ctx.clock(),
         cause=record.envelope,
     )
     await refresh_summary(ctx, event.request_id)
-    await ctx.repo.mark_handled(event.request_id, event.event_id)
+    await ctx.repo.mark_handled(event.request_id, event_id=event.event_id)

@@ -141,7 +141,7 @@ class RouteRepository:
         await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": fields})
         leg.update(fields)
 
-    async def record_event(self, leg_id: str, event_id: str, entry: Document) -> None:
+    async def record_event(self, leg_id: str, *, event_id: str, entry: Document) -> None:
         """The status event is done with: keep it in the history, never apply it again."""
         await self.db[LEGS].update_one(
             {"_id": leg_id},
@@ -191,20 +191,20 @@ class RouteRepository:
 
     # ------------------------------------------------------------------------------ lookup
 
-    async def set_lookup(self, request_id: str, department: str, leg_id: str) -> None:
+    async def set_lookup(self, request_id: str, *, department: str, leg_id: str) -> None:
         await self.db[LOOKUP].update_one(
             {"_id": f"{request_id}|{department}"},
             {"$set": {"leg_id": leg_id, "request_id": request_id}},
             upsert=True,
         )
 
-    async def lookup(self, request_id: str, department: str) -> str | None:
+    async def lookup(self, request_id: str, *, department: str) -> str | None:
         doc = await self.db[LOOKUP].find_one({"_id": f"{request_id}|{department}"})
         return None if doc is None else str(doc["leg_id"])
 
     # ------------------------------------------------------------------------------ cases
 
-    async def add_to_case(self, request_id: str, leg_id: str) -> None:
+    async def add_to_case(self, request_id: str, *, leg_id: str) -> None:
         await self.db[CASES].update_one(
             {"_id": request_id},
             {
@@ -225,14 +225,14 @@ class RouteRepository:
                 legs.append(leg)
         return legs
 
-    async def mark_emitted(self, request_id: str, key: str) -> None:
+    async def mark_emitted(self, request_id: str, *, key: str) -> None:
         await self.db[CASES].update_one({"_id": request_id}, {"$addToSet": {"emitted": key}})
 
-    async def mark_handled(self, request_id: str, event_id: str) -> None:
+    async def mark_handled(self, request_id: str, *, event_id: str) -> None:
         """A reopen or close event is done with (its effects are all stored)."""
         await self.db[CASES].update_one({"_id": request_id}, {"$addToSet": {"handled": event_id}})
 
-    async def start_cycle(self, request_id: str, reopen_event_id: str) -> int:
+    async def start_cycle(self, request_id: str, *, reopen_event_id: str) -> int:
         """The cycle a reopening starts (the same one when the reopening is redelivered)."""
         await self.db[CASES].update_one(
             {"_id": request_id}, {"$addToSet": {"reopens": reopen_event_id}}

@@ -30,7 +30,6 @@ from services.route import handlers, legs
 from services.route.handlers import RouteContext
 from services.route.teams import choose_team
 from shared.db import Document
-from shared.envelope import utcnow
 from shared.faults import crash_point
 from shared.kafka import effect_id
 from shared.metrics import SLA_BREACHES
@@ -52,7 +51,7 @@ async def sla_loop(
     """Escalate legs past their deadlines; the deadlines live in the database, so a restart
     picks up where the last run stopped."""
     while True:
-        await scan_deadlines(ctx, now=utcnow(), lease=lease, owner=owner)
+        await scan_deadlines(ctx, now=ctx.clock(), lease=lease, owner=owner)
         await asyncio.sleep(interval)
 
 
@@ -158,7 +157,7 @@ async def _escalate_breach(
     crash_point("route.after_escalation")
     if await ctx.repo.mark_breached(leg, kind):
         SLA_BREACHES.labels(kind, job.department, job.priority).inc()
-    await ctx.repo.settle_breach(job.leg_id, kind, token=token, at=utcnow())
+    await ctx.repo.settle_breach(job.leg_id, kind, token=token, at=ctx.clock())
     await handlers.refresh_summary(ctx, job.request_id)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -352,3 +352,15 @@ async def test_reopened_request_goes_to_the_command_centre(route: Harness) -> No
         await handlers.handle_lifecycle(
             route.record(Topic.LIFECYCLE, {**reopened, "request_id": "r-unknown"}), ctx=route.ctx
         )
+
+
+async def test_route_stamps_dispatches_and_deadlines_by_its_clock(route: Harness) -> None:
+    at = datetime(2026, 1, 9, 6, 5, tzinfo=UTC)
+    fixed = Harness(replace(route.ctx, clock=lambda: at), route.bus, route.db, route.offsets)
+    request_id = await fixed.verified()
+    [community] = fixed.jobs("community", request_id)
+    assert datetime.fromisoformat(community["dispatched_at"]) == at
+    assert datetime.fromisoformat(community["acknowledge_by"]) == at + timedelta(hours=1)
+    leg = await fixed.db["legs"].find_one({"_id": community["leg_id"]})
+    assert leg is not None
+    assert leg["dispatched_at"] == at
