@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup lock tools helm infra run test lint unit stop status chaos bench clean contracts redrive capacity
+.PHONY: help setup lock tools helm infra run test lint unit stop status chaos bench clean contracts redrive replay capacity
 
 help:
 	@sed -n '2,4p' Makefile
@@ -82,6 +82,11 @@ clean: stop
 redrive: setup
 	@test -n "$(SERVICE)" || { echo "usage: make redrive SERVICE=intake|verify|route|notify [ARGS='--reason <code> --limit N --dry-run']"; exit 2; }
 	@$(BIN)/python -m tools.redrive --service $(SERVICE) $(ARGS)
+
+# Rebuild a request's timeline from the topics and compare it with the stored one; without
+# REQUEST, every request (python -m tools.replay --all). Exits 1 on a difference.
+replay: setup
+	@$(BIN)/python -m tools.replay $(if $(REQUEST),$(REQUEST),--all)
 
 # Ceilings of Kafka and the database, the pipeline at fixed offered loads (wrk) and P1 behind a
 # backlog, on a fresh stack of its own; a table, bench/results.json, bench/*.png and one line

@@ -1,0 +1,200 @@
+"""The timeline rebuilt from the topics alone (tools/replay.py) on the real stack, for a
+request that went through review, two legs, a rejection back and the call-back survey; and a
+stored timeline that lost an entry is reported, with a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from shared import requests_store
+from shared.topics import Topic
+from tests.conftest import REPO, sms_services
+from tests.support.kafka import produce, read_topic, wait_until
+from tests.support.services import ServiceSet
+from tools.fake_gateway import FakeGateway
+
+pytestmark = pytest.mark.e2e
+
+KEY = {"X-Verifier-Key": "dora-e2e-key"}
+FOOD_AND_INSULIN: dict[str, Any] = {
+    "category": "food_supply",
+    "description": "老人独居，家里没有吃的，胰岛素也快用完了",
+    "contact": {"name": "李先生", "phone": "139 0037 5678"},
+    "location": {"district": "Chaoyang District", "address": "金水路 9 号"},
+    "special_groups": ["elderly", "living_alone"],
+    "language": "zh",
+}
+
+
+@pytest.fixture(scope="module")
+async def services(
+    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
+) -> AsyncIterator[ServiceSet]:
+    services = await sms_services(
+        kafka_bootstrap,
+        mongodb_uri,
+        gateway,
+        VERIFY_REVIEWER_KEYS=json.dumps({"dora": KEY["X-Verifier-Key"]}),
+    )
+    services.extra_env["NOTIFY_SURVEY_BASE_URL"] = services.url("notify")
+    services.start()
+    try:
+        yield services
+    finally:
+        services.stop()
+
+
+async def replay(services: ServiceSet, *args: str) -> tuple[int, str]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": services.kafka_bootstrap,
+        "MONGODB_URI": services.mongodb_uri,
+        "MONGODB_DATABASE": services.database,
+        "TOPIC_PREFIX": services.prefix,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tools.replay",
+        *args,
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return int(proc.returncode or 0), out.decode()
+
+
+async def jobs(
+    services: ServiceSet, bootstrap: str, topic: Topic, request_id: str, count: int
+) -> list[dict[str, Any]]:
+    def mine(records: list[Any]) -> list[dict[str, Any]]:
+        return [
+            json.loads(r.value)
+            for r in records
+            if r.key == request_id.encode() and dict(r.headers).get("ce_type") != b"x"
+        ]
+
+    records = await read_topic(
+        bootstrap,
+        services.prefix + topic.value,
+        timeout=60,
+        until=lambda rs: len(mine(rs)) >= count,
+    )
+    found = mine(records)
+    assert len(found) >= count, f"{len(found)} jobs on {topic.value}, expected {count}"
+    return found
+
+
+async def report(
+    services: ServiceSet, bootstrap: str, job: dict[str, Any], status: str, note: str = ""
+) -> None:
+    event = {
+        "event_id": uuid.uuid4().hex,
+        "request_id": job["request_id"],
+        "department": job["department"],
+        "status": status,
+        "leg_id": job["leg_id"],
+        "actor": job["team_id"],
+        "occurred_at": datetime.now(UTC).isoformat(),
+        **({"note": note} if note else {}),
+    }
+    await produce(
+        bootstrap,
+        services.prefix + Topic.STATUS.value,
+        json.dumps(event).encode(),
+        key=job["request_id"].encode(),
+    )
+
+
+async def test_replay_rebuilds_a_reviewed_rerouted_surveyed_request(
+    services: ServiceSet,
+    kafka_bootstrap: str,
+    mongo: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    db = mongo[services.database]
+    async with httpx.AsyncClient(timeout=30) as http:
+        receipt = await http.post(f"{services.url('intake')}/v1/requests", json=FOOD_AND_INSULIN)
+        assert receipt.status_code == 202, receipt.text
+        rid, token = receipt.json()["request_id"], receipt.json()["tracking_token"]
+
+        async def in_review() -> bool:
+            doc = await requests_store.get_request(db, rid)
+            return doc is not None and doc["status"] == "needs_review"
+
+        await wait_until(in_review, timeout=60)
+        verify = services.url("verify")
+        claimed = await http.post(f"{verify}/v1/review/{rid}/claim", headers=KEY)
+        assert claimed.status_code == 200, claimed.text
+        decided = await http.post(
+            f"{verify}/v1/review/{rid}/decision",
+            json={"decision": "verify", "corrections": {"district": "jinshui"}},
+            headers=KEY,
+        )
+        assert decided.status_code == 200, decided.text
+
+        [community] = await jobs(services, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, rid, 1)
+        [medical] = await jobs(services, kafka_bootstrap, Topic.DISPATCH_MEDICAL, rid, 1)
+        await report(services, kafka_bootstrap, community, "rejected", note="no volunteers")
+        rerouted = (await jobs(services, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, rid, 2))[1]
+        assert rerouted["team_id"] != community["team_id"]
+        for job in (rerouted, medical):
+            await report(services, kafka_bootstrap, job, "acknowledged")
+            await report(services, kafka_bootstrap, job, "resolved")
+
+        async def surveyed() -> bool:
+            return await db["surveys"].find_one({"_id": rid}) is not None
+
+        await wait_until(surveyed, timeout=60)
+        answer = await http.post(
+            f"{services.url('notify')}/v1/requests/{rid}/survey",
+            json={"satisfied": True},
+            headers={"X-Tracking-Token": token},
+        )
+        assert answer.status_code == 200, answer.text
+
+    async def closed() -> dict[str, Any] | None:
+        doc = await requests_store.get_request(db, rid)
+        return doc if doc is not None and doc["status"] == "closed" else None
+
+    doc = await wait_until(closed, timeout=60)
+    statuses = [e["status"] for e in doc["timeline"]]
+    for status in ("submitted", "needs_review", "verified", "resolved", "closed"):
+        assert status in statuses, statuses
+    assert statuses.count("dispatched") == 3, statuses  # two legs and the re-routed one
+
+    code, out = await replay(services, rid)
+    assert code == 0, out
+    assert f"{rid}: {len(doc['timeline'])} entries, as stored" in out
+    code, out = await replay(services, "--all")
+    assert code == 0, out
+    assert "mismatched=0" in out
+
+    # A stored timeline that lost an entry (here: resolved) no longer matches the topics.
+    record = await db[requests_store.COLLECTION].find_one({"_id": rid})
+    assert record is not None
+    kept = [e for e in record["timeline"] if e["status"] != "resolved"]
+    assert len(kept) == len(record["timeline"]) - 1
+    await db[requests_store.COLLECTION].update_one({"_id": rid}, {"$set": {"timeline": kept}})
+    code, out = await replay(services, rid)
+    assert code == 1, out
+    assert "only on the topics:" in out
+    assert "resolved" in out.split("only on the topics:", 1)[1].splitlines()[0]
+    code, out = await replay(services, "--all")
+    assert code == 1, out
+    assert "mismatched=1" in out
+
+    code, out = await replay(services, "no-such-request")
+    assert code == 2, out
