@@ -89,6 +89,20 @@ def container(manifests: list[Any], stage: str) -> dict[str, Any]:
     return result
 
 
+def test_helm_lint_finds_nothing(helm: str, tmp_path: Path) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(TEST_VALUES))
+    out = subprocess.run(
+        [helm, "lint", "--strict", str(CHART), "--kube-version", "1.33.0", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[WARNING]" not in out.stdout
+    assert "[ERROR]" not in out.stdout
+
+
 def test_the_chart_renders_every_resource(manifests: list[Any]) -> None:
     kinds = {m["kind"] for m in manifests}
     assert kinds == {
