@@ -239,6 +239,7 @@ async def handle_status(record: Record, *, ctx: RouteContext) -> None:
         last_occurred_at=leg.get("last_occurred_at"),
         last_event_id=leg.get("last_event_id"),
         applied_events=frozenset(leg.get("applied_events", ())),
+        current=bool(leg.get("current", True)),
     )
     outcome = legs.apply_status(
         state, event_id=event.event_id, status=event.status, occurred_at=event.occurred_at

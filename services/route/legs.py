@@ -48,6 +48,8 @@ class LegState:
     last_occurred_at: datetime | None = None
     last_event_id: str | None = None
     applied_events: frozenset[str] = frozenset()
+    # False once another leg took the job over (re-routed or re-dispatched).
+    current: bool = True
 
 
 def apply_status(state: LegState, *, event_id: str, status: str, occurred_at: datetime) -> Outcome:
@@ -56,16 +58,17 @@ def apply_status(state: LegState, *, event_id: str, status: str, occurred_at: da
     ``apply``: the leg moves to ``status``. Anything else is recorded in the leg's history and
     changes nothing: ``duplicate`` (this event was applied already), ``repeat`` (the same status
     again), ``stale`` (older than the last applied event), ``backwards`` (e.g. acknowledged
-    after resolved), ``closed`` (the leg is resolved or rejected), ``owned`` (the command centre
+    after resolved), ``closed`` (the leg is resolved or rejected, or another leg took the job
+    over), ``owned`` (the command centre
     cannot reject a leg: it owns it).
     """
     if event_id in state.applied_events:
         return "duplicate"
     if event_id == state.last_event_id:
         return "apply"  # applied, but its effects may not all have happened: finish them
-    if state.department == "command" and status == "rejected":
+    if state.department == "command" and status == "rejected" and state.current:
         return "owned"
-    if state.progress in TERMINAL:
+    if state.progress in TERMINAL or not state.current:
         return "closed"
     if state.last_occurred_at is not None and occurred_at < state.last_occurred_at:
         return "stale"

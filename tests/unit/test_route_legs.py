@@ -226,3 +226,11 @@ def test_deadlines_breach_once_each() -> None:
         )
         is None
     )
+
+
+def test_a_leg_another_leg_took_over_takes_no_report() -> None:
+    handed_over = LegState(department="medical", current=False)
+    for status in ("acknowledged", "resolved", "rejected"):
+        assert apply_status(handed_over, event_id="e", status=status, occurred_at=T0) == "closed"
+    command = LegState(department="command", current=False)
+    assert apply_status(command, event_id="e", status="rejected", occurred_at=T0) == "closed"
