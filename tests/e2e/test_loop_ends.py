@@ -139,7 +139,7 @@ async def test_an_unanswered_survey_is_reminded_once_then_closed_without_answer(
         lambda: sms(gateway, rid).get(nid(rid, "survey_reminder")), timeout=30
     )
     assert reminder["text"].startswith("Reminder:")
-    assert f"{services.url('notify')}/v1/requests/{rid}/survey" in reminder["text"]
+    assert f"{services.url('notify')}/surveys/{rid}" in reminder["text"]
 
     db = mongo[services.database]
 
