@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import (
+    KafkaConnectionError,
+    OutOfOrderSequenceNumber,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+    for_code,
+)
+from aiokafka.producer.transaction_manager import NO_PRODUCER_EPOCH, NO_PRODUCER_ID, PidAndEpoch
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -124,7 +133,43 @@ class EventBus:
         if publisher is None:
             raise KeyError(f"topic {topic} was not declared by {self.source}")
         raw_key = key.encode("utf-8") if isinstance(key, str) else key
-        await publisher.publish(value, key=raw_key, headers=dict(headers))
+        try:
+            await publisher.publish(value, key=raw_key, headers=dict(headers))
+        except (OutOfOrderSequenceNumber, UnknownProducerId):
+            # The broker lost track of this producer's sequence (a batch that timed out while
+            # the broker was away still used up its numbers): the producer would be refused
+            # for ever. It takes a new producer id, and the caller's retry goes through.
+            if reset_idempotence(aiokafka_producer(self._broker)):
+                logger.warning(
+                    "the broker refused the producer's sequence; producer id renewed",
+                    extra={"topic": self._names(topic)},
+                )
+            raise
+
+
+def aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
+    """The aiokafka producer under a started FastStream broker (None before start)."""
+    state = getattr(broker.config.producer, "_producer", None)
+    producer = getattr(state, "producer", None)
+    return producer if isinstance(producer, AIOKafkaProducer) else None
+
+
+def reset_idempotence(producer: AIOKafkaProducer | None) -> bool:
+    """Make an idempotent (not transactional) producer ask the broker for a new producer id
+    and start its sequence numbers again, as Kafka's own client does after a sequence error.
+
+    aiokafka keeps the old id and numbers after ``OutOfOrderSequenceNumber`` and every later
+    send is refused (aio-libs/aiokafka#1017); its sender asks for an id whenever it has none.
+    Records sent again under the new id may be stored twice: consumers drop repeats by the
+    effect's key, as they do for any redelivery. Returns False when there is nothing to reset.
+    """
+    manager = getattr(producer, "_txn_manager", None)
+    if manager is None or manager.transactional_id is not None:
+        return False
+    manager._pid_and_epoch = PidAndEpoch(NO_PRODUCER_ID, NO_PRODUCER_EPOCH)
+    manager._pid_waiter = asyncio.get_running_loop().create_future()
+    manager._sequence_numbers.clear()
+    return True
 
 
 def effect_id(stage: str, *parts: str) -> str:
