@@ -19,6 +19,16 @@ def problem(
     )
 
 
+def key_required(header: str, key: str = "A key") -> JSONResponse:
+    """401 for a request without a valid key in ``header`` (``key``: what kind of key)."""
+    return problem(
+        401,
+        "unauthorised",
+        f"{key} is required ({header}).",
+        headers={"WWW-Authenticate": header},
+    )
+
+
 def problems_from(exc: RequestValidationError) -> list[dict[str, str]]:
     """Each validation problem as {field, problem, type}; input values are not echoed back."""
     out = []

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.route import actions, board, command, info, redispatch
 from services.route.handlers import RouteContext
 from shared import requests_store
-from shared.http import problem
+from shared.http import key_required, problem
 from shared.keys import KeyDigests
 from shared.schemas import Category, DepartmentStatus
 from shared.topics import Department
@@ -52,15 +52,6 @@ class InfoBody(BaseModel):
 
 
 REFUSAL_STATUS = {"nothing_to_change": 422, "stays_with_command": 422}
-
-
-def _unauthorised(header: str) -> JSONResponse:
-    return problem(
-        401,
-        "unauthorised",
-        f"A key is required ({header}).",
-        headers={"WWW-Authenticate": header},
-    )
 
 
 async def command_overview(ctx: RouteContext) -> dict[str, Any]:
@@ -142,7 +133,7 @@ def build_router(ctx: RouteContext, command_keys: KeyDigests, board_keys: KeyDig
     ) -> JSONResponse:
         desk = command_keys.find(x_command_key)
         if desk is None:
-            return _unauthorised("X-Command-Key")
+            return key_required("X-Command-Key")
         # A whole-collection read, on a rare request (a dashboard refresh), three small fields.
         docs = await requests_store.scan(ctx.repo.db, command.FIELDS)
         logger.info("command summary served", extra={"desk": desk, "total": len(docs)})
@@ -154,7 +145,7 @@ def build_router(ctx: RouteContext, command_keys: KeyDigests, board_keys: KeyDig
         x_command_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> JSONResponse:
         if command_keys.find(x_command_key) is None:
-            return _unauthorised("X-Command-Key")
+            return key_required("X-Command-Key")
         return JSONResponse(jsonable_encoder(await command_overview(ctx)))
 
     @router.post(
@@ -168,7 +159,7 @@ def build_router(ctx: RouteContext, command_keys: KeyDigests, board_keys: KeyDig
     ) -> JSONResponse:
         desk = command_keys.find(x_command_key)
         if desk is None:
-            return _unauthorised("X-Command-Key")
+            return key_required("X-Command-Key")
         return await redispatch_answer(ctx, leg_id, body, desk=desk)
 
     @router.get("/v1/board/{department}/jobs", summary="A department's open jobs by deadline")
@@ -177,7 +168,7 @@ def build_router(ctx: RouteContext, command_keys: KeyDigests, board_keys: KeyDig
         x_board_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> JSONResponse:
         if board_keys.find(x_board_key) != department:
-            return _unauthorised("X-Board-Key")
+            return key_required("X-Board-Key")
         items = board.jobs(await ctx.repo.department_legs(department), now=ctx.clock())
         return JSONResponse(jsonable_encoder({"items": items, "count": len(items)}))
 
@@ -193,7 +184,7 @@ def build_router(ctx: RouteContext, command_keys: KeyDigests, board_keys: KeyDig
         x_board_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> JSONResponse:
         if board_keys.find(x_board_key) != department:
-            return _unauthorised("X-Board-Key")
+            return key_required("X-Board-Key")
         return await report_answer(ctx, department, leg_id, body)
 
     @router.post(

@@ -1,5 +1,7 @@
-"""Verify's HTTP API: the review queue verifiers work (list, claim, decide), keyed by
-``X-Verifier-Key``. Entry points only translate HTTP to repository and handler calls."""
+"""Verify's HTTP API: the review queue verifiers work (list, claim, decide) and the call-back
+task of a review item (``GET``/``POST /v1/review/{id}/calls``: its attempts; reached,
+unreachable or wrong number), keyed by ``X-Verifier-Key``. Entry points only translate HTTP to
+repository and handler calls."""
 
 from __future__ import annotations
 
@@ -11,10 +13,18 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.verify import domain, handlers
-from shared.http import problem
+from services.verify import call_tasks, domain, handlers
+from services.verify.calls import CallOutcome, CallRules
+from shared.http import key_required, problem
 from shared.keys import KeyDigests
 from shared.schemas import Category, Priority
+
+
+class AttemptBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: CallOutcome
+    note: Annotated[str, Field(max_length=500)] | None = None
 
 
 class CorrectionsBody(BaseModel):
@@ -35,17 +45,17 @@ class DecisionBody(BaseModel):
     duplicate_of: Annotated[str, Field(max_length=128)] | None = None
 
 
-def build_router(ctx: handlers.VerifyContext, *, keys: KeyDigests) -> APIRouter:
-    """The review queue's routes."""
+def build_router(
+    ctx: handlers.VerifyContext,
+    *,
+    keys: KeyDigests,
+    tasks: call_tasks.CallTasks,
+    rules: CallRules,
+) -> APIRouter:
+    """The review queue's routes, and the call-back task of each review item."""
     repo, config = ctx.repo, ctx.config
     router = APIRouter(tags=["review"])
-    unauthorised = partial(
-        problem,
-        401,
-        "unauthorised",
-        "A verifier key is required (X-Verifier-Key).",
-        headers={"WWW-Authenticate": "X-Verifier-Key"},
-    )
+    unauthorised = partial(key_required, "X-Verifier-Key", "A verifier key")
 
     @router.get("/v1/review", summary="Requests waiting for a verifier, most urgent first")
     async def list_reviews(
@@ -134,6 +144,53 @@ def build_router(ctx: handlers.VerifyContext, *, keys: KeyDigests) -> APIRouter:
                 "event_id": outcome.event_id,
             }
         )
+
+    @router.get("/v1/review/{request_id}/calls", summary="The call-back task of a review item")
+    async def get_calls(
+        request_id: str,
+        x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> JSONResponse:
+        if keys.find(x_verifier_key) is None:
+            return unauthorised()
+        review = await repo.get_review(request_id)
+        if review is None:
+            return problem(404, "not_found", "No review with this id.")
+        task = await tasks.get(request_id)
+        return JSONResponse(jsonable_encoder(call_tasks.task_view(task, review, rules)))
+
+    @router.post("/v1/review/{request_id}/calls", summary="Record a call-back attempt")
+    async def post_call(
+        request_id: str,
+        body: AttemptBody,
+        x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    ) -> JSONResponse:
+        verifier = keys.find(x_verifier_key)
+        if verifier is None:
+            return unauthorised()
+        result = await call_tasks.record_attempt(
+            request_id,
+            verifier=verifier,
+            outcome=body.outcome,
+            note=body.note,
+            key=idempotency_key,
+            tasks=tasks,
+            repo=repo,
+            bus=ctx.bus,
+            config=config,
+            rules=rules,
+            now=ctx.clock(),
+        )
+        if not result.ok:
+            status = 404 if result.error == "not_found" else 409
+            return problem(status, result.error, result.message)
+        task = result.task or {}
+        review = await repo.get_review(request_id) or {
+            "_id": request_id,
+            "flagged_at": task.get("flagged_at", ctx.clock()),
+        }
+        view = call_tasks.task_view(task, review, rules)
+        return JSONResponse(jsonable_encoder(view), status_code=201)
 
     return router
 

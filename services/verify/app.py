@@ -10,7 +10,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.verify import api, call_tasks, calls, calls_api, domain, handlers, pages
+from services.verify import api, call_tasks, calls, domain, handlers, pages
 from services.verify.history import RecentHistory
 from services.verify.repository import VerifyRepository
 from services.verify.settings import VerifySettings
@@ -80,7 +80,6 @@ def build_app(
     )
 
     keys = KeyDigests.of_keys(settings.reviewer_keys)
-    router = api.build_router(ctx, keys=keys)
     rules = calls.CallRules(
         service_level=timedelta(seconds=settings.call_service_level_seconds),
         max_unreachable=settings.call_max_unreachable,
@@ -93,13 +92,11 @@ def build_app(
         await call_tasks.gauge_loop(tasks, rules, interval=settings.queue_gauge_seconds)
 
     rt.background.append(queue_gauges)
-    calls_router = calls_api.build_router(
-        keys=keys, tasks=tasks, repo=repo, bus=rt.bus, config=config, rules=rules
-    )
+    router = api.build_router(ctx, keys=keys, tasks=tasks, rules=rules)
     # The verifier console: the same calls as the API, behind a session opened by the key.
     web = Pages(service="verify", package_dir=pages.HERE, secret=settings.page_secret)
     console = pages.build_router(pages=web, ctx=ctx, keys=keys)
-    app = rt.http_app(title="City help: verify", routers=[router, calls_router, console])
+    app = rt.http_app(title="City help: verify", routers=[router, console])
     web.install(app)
     install_error_handlers(app)
     return app
