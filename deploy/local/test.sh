@@ -15,7 +15,7 @@ echo "[test] lint: ruff and mypy --strict"
 echo "[test] starting a fresh test stack (Kafka $KAFKA_BOOTSTRAP, FerretDB 127.0.0.1:$MONGODB_PORT)"
 own_stack_start
 
-echo "[test] pytest (unit, component, integration, e2e)"
+echo "[test] pytest (unit, component, integration, e2e, browser)"
 "$bin/pytest" "$@"
 status=$?
 echo "[test] finished in $(( $(date +%s) - started ))s with exit code $status"
