@@ -6,27 +6,23 @@ and offers 签收 (acknowledge), in progress, needs info, resolved and 退单 (r
 reason); each press publishes the department's report on ``help.status``, exactly as a
 departmental system would (services/route/actions.py), and the board shows the change once
 route's status consumer has applied it. The command centre shows live totals and charts
-(inline SVG drawn here, no outside library) and the legs it owns, with the re-dispatch action of
+(inline SVG, services/route/page_views.py) and the legs it owns, with the re-dispatch action of
 ``POST /v1/command/legs/{leg_id}/redispatch``. Both pages poll for changes (services/route/
 static/live.js).
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.route import actions, api, board, redispatch
 from services.route.handlers import RouteContext
+from services.route.page_views import charts, local_time, signature
 from shared.envelope import utcnow
 from shared.keys import KeyDigests
 from shared.schemas import CATEGORIES, DepartmentStatus
@@ -35,71 +31,7 @@ from shared.web import Pages
 from shared.web.sessions import Session, Sessions
 
 HERE: Final = Path(__file__).resolve().parent
-LOCAL: Final = ZoneInfo("Asia/Shanghai")
 FIELD_DEPARTMENTS: Final[tuple[Department, ...]] = ("police", "community", "medical")
-
-
-def local_time(at: datetime | str | None) -> str:
-    if not at:
-        return ""
-    when = datetime.fromisoformat(at) if isinstance(at, str) else at
-    return when.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M")
-
-
-def signature(items: Sequence[Mapping[str, Any]], *fields: str) -> str:
-    """A short digest of what a polled list shows, so the page replaces it only on change."""
-    text = "|".join(",".join(str(i.get(f)) for f in fields) for i in items)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
-    value: int
-    label: str
-
-
-def bars(values: Sequence[int], labels: Sequence[str], *, width: int, height: int) -> list[Bar]:
-    """Geometry of a bar chart (pure): bars side by side, scaled to the largest value."""
-    top = max([1, *values])
-    step = width / max(1, len(values))
-    return [
-        Bar(
-            x=round(i * step + step * 0.1, 1),
-            y=round(height - value / top * height, 1),
-            width=round(step * 0.8, 1),
-            height=round(value / top * height, 1),
-            value=value,
-            label=label,
-        )
-        for i, (value, label) in enumerate(zip(values, labels, strict=True))
-    ]
-
-
-def charts(activity: Mapping[str, Any]) -> dict[str, list[Bar]]:
-    minutes = activity["requests_per_minute"]
-    span = activity["breach_bucket_minutes"]
-    breaches = activity["breaches"]
-    return {
-        "per_minute": bars(
-            minutes, [str(len(minutes) - i) for i in range(len(minutes))], width=300, height=100
-        ),
-        "by_priority": bars(
-            list(activity["open_by_priority"].values()),
-            list(activity["open_by_priority"]),
-            width=300,
-            height=100,
-        ),
-        "breaches": bars(
-            breaches,
-            [str((len(breaches) - i) * span) for i in range(len(breaches))],
-            width=300,
-            height=100,
-        ),
-    }
 
 
 def build_router(
