@@ -11,7 +11,8 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.route import api, dispatch, domain, handlers, pages, timers
+from services.route import api, dispatch, domain, handlers, pages
+from services.route.handlers import timers
 from services.route.published import PublishedEvents
 from services.route.repository import RouteRepository
 from services.route.settings import RouteSettings

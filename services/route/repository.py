@@ -11,7 +11,7 @@ Collections:
 - ``sla_timers``: ``_id`` = leg id → when the leg's next deadline falls due; only open legs
   have one, so the timer scan stays small;
 - ``sla_claims``: ``_id`` = ``"<leg>|<kind>|<generation>"`` → which route process escalates a
-  due deadline (services/route/timers.py), and ``"<leg>|<kind>|done"`` once it is settled;
+  due deadline (services/route/handlers/timers.py), and ``"<leg>|<kind>|done"`` once it is settled;
 - ``teams``: the team directory with each team's open-leg counter;
 - ``requests``: the shared request record (transitions and the ``legs`` summary).
 """

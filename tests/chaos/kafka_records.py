@@ -62,7 +62,7 @@ IGNORED_RULES = {
     "intake_survey": "intake leaves survey answers on help.partner.inbound to notify — "
     "services/intake/handlers.py handle_partner_record",
     "route_lifecycle_others": "route acts only on reopened/closed lifecycle events from "
-    "others — services/route/handlers.py handle_lifecycle",
+    "others — services/route/handlers/lifecycle.py handle_lifecycle",
     "notify_closed_reopened": "closed/reopened are recorded by notify's own survey, not "
     "announced — config/notify.toml [events] lifecycle",
 }

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.route import domain, handlers, timers
-from services.route.handlers import RouteContext
+from services.route import domain, handlers
+from services.route.handlers import RouteContext, timers
 from services.route.repository import RouteRepository
 from services.route.teams import load_directory
 from shared.kafka import EventBus

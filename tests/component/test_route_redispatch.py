@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from services.route import actions, timers
+from services.route import actions
+from services.route.handlers import timers
 from services.route.redispatch import Ask, Refusal
 from shared.topics import Topic
 from tests.component.test_route_handlers import Harness, RecordingBus, route

@@ -190,7 +190,7 @@ def runtime_of(name: str) -> Runtime:
 
 
 # Topics a service reads outside its consumer groups: route looks on its own dispatch topics
-# for a leg stored before a crash (services/route/handlers.py _went_out,
+# for a leg stored before a crash (services/route/handlers/effects.py went_out,
 # services/route/published.py).
 LOOKUPS: dict[str, set[str]] = {"route": {t.value for t in DISPATCH_TOPICS}}
 

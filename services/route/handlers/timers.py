@@ -14,7 +14,7 @@ with the next generation, ``"<leg>|<kind>|2"`` — again an insert, so again one
 generation is the fencing token: before each publish, the holder checks that no later
 generation exists and stops if one does, so a process that was only slow does not race its
 successor. A successor repeats the escalation with the same ids; what its predecessor already
-published is looked for on the topics (``shared/published.py``) and not sent again.
+published is looked for on the topics (``services/route/published.py``) and not sent again.
 
 When the escalation is complete, ``"<leg>|<kind>|done"`` is inserted: the deadline is settled
 even if the breach flag on the leg (an update) was lost to a concurrent write.
@@ -26,8 +26,9 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from services.route import handlers, legs
-from services.route.handlers import RouteContext
+from services.route import legs
+from services.route.handlers.context import RouteContext
+from services.route.handlers.effects import dispatch_leg, emit_lifecycle, new_leg, refresh_summary
 from services.route.teams import choose_team
 from shared.db import Document
 from shared.faults import crash_point
@@ -120,7 +121,7 @@ async def _escalate_breach(
         team = choose_team(
             ctx.directory, "command", job.location.district, await ctx.repo.team_load()
         )
-        oversight = await handlers._new_leg(
+        oversight = await new_leg(
             ctx,
             leg,
             slot=f"{reason}:{job.leg_id}",
@@ -134,7 +135,7 @@ async def _escalate_breach(
             at=now,
         )
         await fence()
-        await handlers.dispatch_leg(ctx, oversight, cause=None, set_status=False)
+        await dispatch_leg(ctx, oversight, cause=None, set_status=False)
     event_id = effect_id("escalated", job.leg_id, kind)
     await fence()
     if token > 1 and await _escalation_went_out(ctx, job, kind, event_id):
@@ -151,14 +152,14 @@ async def _escalate_breach(
             detail={"department": job.department, "team_id": job.team_id, "leg_id": job.leg_id},
         )
     else:
-        await handlers._emit_lifecycle(
+        await emit_lifecycle(
             ctx, leg, status="escalated", event_id=event_id, reason=reason, at=now, cause=None
         )
     crash_point("route.after_escalation")
     if await ctx.repo.mark_breached(leg, kind):
         SLA_BREACHES.labels(kind, job.department, job.priority).inc()
     await ctx.repo.settle_breach(job.leg_id, kind, token=token, at=ctx.clock())
-    await handlers.refresh_summary(ctx, job.request_id)
+    await refresh_summary(ctx, job.request_id)
 
 
 async def _escalation_went_out(
