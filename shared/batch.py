@@ -194,8 +194,11 @@ class BatchRunner:
         redelivered = await self._writer.guards(plans)
         crash_point(f"{self.stage.service}.after_batch_guards")
         fresh = [p for i, p in plans.items() if i not in redelivered]
-        acts = [p.act() for p in fresh if p.act is not None]
-        fresh.extend(await asyncio.gather(*acts))
+        acting = [(i, p.act) for i, p in plans.items() if i not in redelivered and p.act]
+        acted = await asyncio.gather(*(act() for _, act in acting))
+        fresh.extend(acted)
+        # An act that failed for good dead-letters its record with the batch's events.
+        dead.extend((records[i], p.dead) for (i, _), p in zip(acting, acted, strict=True) if p.dead)
         await self._writer.apply([w for p in fresh for w in p.writes])
         crash_point(f"{self.stage.service}.after_batch_writes")
         await self._send([e for p in fresh for e in p.events], dead)
@@ -254,7 +257,7 @@ class BatchRunner:
             )
             for e in events
         ]
-        sends.extend(self.stage.dead_letter(r, e.reason, e.detail) for r, e in dead)
+        sends.extend(self.stage.refuse(r, e) for r, e in dead)
         results = await asyncio.gather(*sends, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):

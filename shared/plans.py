@@ -56,8 +56,8 @@ class Plan:
     the record was applied before and goes down the careful path instead. ``act`` is an outside
     effect (a message to a gateway) run once the guards are in, concurrently with the batch's
     other acts; the plan it returns (what to store and announce about it) is applied with the
-    batch's writes and events. ``recorded`` is written after the batch's events are
-    acknowledged (what says that they went out)."""
+    batch's writes and events (and ``dead`` dead-letters the record). ``recorded`` is written
+    after the batch's events are acknowledged (what says that they went out)."""
 
     writes: tuple[Write, ...] = ()
     events: tuple[Event, ...] = ()
@@ -66,6 +66,9 @@ class Plan:
     recorded: tuple[Write, ...] = ()
     act: Callable[[], Awaitable[Plan]] | None = None
     done: Callable[[], None] | None = None
+    # In the plan an act returns: the record goes to the dead letters once the batch's writes
+    # are stored (the outside effect failed for good).
+    dead: PermanentError | None = None
 
 
 class Deferred:

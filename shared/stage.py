@@ -20,7 +20,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -134,12 +134,23 @@ def dead_letter_headers(
 
 
 class PermanentError(Exception):
-    """A record that will never succeed: it goes to the dead-letter topic."""
+    """A record that will never succeed: it goes to the dead-letter topic. ``attempts`` (when
+    the stage tried an outside effect itself) and ``headers`` (what names the effect) go into
+    the dead letter's headers."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(
+        self,
+        reason: str,
+        detail: str = "",
+        *,
+        attempts: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.attempts = attempts
+        self.headers = dict(headers or {})
 
 
 TRANSIENT_ERRORS: Final = (
@@ -263,7 +274,7 @@ class Stage:
         try:
             await handler(record)
         except PermanentError as exc:
-            await self.dead_letter(record, exc.reason, exc.detail)
+            await self.refuse(record, exc)
         except Exception as exc:
             attempts = self.attempts.get(origin, 0) + 1
             retry = is_transient(exc) or (is_suspect(exc) and attempts < self.suspect_attempt_limit)
@@ -319,7 +330,21 @@ class Stage:
         """A record went through: the dead letters are no longer consecutive."""
         self._consecutive_dead = 0
 
-    async def dead_letter(self, record: Record, reason: str, detail: str) -> None:
+    async def refuse(self, record: Record, error: PermanentError) -> None:
+        """Dead-letter the record for ``error``, with its attempts and headers."""
+        await self.dead_letter(
+            record, error.reason, error.detail, attempts=error.attempts, headers=error.headers
+        )
+
+    async def dead_letter(
+        self,
+        record: Record,
+        reason: str,
+        detail: str,
+        *,
+        attempts: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Send the record to the service's dead-letter topic (raises
         :class:`StageHaltedError` once too many came in a row)."""
         self._consecutive_dead += 1
@@ -336,16 +361,19 @@ class Stage:
                 },
             )
             raise StageHaltedError(self.service)
-        headers = dead_letter_headers(
+        if attempts is None:
+            attempts = self.attempts.get((record.topic, record.partition, record.offset), 0) + 1
+        annotated = dead_letter_headers(
             record,
             service=self.service,
             reason=reason,
             detail=detail,
-            attempts=self.attempts.get((record.topic, record.partition, record.offset), 0) + 1,
+            attempts=attempts,
             at=utcnow(),
         )
+        annotated.update(headers or {})
         await self.bus.emit_raw(
-            dlq_topic(self.service), record.value, key=record.key, headers=headers
+            dlq_topic(self.service), record.value, key=record.key, headers=annotated
         )
         DEAD_LETTERS.labels(self.service, topic_label(record.topic), reason).inc()
         MESSAGES_PROCESSED.labels(self.service, topic_label(record.topic), "dead_lettered").inc()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from services.notify import domain, handlers
+from services.notify import domain, handlers, surveys
 from shared.envelope import utcnow
 from shared.http import problem
 from shared.schemas import SurveyAnswer
@@ -51,8 +51,8 @@ def build_router(ctx: handlers.NotifyContext) -> APIRouter:
             answered_at=utcnow(),
         )
         try:
-            status = await handlers.answer_survey(ctx, answer, source="http")
-        except handlers.SurveyRefusedError as exc:
+            status = await surveys.answer_survey(ctx, answer, source="http")
+        except surveys.SurveyRefusedError as exc:
             return problem(exc.http_status, exc.code, exc.message)
         except (KafkaError, TimeoutError):
             return problem(

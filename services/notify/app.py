@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from faststream.kafka import KafkaBroker
 
-from services.notify import api, domain, handlers, pages, plans, surveys
+from services.notify import api, delivery, domain, handlers, pages, plans, surveys
 from services.notify.channels import Channel, build_channels
 from services.notify.repository import RATE_LIMITS, NotifyRepository
 from services.notify.settings import NotifySettings
@@ -74,14 +74,16 @@ def build_app(
         survey_base_url=settings.survey_base_url,
         survey_link_secret=settings.survey_link_secret,
         phone_hash_key=settings.phone_hash_key,
-        retry_delays=Backoff(
-            settings.send_base_delay_seconds, settings.send_max_delay_seconds
-        ).delays(settings.send_attempts),
+        policy=delivery.Policy(
+            Backoff(settings.send_base_delay_seconds, settings.send_max_delay_seconds),
+            tries=max(1, settings.send_attempts),
+        ),
         quota=WindowQuota(
             rt.db[RATE_LIMITS],
             limit=rules.rate_limit.max_messages,
             window_seconds=rules.rate_limit.window_seconds,
         ),
+        dead_letter=rt.stage.refuse,
         clock=clock,
         sleep=sleep,
         survey_timers=domain.SurveyTimers(
@@ -126,7 +128,7 @@ def build_app(
     # Survey answers relayed by partners; a group of its own next to intake's on that topic.
     rt.subscribe(
         [Topic.PARTNER_INBOUND],
-        partial(handlers.handle_partner_inbound, ctx=ctx),
+        partial(surveys.handle_partner_inbound, ctx=ctx),
         name="survey",
         group="notify-survey",
     )

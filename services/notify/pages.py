@@ -1,7 +1,7 @@
 """Notify's page: the call-back survey the SMS links to (``/surveys/<request id>?s=<sig>``).
 
 GET shows the question, POST answers it through the same handler as the survey API
-(``handlers.answer_survey``), which stays as it is for other clients. Only a link notify signed
+(``surveys.answer_survey``), which stays as it is for other clients. Only a link notify signed
 (``domain.survey_signature``) opens the survey: the SMS went to the citizen's phone.
 """
 
@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.notify import domain, handlers
+from services.notify import domain, handlers, surveys
 from shared.envelope import utcnow
 from shared.schemas import SurveyAnswer
 from shared.web import Pages
@@ -106,8 +106,8 @@ def build_router(ctx: handlers.NotifyContext, pages: Pages) -> APIRouter:
             answered_at=utcnow(),
         )
         try:
-            await handlers.answer_survey(ctx, answer, source="page")
-        except handlers.SurveyRefusedError as exc:
+            await surveys.answer_survey(ctx, answer, source="page")
+        except surveys.SurveyRefusedError as exc:
             return survey_page(
                 request,
                 request_id,

@@ -9,10 +9,12 @@ A delivery in the batch path:
    record and sends only what is not ``sent`` (the gateway drops a repeated key);
 2. the per-citizen rate limit, shared by every notify process: one slot per admitted message,
    claimed by inserts for the whole batch at once (:class:`shared.quota.WindowQuota`);
-3. the send, with the notification id as idempotency key, retried with the configured
-   back-off; every attempt is published on ``help.notifications``;
+3. the send, with the notification id as idempotency key, retried with the shared back-off
+   (the one send loop, :func:`services.notify.handlers.attempts`, deciding by
+   services/notify/delivery.py); every attempt is published on ``help.notifications``;
 4. the delivery record, inserted with its final status and attempt log (``notifications``);
-   past the last attempt, the failure goes the per-record way (dead letter, timeline).
+   past the last attempt it is stored ``failed``, the request's timeline shows
+   ``notification_failed`` and the plan dead-letters the record (the stage's dead letters).
 
 Events that need the request record (no contact in the event) and the survey that follows a
 resolution take the per-record path.
@@ -23,16 +25,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from typing import Any
 
-from services.notify import domain, handlers
-from services.notify.channels import Channel, ChannelError, Outbound
+from services.notify import delivery, domain, handlers
+from services.notify.channels import Channel, Outbound
 from services.notify.handlers import NotifyContext, parse_notice
 from services.notify.repository import CLAIMS, NOTIFICATIONS
 from shared.db import Document
-from shared.faults import crash_point
 from shared.metrics import NOTIFICATIONS as SENT
 from shared.plans import DEFER, Event, Insert, Outcome, Plan
 from shared.stage import PermanentError, Record
@@ -74,8 +74,8 @@ async def plan_events(records: Sequence[Record], *, ctx: NotifyContext) -> list[
             outcomes.append(messages(notice, record, ctx=ctx, counts=counts))
     if counts:
         answers = await ctx.quota.take_many([d.counted or "" for d in counts], ctx.clock())
-        for delivery, admitted in zip(counts, answers, strict=True):
-            delivery.admitted = admitted
+        for one, admitted in zip(counts, answers, strict=True):
+            one.admitted = admitted
     return outcomes
 
 
@@ -99,20 +99,19 @@ def messages(
     )
     limit = ctx.rules.rate_limit
     outbound = [Delivery(channel, message) for channel, message in messages]
-    for delivery in outbound:
-        if delivery.channel.reaches_phone and not limit.exempt(notice.event):
-            delivery.counted = phone_hash
-            counts.append(delivery)
+    for one in outbound:
+        if one.channel.reaches_phone and not limit.exempt(notice.event):
+            one.counted = phone_hash
+            counts.append(one)
     fields = {"leg": notice.leg, "phone_hash": phone_hash, "created_at": now}
     return Plan(
         guards=guards,
-        act=partial(_deliver_all, ctx, record, outbound, fields, notice.initial_record),
+        act=partial(_deliver_all, ctx, outbound, fields, notice.initial_record),
     )
 
 
 async def _deliver_all(
     ctx: NotifyContext,
-    record: Record,
     outbound: list[Delivery],
     fields: Document,
     initial: Mapping[str, Any] | None,
@@ -121,8 +120,9 @@ async def _deliver_all(
     what to store and announce about them."""
     documents: list[Insert] = []
     events: list[Event] = []
-    for delivery in outbound:
-        channel, message, admitted = delivery.channel, delivery.message, delivery.admitted
+    failures: list[delivery.Failure] = []
+    for planned in outbound:
+        channel, message = planned.channel, planned.message
         base: Document = {
             "_id": message.notification_id,
             "request_id": message.request_id,
@@ -131,7 +131,7 @@ async def _deliver_all(
             "language": message.language,
             **fields,
         }
-        if not admitted:
+        if not planned.admitted:
             SENT.labels(channel.name, "suppressed").inc()
             documents.append(
                 Insert(
@@ -140,34 +140,35 @@ async def _deliver_all(
                 )
             )
             continue
-        log, sent = await _send(ctx, channel, message)
-        events.extend(
-            handlers.announcement(
-                message,
-                channel,
-                str(entry["status"]),
-                attempt=int(entry["attempt"]),
-                at=entry["at"],
-                error=entry["error"],
+        log: list[Document] = []
+        decision: delivery.Decision | None = None
+        async for decision, at in handlers.attempts(ctx, channel, message, first=1):
+            entry = delivery.attempt_entry(decision, at)
+            log.append(entry)
+            events.append(
+                delivery.announcement(
+                    message,
+                    channel.name,
+                    entry["status"],
+                    attempt=decision.attempt,
+                    at=at,
+                    error=entry["error"],
+                )
             )
-            for entry in log
-        )
-        if not sent:
-            # Past the last attempt: stored, dead-lettered and on the timeline the one way.
-            await handlers.give_up(
-                ctx,
-                channel,
-                message,
-                record,
-                error=str(log[-1]["error"]),
-                attempts=len(log),
-                initial=initial,
-                log=log,
-                fields=base,
+        at = log[-1]["at"]
+        if isinstance(decision, delivery.GiveUp):
+            failure = delivery.failure(
+                message, channel.name, error=decision.error, attempts=len(log), at=ctx.clock()
+            )
+            await handlers.note_failure(ctx, message, failure, initial=initial)
+            failures.append(failure)
+            documents.append(
+                Insert(
+                    NOTIFICATIONS,
+                    {**base, **failure.fields, "attempts": len(log), "attempt_log": log},
+                )
             )
             continue
-        SENT.labels(channel.name, "sent").inc()
-        at = log[-1]["at"]
         documents.append(
             Insert(
                 NOTIFICATIONS,
@@ -182,29 +183,8 @@ async def _deliver_all(
                 },
             )
         )
-    return Plan(writes=tuple(documents), events=tuple(events))
-
-
-async def _send(
-    ctx: NotifyContext, channel: Channel, message: Outbound
-) -> tuple[list[Document], bool]:
-    """Every attempt's outcome, and whether the last one was accepted."""
-    log: list[Document] = []
-    tries = len(ctx.retry_delays) + 1
-    for i in range(tries):
-        try:
-            await channel.send(message)
-            crash_point("notify.after_send")
-        except ChannelError as exc:
-            log.append(_attempt(i + 1, "failed", ctx.clock(), exc.reason))
-            if not exc.retryable or i == tries - 1:
-                return log, False
-            await ctx.sleep(ctx.retry_delays[i])
-            continue
-        log.append(_attempt(i + 1, "sent", ctx.clock(), None))
-        return log, True
-    return log, False
-
-
-def _attempt(number: int, status: str, at: datetime, error: str | None) -> Document:
-    return {"attempt": number, "status": status, "at": at, "error": error}
+    return Plan(
+        writes=tuple(documents),
+        events=tuple(events),
+        dead=delivery.first_dead_letter(failures),
+    )

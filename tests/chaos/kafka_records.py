@@ -58,7 +58,7 @@ MODELS: dict[Topic, type[BaseModel]] = {
 # Records a consumer skips on purpose, and the rule that says so.
 IGNORED_RULES = {
     "notify_not_survey": "notify takes only survey answers (ce_type survey.answer) from "
-    "help.partner.inbound — services/notify/handlers.py handle_partner_inbound",
+    "help.partner.inbound — services/notify/surveys.py handle_partner_inbound",
     "intake_survey": "intake leaves survey answers on help.partner.inbound to notify — "
     "services/intake/handlers.py handle_partner_record",
     "route_lifecycle_others": "route acts only on reopened/closed lifecycle events from "

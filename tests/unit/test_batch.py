@@ -210,6 +210,33 @@ async def test_a_bad_record_is_dead_lettered_alone_and_the_rest_goes_on() -> Non
     assert consumer.committed == {TP0: 13}
 
 
+async def test_an_act_that_failed_for_good_dead_letters_its_record_with_its_effects() -> None:
+    bus = FakeBus()
+    db = FakeDb()
+
+    def plan_for(r: Record) -> Plan:
+        async def act() -> Plan:
+            stored = Insert("outbox", {"_id": f"o{r.offset}"})
+            if r.offset == 21:
+                gave_up = PermanentError("delivery_failed", "sms:x", attempts=3)
+                return Plan(writes=(stored,), events=(event_for(r),), dead=gave_up)
+            return Plan(writes=(stored,), events=(event_for(r),))
+
+        return Plan(act=act)
+
+    async def plan(records: Sequence[Record]) -> list[Outcome]:
+        return [plan_for(r) for r in records]
+
+    consumer = FakeConsumer(TP0)
+    await runner(bus, db).run([record(20), record(21)], consumer, plan=plan, careful=no_careful)
+    assert [e for _, _, e in bus.events] == ["e20", "e21"], "its attempts are still announced"
+    assert [(h[DLQ_REASON], h["dlq_attempts"], h["dlq_origin_offset"]) for _, _, h in bus.dead] == [
+        ("delivery_failed", "3", "21")
+    ]
+    assert set(db.stores["outbox"]) == {"o20", "o21"}, "its effects are stored"
+    assert consumer.committed == {TP0: 22}
+
+
 async def test_a_planner_bug_is_isolated_to_the_record_that_causes_it() -> None:
     bus = FakeBus()
 

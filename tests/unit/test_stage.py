@@ -221,3 +221,19 @@ async def test_other_database_errors_are_dead_lettered() -> None:
 
     await make_stage(bus).process(record(b"{}"), refused)
     assert bus.sent[0][3]["dlq_reason"] == "unexpected_error"
+
+
+async def test_a_permanent_error_carries_its_attempts_and_headers_into_the_dead_letter() -> None:
+    bus = RecordingBus()
+
+    async def gave_up(r: Record) -> None:
+        raise PermanentError(
+            "delivery_failed", "sms:verified:x", attempts=3, headers={"notify_channel": "sms"}
+        )
+
+    stage = make_stage(bus)
+    await stage.process(record(b"{}"), gave_up)
+    headers = bus.sent[0][3]
+    assert headers["dlq_reason"] == "delivery_failed"
+    assert headers["dlq_attempts"] == "3", "the stage's own attempts give way to the effect's"
+    assert headers["notify_channel"] == "sms"
