@@ -18,11 +18,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.route import domain, handlers, legs, redispatch
+from services.route import domain, handlers, redispatch
 from services.route.handlers import RouteContext
-from shared.db import Document
+from services.route.models import Leg
 from shared.envelope import derive_id
-from shared.schemas import DepartmentStatus, DispatchJob, StatusEvent
+from shared.schemas import DepartmentStatus, StatusEvent
 from shared.topics import Department, Topic
 
 logger = logging.getLogger(__name__)
@@ -43,12 +43,12 @@ async def redispatch_leg(
     ctx: RouteContext, leg_id: str, ask: redispatch.Ask
 ) -> Redispatched | redispatch.Refusal | None:
     """Re-dispatch a command leg (None: no such leg)."""
-    doc = await ctx.repo.get_leg(leg_id)
-    if doc is None:
+    leg = await ctx.repo.get_leg(leg_id)
+    if leg is None:
         return None
-    source = redispatch.LegView.of(doc)
-    watched_doc = await ctx.repo.get_leg(source.parent) if source.parent else None
-    watched = redispatch.LegView.of(watched_doc) if watched_doc else None
+    source = redispatch.LegView.of(leg)
+    watched_leg = await ctx.repo.get_leg(source.parent) if source.parent else None
+    watched = redispatch.LegView.of(watched_leg) if watched_leg else None
     decision = redispatch.decide(
         source,
         ask,
@@ -60,7 +60,7 @@ async def redispatch_leg(
     if isinstance(decision, redispatch.Refusal):
         return decision
     if isinstance(decision, redispatch.Plan):
-        await _apply(ctx, decision, doc, watched_doc)
+        await _apply(ctx, decision, leg, watched_leg)
     new_leg = await ctx.repo.get_leg(decision.new_leg_id)
     if new_leg is None:  # a replay whose leg is gone: nothing route can finish
         return redispatch.Refusal("superseded", "This leg was replaced by another one.")
@@ -78,10 +78,10 @@ async def redispatch_leg(
 
 
 async def _apply(
-    ctx: RouteContext, plan: redispatch.Plan, source: Document, watched: Document | None
+    ctx: RouteContext, plan: redispatch.Plan, source: Leg, watched: Leg | None
 ) -> None:
     now = ctx.clock()
-    old_job = DispatchJob.model_validate(source["job"])
+    old_job = source.job
     facts = dataclasses.replace(domain.JobFacts.of(old_job), category=plan.category)
     leg = await ctx.repo.get_leg(plan.new_leg_id)
     if leg is None:
@@ -97,7 +97,7 @@ async def _apply(
             reason=plan.reason,
         )
         leg = await ctx.repo.create_leg(job, slot=plan.slot, cycle=plan.cycle, parent=plan.source)
-    job = DispatchJob.model_validate(leg["job"])
+    job = leg.job
     # The desk's reason and who gave it, on the request's timeline (the dispatch's own entry:
     # recording the leg later finds it applied and adds nothing).
     await ctx.repo.record_transition(
@@ -112,10 +112,10 @@ async def _apply(
         set_fields={"category": plan.category} if plan.recategorised else None,
     )
     await handlers.record_leg(ctx, leg, set_status=False)
-    handed_over = [watched] if watched is not None and watched["_id"] in plan.replaces else []
+    handed_over = [watched] if watched is not None and watched.leg_id in plan.replaces else []
     for old in [*handed_over, source]:  # the command leg last: then the plan is applied
-        await ctx.repo.release_leg(old)
-        await ctx.repo.reschedule_timer(str(old["_id"]), None)
+        old = await ctx.repo.release_leg(old)
+        await ctx.repo.reschedule_timer(old.leg_id, None)
         await ctx.repo.hand_over(old, by=plan.new_leg_id)
     logger.info(
         "leg re-dispatched",
@@ -149,7 +149,7 @@ class BoardRefusal:
 
 
 def board_report(
-    leg: Document,
+    leg: Leg,
     *,
     department: Department,
     status: DepartmentStatus,
@@ -162,19 +162,19 @@ def board_report(
 
     ``action_id`` names the press of the button (one per rendered form), so a form sent twice
     is one event, and route's status consumer applies it once."""
-    if leg["department"] != department:
+    if leg.department != department:
         return BoardRefusal("not_yours", "This job belongs to another department.")
-    if not leg.get("current", True) or leg.get("progress") in legs.TERMINAL:
+    if not leg.open:
         return BoardRefusal("closed", "This job is closed or was handed to another team.")
     text = (note or "").strip() or None
     if status in NOTE_REQUIRED and text is None:
         return BoardRefusal("note_required", "Say why: the reason goes with the report.")
     return StatusEvent(
-        event_id=derive_id("board", str(leg["_id"]), status, action_id),
-        request_id=str(leg["request_id"]),
+        event_id=derive_id("board", leg.leg_id, status, action_id),
+        request_id=leg.request_id,
         department=department,
         status=status,
-        leg_id=str(leg["_id"]),
+        leg_id=leg.leg_id,
         note=text,
         actor=actor,
         occurred_at=at,

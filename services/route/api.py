@@ -61,11 +61,11 @@ async def command_overview(ctx: RouteContext) -> dict[str, Any]:
     leg_docs = await ctx.repo.all_legs(command.LEG_FIELDS)
     owned = await ctx.repo.command_legs()
     parents = {}
-    for doc in owned:
-        if doc.get("parent") and not doc.get("blocking", True):
-            parent = await ctx.repo.get_leg(str(doc["parent"]))
+    for leg in owned:
+        if leg.parent and not leg.blocking:
+            parent = await ctx.repo.get_leg(leg.parent)
             if parent is not None:
-                parents[str(doc["parent"])] = parent
+                parents[leg.parent] = parent
     return {
         "summary": command.summarise(docs),
         "activity": command.activity(docs, leg_docs, now=now),

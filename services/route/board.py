@@ -4,31 +4,32 @@ services/route/actions.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from services.route import legs
+from services.route.models import Leg
 
 
-def next_deadline(doc: Mapping[str, Any]) -> tuple[str, datetime]:
+def next_deadline(leg: Leg) -> tuple[str, datetime]:
     """Which deadline the team works against now: acknowledge-by until it acknowledged, then
     resolve-by."""
-    if legs.acknowledged(str(doc.get("progress", "dispatched"))):
-        return "resolve", doc["resolve_by"]
-    return "acknowledge", doc["acknowledge_by"]
+    if legs.acknowledged(leg.progress):
+        return "resolve", leg.resolve_by
+    return "acknowledge", leg.acknowledge_by
 
 
-def job_item(doc: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+def job_item(leg: Leg, *, now: datetime) -> dict[str, Any]:
     """One job as the team sees it: the job they received, its state and its countdown."""
-    job = doc["job"]
-    kind, due = next_deadline(doc)
+    job = leg.job.model_dump(mode="json")  # as the job went out
+    kind, due = next_deadline(leg)
     location = job.get("location") or {}
     return {
-        "leg_id": doc["_id"],
-        "request_id": doc["request_id"],
-        "team_id": doc["team_id"],
-        "progress": doc.get("progress", "dispatched"),
+        "leg_id": leg.leg_id,
+        "request_id": leg.request_id,
+        "team_id": leg.team_id,
+        "progress": leg.progress,
         "priority": job.get("priority"),
         "green_channel": job.get("green_channel", False),
         "category": job.get("category"),
@@ -41,16 +42,11 @@ def job_item(doc: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
         "deadline": kind,
         "due_at": due,
         "seconds_left": int((due - now).total_seconds()),
-        "breached": list(doc.get("breached") or []),
+        "breached": list(leg.breached),
     }
 
 
-def jobs(docs: Iterable[Mapping[str, Any]], *, now: datetime) -> list[dict[str, Any]]:
+def jobs(department_legs: Iterable[Leg], *, now: datetime) -> list[dict[str, Any]]:
     """The department's open jobs, the deadline that falls first at the top."""
-    open_docs = [
-        doc
-        for doc in docs
-        if doc.get("current", True) and doc.get("progress", "dispatched") not in legs.TERMINAL
-    ]
-    items = [job_item(doc, now=now) for doc in open_docs]
+    items = [job_item(leg, now=now) for leg in department_legs if leg.open]
     return sorted(items, key=lambda i: (i["due_at"], str(i["leg_id"])))

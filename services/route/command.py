@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.route import legs, redispatch
+from services.route.models import Leg
 
 # Only these fields are read: nothing that identifies or locates a person. The district is
 # verification's code (its decision, or a verifier's correction), never the citizen's text.
@@ -101,13 +102,13 @@ def activity(
     }
 
 
-def owned_item(doc: Mapping[str, Any], parent: Mapping[str, Any] | None) -> dict[str, Any]:
+def owned_item(leg: Leg, parent: Leg | None) -> dict[str, Any]:
     """A command leg as the command centre lists it: what, where, why; no personal data."""
-    job = doc["job"]
+    job = leg.job.model_dump(mode="json")  # as the job went out
     return {
-        "leg_id": doc["_id"],
-        "request_id": doc["request_id"],
-        "kind": "oversight" if not doc.get("blocking", True) else "owned",
+        "leg_id": leg.leg_id,
+        "request_id": leg.request_id,
+        "kind": "oversight" if not leg.blocking else "owned",
         "rule_id": job.get("rule_id"),
         "reason": job.get("reason"),
         "category": job.get("category"),
@@ -115,18 +116,16 @@ def owned_item(doc: Mapping[str, Any], parent: Mapping[str, Any] | None) -> dict
         "green_channel": job.get("green_channel", False),
         "district": (job.get("location") or {}).get("district"),
         "dispatched_at": job.get("dispatched_at"),
-        "watched_department": parent["department"] if parent else None,
-        "watched_team": parent["team_id"] if parent else None,
+        "watched_department": parent.department if parent else None,
+        "watched_team": parent.team_id if parent else None,
     }
 
 
-def owned_list(
-    docs: Iterable[Mapping[str, Any]], parents: Mapping[str, Mapping[str, Any]]
-) -> list[dict[str, Any]]:
+def owned_list(owned: Iterable[Leg], parents: Mapping[str, Leg]) -> list[dict[str, Any]]:
     """The legs the command centre owns and may re-dispatch, most urgent and oldest first."""
     items = [
-        owned_item(doc, parents.get(str(doc.get("parent"))))
-        for doc in docs
-        if redispatch.owned(doc)
+        owned_item(leg, parents.get(leg.parent) if leg.parent else None)
+        for leg in owned
+        if redispatch.owned(redispatch.LegView.of(leg))
     ]
     return sorted(items, key=lambda i: (str(i["priority"]), str(i["dispatched_at"])))

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from services.route import domain, legs
+from services.route.models import Leg
 from services.route.teams import Directory, choose_team, other_team
 from shared.db import Document
 from shared.kafka import effect_id
@@ -53,24 +54,23 @@ class LegView:
     superseded_by: str | None = None
 
     @classmethod
-    def of(cls, doc: Mapping[str, Any]) -> LegView:
-        job = doc["job"]
+    def of(cls, leg: Leg) -> LegView:
         return cls(
-            leg_id=str(doc["_id"]),
-            request_id=str(doc["request_id"]),
-            department=doc["department"],
-            team_id=str(doc["team_id"]),
-            slot=str(doc.get("slot", doc["department"])),
-            cycle=int(doc.get("cycle", 0)),
-            blocking=bool(doc.get("blocking", True)),
-            current=bool(doc.get("current", True)),
-            progress=str(doc.get("progress", "dispatched")),
-            category=job["category"],
-            description=str(job.get("description", "")),
-            special_groups=tuple(job.get("special_groups", ())),
-            district=(job.get("location") or {}).get("district"),
-            parent=doc.get("parent"),
-            superseded_by=doc.get("superseded_by"),
+            leg_id=leg.leg_id,
+            request_id=leg.request_id,
+            department=leg.department,
+            team_id=leg.team_id,
+            slot=leg.slot,
+            cycle=leg.cycle,
+            blocking=leg.blocking,
+            current=leg.current,
+            progress=leg.progress,
+            category=leg.job.category,
+            description=leg.job.description,
+            special_groups=tuple(leg.job.special_groups),
+            district=leg.job.location.district,
+            parent=leg.parent,
+            superseded_by=leg.superseded_by,
         )
 
     @property
@@ -215,7 +215,6 @@ def _department_for(source: LegView, category: Category, rules: domain.Rules) ->
     return domain.plan(subject, rules)[0].department
 
 
-def owned(doc: Mapping[str, Any]) -> bool:
+def owned(leg: LegView) -> bool:
     """Whether a stored leg is one the command centre owns and may re-dispatch."""
-    view = LegView.of(doc)
-    return view.department == "command" and view.open
+    return leg.department == "command" and leg.open

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.route.models import Case, Leg
 from services.route.teams import Directory
 from shared import requests_store
 from shared.db import Database, Document
@@ -40,9 +41,6 @@ CLAIMS = "sla_claims"
 TEAMS = "teams"
 # ``_id`` = request id → the leg whose department last asked the citizen for information.
 INFO_REQUESTS = "info_requests"
-# Marks (in memory, never stored) a leg the current processing created: it cannot have been
-# published yet. A stored leg without ``published`` may have been, by a processing that died.
-CREATED_NOW = "_created_now"
 
 
 class RouteRepository:
@@ -80,26 +78,27 @@ class RouteRepository:
             async for doc in self.db[TEAMS].find({}, {"open_legs": 1})
         }
 
-    async def count_leg(self, leg: Document) -> None:
+    async def count_leg(self, leg: Leg) -> Leg:
         """Add the leg to its team's open legs, once."""
-        if leg.get("counted"):
-            return
-        await self.db[TEAMS].update_one({"_id": leg["team_id"]}, {"$inc": {"open_legs": 1}})
-        await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": {"counted": True}})
-        leg["counted"] = True
+        if leg.counted:
+            return leg
+        await self.db[TEAMS].update_one({"_id": leg.team_id}, {"$inc": {"open_legs": 1}})
+        await self.db[LEGS].update_one({"_id": leg.leg_id}, {"$set": {"counted": True}})
+        return leg.changed(counted=True)
 
-    async def release_leg(self, leg: Document) -> None:
+    async def release_leg(self, leg: Leg) -> Leg:
         """Take a finished leg off its team's open legs, once."""
-        if not leg.get("counted") or leg.get("released"):
-            return
-        await self.db[TEAMS].update_one({"_id": leg["team_id"]}, {"$inc": {"open_legs": -1}})
-        await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": {"released": True}})
-        leg["released"] = True
+        if not leg.counted or leg.released:
+            return leg
+        await self.db[TEAMS].update_one({"_id": leg.team_id}, {"$inc": {"open_legs": -1}})
+        await self.db[LEGS].update_one({"_id": leg.leg_id}, {"$set": {"released": True}})
+        return leg.changed(released=True)
 
     # ------------------------------------------------------------------------------ legs
 
-    async def get_leg(self, leg_id: str) -> Document | None:
-        return await self.db[LEGS].find_one({"_id": leg_id})
+    async def get_leg(self, leg_id: str) -> Leg | None:
+        doc = await self.db[LEGS].find_one({"_id": leg_id})
+        return None if doc is None else Leg.from_document(doc)
 
     async def create_leg(
         self,
@@ -109,28 +108,27 @@ class RouteRepository:
         cycle: int,
         blocking: bool = True,
         parent: str | None = None,
-    ) -> Document:
+    ) -> Leg:
         """Store the leg once; returns the stored leg (the first one, on a redelivery)."""
-        doc = leg_document(job, slot=slot, cycle=cycle, blocking=blocking, parent=parent)
+        leg = Leg.new(job, slot=slot, cycle=cycle, blocking=blocking, parent=parent)
         try:
-            await self.db[LEGS].insert_one(doc)
+            await self.db[LEGS].insert_one(leg.to_document())
         except DuplicateKeyError:
             existing = await self.get_leg(job.leg_id)
             if existing is not None:
                 return existing
-        doc[CREATED_NOW] = True  # in memory only: this processing stored it, nothing went out
-        return doc
+        return leg.changed(created_now=True)  # this processing stored it, nothing went out
 
-    async def mark_published(self, leg: Document, at: datetime) -> None:
+    async def mark_published(self, leg: Leg, at: datetime) -> Leg:
         await self.db[LEGS].update_one(
-            {"_id": leg["_id"]},
+            {"_id": leg.leg_id},
             {"$set": {"published": True, "dispatched_at": at}},
         )
-        leg.update(published=True, dispatched_at=at)
+        return leg.changed(published=True, dispatched_at=at)
 
     async def set_progress(
-        self, leg: Document, *, status: str, occurred_at: datetime, event_id: str
-    ) -> None:
+        self, leg: Leg, *, status: str, occurred_at: datetime, event_id: str
+    ) -> Leg:
         """Move the leg to ``status`` (the event id is marked applied later, after effects)."""
         fields = {
             "progress": status,
@@ -138,8 +136,10 @@ class RouteRepository:
             "last_occurred_at": occurred_at,
             "last_event_id": event_id,
         }
-        await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": fields})
-        leg.update(fields)
+        await self.db[LEGS].update_one({"_id": leg.leg_id}, {"$set": fields})
+        return leg.changed(
+            progress=status, status=status, last_occurred_at=occurred_at, last_event_id=event_id
+        )
 
     async def record_event(self, leg_id: str, *, event_id: str, entry: Document) -> None:
         """The status event is done with: keep it in the history, never apply it again."""
@@ -148,45 +148,42 @@ class RouteRepository:
             {"$push": {"history": entry}, "$addToSet": {"applied_events": event_id}},
         )
 
-    async def supersede(self, leg: Document, *, by: str, rejected_by: Sequence[str]) -> None:
+    async def supersede(self, leg: Leg, *, by: str, rejected_by: Sequence[str]) -> Leg:
         fields = {"current": False, "superseded_by": by}
-        await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": fields})
+        await self.db[LEGS].update_one({"_id": leg.leg_id}, {"$set": fields})
         await self.db[LEGS].update_one(
             {"_id": by}, {"$addToSet": {"rejected_by": {"$each": list(rejected_by)}}}
         )
-        leg.update(fields)
+        return leg.changed(current=False, superseded_by=by)
 
-    async def hand_over(self, leg: Document, *, by: str) -> None:
+    async def hand_over(self, leg: Leg, *, by: str) -> Leg:
         """A command leg (or the work leg it watched) re-dispatched: ``by`` owns the job now."""
         fields = {"current": False, "superseded_by": by, "status": "redispatched"}
-        await self.db[LEGS].update_one({"_id": leg["_id"]}, {"$set": fields})
-        leg.update(fields)
+        await self.db[LEGS].update_one({"_id": leg.leg_id}, {"$set": fields})
+        return leg.changed(current=False, superseded_by=by, status="redispatched")
 
-    async def command_legs(self) -> list[Document]:
+    async def command_legs(self) -> list[Leg]:
         """The command centre's current legs (a scan of the legs, for its rare page loads)."""
-        return [doc async for doc in self.db[LEGS].find({"department": "command", "current": True})]
+        return await self.department_legs("command")
 
-    async def department_legs(self, department: str) -> list[Document]:
+    async def department_legs(self, department: str) -> list[Leg]:
         """A department's current legs (a scan, for its board)."""
         return [
-            doc async for doc in self.db[LEGS].find({"department": department, "current": True})
+            Leg.from_document(doc)
+            async for doc in self.db[LEGS].find({"department": department, "current": True})
         ]
 
     async def all_legs(self, fields: Sequence[str]) -> list[Document]:
         """Every leg with only ``fields`` (a scan, for the command centre's charts)."""
         return [doc async for doc in self.db[LEGS].find({}, dict.fromkeys(fields, 1))]
 
-    async def mark_breached(self, leg: Document, kind: str) -> bool:
+    async def mark_breached(self, leg: Leg, kind: str) -> bool:
         """Flag a breach on the leg; False when it was flagged already."""
         result = await self.db[LEGS].find_one_and_update(
-            {"_id": leg["_id"]},
+            {"_id": leg.leg_id},
             {"$addToSet": {"breached": kind}, "$set": {"status": "escalated"}},
             return_document=ReturnDocument.BEFORE,
         )
-        leg.setdefault("breached", [])
-        if kind not in leg["breached"]:
-            leg["breached"].append(kind)
-        leg["status"] = "escalated"
         return result is not None and kind not in result.get("breached", [])
 
     # ------------------------------------------------------------------------------ lookup
@@ -214,12 +211,13 @@ class RouteRepository:
             upsert=True,
         )
 
-    async def get_case(self, request_id: str) -> Document | None:
-        return await self.db[CASES].find_one({"_id": request_id})
+    async def get_case(self, request_id: str) -> Case | None:
+        doc = await self.db[CASES].find_one({"_id": request_id})
+        return None if doc is None else Case.from_document(doc)
 
-    async def case_legs(self, case: Document) -> list[Document]:
+    async def case_legs(self, case: Case) -> list[Leg]:
         legs = []
-        for leg_id in case.get("leg_ids", []):
+        for leg_id in case.leg_ids:
             leg = await self.get_leg(leg_id)
             if leg is not None:
                 legs.append(leg)
@@ -238,18 +236,18 @@ class RouteRepository:
             {"_id": request_id}, {"$addToSet": {"reopens": reopen_event_id}}
         )
         case = await self.get_case(request_id)
-        reopens: list[str] = list(case.get("reopens", [])) if case else []
+        reopens = list(case.reopens) if case else []
         cycle = reopens.index(reopen_event_id) + 1
         await self.db[CASES].update_one({"_id": request_id}, {"$max": {"cycle": cycle}})
         return cycle
 
     # ------------------------------------------------------------------------------ timers
 
-    async def arm_timer(self, leg: Document) -> None:
+    async def arm_timer(self, leg: Leg) -> None:
         """Start watching a new leg's deadlines (kept as they are on a redelivery)."""
         await self.db[TIMERS].update_one(
-            {"_id": leg["_id"]},
-            {"$setOnInsert": {"request_id": leg["request_id"], "due_at": leg["acknowledge_by"]}},
+            {"_id": leg.leg_id},
+            {"$setOnInsert": {"request_id": leg.request_id, "due_at": leg.acknowledge_by}},
             upsert=True,
         )
 
@@ -337,10 +335,10 @@ class RouteRepository:
         )
 
     async def set_summary(
-        self, request_id: str, legs: list[Document], departments: list[str]
+        self, request_id: str, legs: Sequence[Document], departments: Sequence[str]
     ) -> None:
         await self.db[requests_store.COLLECTION].update_one(
-            {"_id": request_id}, {"$set": {"legs": legs, "departments": departments}}
+            {"_id": request_id}, {"$set": {"legs": list(legs), "departments": list(departments)}}
         )
 
     # ------------------------------------------------------------------------------ needs_info
@@ -362,33 +360,8 @@ def leg_document(
     counted: bool = False,
 ) -> Document:
     """A new leg as stored: its job, team, state, deadlines and (empty) history."""
-    return {
-        "_id": job.leg_id,
-        "request_id": job.request_id,
-        "department": job.department,
-        "team_id": job.team_id,
-        "slot": slot,
-        "attempt": job.attempt,
-        "cycle": cycle,
-        "blocking": blocking,
-        "parent": parent,
-        "current": True,
-        # Stored and recorded before it goes out; a department's report may follow at once.
-        "status": "dispatched",
-        "progress": "dispatched",
-        "last_occurred_at": None,
-        "last_event_id": None,
-        "applied_events": [],
-        "history": [],
-        "breached": [],
-        "rejected_by": [],
-        "published": False,
-        "counted": counted,
-        "released": False,
-        "job": job.model_dump(mode="json"),
-        "acknowledge_by": job.acknowledge_by,
-        "resolve_by": job.resolve_by,
-    }
+    leg = Leg.new(job, slot=slot, cycle=cycle, blocking=blocking, parent=parent, counted=counted)
+    return leg.to_document()
 
 
 def _aware(at: datetime) -> datetime:

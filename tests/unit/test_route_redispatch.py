@@ -159,9 +159,8 @@ def test_an_oversight_leg_of_a_finished_job_replaces_only_itself() -> None:
 
 
 def test_owned_legs_are_the_command_centres_open_ones() -> None:
-    job = {"category": "medical", "location": {"district": "jinshui"}}
-    base = {"_id": "l", "request_id": "r", "team_id": "t", "job": job}
-    assert redispatch.owned({**base, "department": "command"})
-    assert not redispatch.owned({**base, "department": "command", "progress": "resolved"})
-    assert not redispatch.owned({**base, "department": "command", "current": False})
-    assert not redispatch.owned({**base, "department": "medical"})
+    assert redispatch.owned(COMMAND_LEG)
+    assert redispatch.owned(OVERSIGHT_LEG)
+    assert not redispatch.owned(replace(COMMAND_LEG, progress="resolved"))
+    assert not redispatch.owned(replace(COMMAND_LEG, current=False))
+    assert not redispatch.owned(WORK_LEG)

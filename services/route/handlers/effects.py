@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
-from services.route import domain, legs
+from services.route import domain
 from services.route.handlers.context import ACTOR, RouteContext
-from services.route.repository import CREATED_NOW
-from shared.db import Document
+from services.route.models import Leg
 from shared.envelope import Envelope
 from shared.faults import crash_point
 from shared.kafka import effect_id
@@ -23,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 async def dispatch_leg(
     ctx: RouteContext,
-    leg: Document,
+    leg: Leg,
     *,
     cause: Envelope | None,
     set_status: bool,
@@ -37,7 +35,7 @@ async def dispatch_leg(
 
 async def record_leg(
     ctx: RouteContext,
-    leg: Document,
+    leg: Leg,
     *,
     set_status: bool,
     departments: list[str] | None = None,
@@ -45,14 +43,13 @@ async def record_leg(
     """Everything route keeps about a leg — its team's count, the case, the lookup by request
     and department, its timers, the request's timeline — stored before the job goes out: a
     department may answer the moment it sees the job, and its report must find all of it."""
-    job = DispatchJob.model_validate(leg["job"])
+    job = leg.job
     await ctx.repo.count_leg(leg)
     await ctx.repo.add_to_case(job.request_id, leg_id=job.leg_id)
-    open_leg = leg.get("current", True) and leg.get("progress", "dispatched") not in legs.TERMINAL
-    if open_leg and leg.get("blocking", True):
+    if leg.open and leg.blocking:
         await ctx.repo.set_lookup(job.request_id, department=job.department, leg_id=job.leg_id)
         await ctx.repo.arm_timer(leg)
-    elif open_leg and await ctx.repo.lookup(job.request_id, department=job.department) is None:
+    elif leg.open and await ctx.repo.lookup(job.request_id, department=job.department) is None:
         # An oversight job: findable by request and department only if nothing else is.
         await ctx.repo.set_lookup(job.request_id, department=job.department, leg_id=job.leg_id)
     await ctx.repo.record_transition(
@@ -69,18 +66,18 @@ async def record_leg(
 
 
 async def publish_leg(
-    ctx: RouteContext, leg: Document, job: DispatchJob, *, cause: Envelope | None
+    ctx: RouteContext, leg: Leg, job: DispatchJob, *, cause: Envelope | None
 ) -> None:
     """Publish a recorded leg on its department's topic unless it already went out."""
     event_id = effect_id("dispatch", job.leg_id)
-    if not leg.get("published") and await went_out(ctx, leg, job, event_id):
+    if not leg.published and await went_out(ctx, leg, job, event_id):
         # A processing that died between publishing and marking: mark, do not publish again.
-        await ctx.repo.mark_published(leg, ctx.clock())
+        leg = await ctx.repo.mark_published(leg, ctx.clock())
         logger.info(
             "leg found on its dispatch topic; not published again",
             extra={"request_id": job.request_id, "leg_id": job.leg_id},
         )
-    if leg.get("published"):
+    if leg.published:
         return
     await ctx.bus.emit(
         dispatch_topic(job.department),
@@ -108,11 +105,11 @@ async def publish_leg(
     )
 
 
-async def went_out(ctx: RouteContext, leg: Document, job: DispatchJob, event_id: str) -> bool:
+async def went_out(ctx: RouteContext, leg: Leg, job: DispatchJob, event_id: str) -> bool:
     """Whether a stored, unmarked leg is on its dispatch topic already. Only a leg stored by an
     earlier processing can be (a crash after the publish, before the mark); one created by this
     processing is not looked for, so the hot path never reads the topic."""
-    if leg.get(CREATED_NOW) or ctx.published is None:
+    if leg.created_now or ctx.published is None:
         return False
     return await ctx.published.contains(
         dispatch_topic(job.department), ce_id=event_id, since=job.dispatched_at
@@ -121,7 +118,7 @@ async def went_out(ctx: RouteContext, leg: Document, job: DispatchJob, event_id:
 
 async def new_leg(
     ctx: RouteContext,
-    source: Document,
+    source: Leg,
     *,
     slot: str,
     attempt: int,
@@ -132,9 +129,9 @@ async def new_leg(
     cycle: int,
     blocking: bool = True,
     at: datetime,
-) -> Document:
+) -> Leg:
     """A further leg of a request (re-route, escalation), built from an existing leg's job."""
-    facts = domain.JobFacts.of(DispatchJob.model_validate(source["job"]))
+    facts = domain.JobFacts.of(source.job)
     leg_id = domain.leg_id(facts.request_id, slot, attempt)
     existing = await ctx.repo.get_leg(leg_id)
     if existing is not None:
@@ -152,7 +149,7 @@ async def new_leg(
         reason=reason,
     )
     return await ctx.repo.create_leg(
-        job, slot=slot, cycle=cycle, blocking=blocking, parent=str(source["_id"])
+        job, slot=slot, cycle=cycle, blocking=blocking, parent=source.leg_id
     )
 
 
@@ -161,25 +158,15 @@ async def refresh_summary(ctx: RouteContext, request_id: str) -> None:
     case = await ctx.repo.get_case(request_id)
     if case is None:
         return
-    summary: list[dict[str, Any]] = [
-        {
-            "leg_id": leg["_id"],
-            "department": leg["department"],
-            "team_id": leg["team_id"],
-            "status": leg.get("status", "dispatched"),
-            "attempt": leg.get("attempt", 1),
-            "current": bool(leg.get("current", True)),
-            "role": "work" if leg.get("blocking", True) else "oversight",
-        }
-        for leg in await ctx.repo.case_legs(case)
-    ]
-    departments = sorted({leg["department"] for leg in summary if leg["current"]})
+    case_legs = await ctx.repo.case_legs(case)
+    summary = [leg.summary() for leg in case_legs]
+    departments = sorted({leg.department for leg in case_legs if leg.current})
     await ctx.repo.set_summary(request_id, summary, departments)
 
 
 async def emit_lifecycle(
     ctx: RouteContext,
-    leg: Document,
+    leg: Leg,
     *,
     status: RequestStatus,
     event_id: str,
@@ -190,7 +177,7 @@ async def emit_lifecycle(
     set_status: bool = True,
 ) -> None:
     """Publish a request-level event (with what notify needs) and record it on the request."""
-    job = DispatchJob.model_validate(leg["job"])
+    job = leg.job
     event = LifecycleEvent(
         event_id=event_id,
         request_id=job.request_id,

@@ -17,9 +17,9 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
     if event.actor == ACTOR or event.status not in ("reopened", "closed"):
         return
     case = await ctx.repo.get_case(event.request_id)
-    if case is None or not case.get("leg_ids"):
+    if case is None or not case.leg_ids:
         raise PermanentError("unknown_request", f"route never dispatched {event.request_id}")
-    if event.event_id in case.get("handled", ()):
+    if event.event_id in case.handled:
         return
     if event.status == "closed":
         await ctx.repo.record_transition(
@@ -41,11 +41,12 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
         reason=event.reason,
     )
     cycle = await ctx.repo.start_cycle(event.request_id, reopen_event_id=event.event_id)
-    first = await ctx.repo.get_leg(case["leg_ids"][0])
+    first = await ctx.repo.get_leg(case.leg_ids[0])
     if first is None:
         raise PermanentError("unknown_request", "the request's first leg is missing")
-    district = (first["job"].get("location") or {}).get("district")
-    team = choose_team(ctx.directory, "command", district, await ctx.repo.team_load())
+    team = choose_team(
+        ctx.directory, "command", first.job.location.district, await ctx.repo.team_load()
+    )
     leg = await new_leg(
         ctx,
         first,

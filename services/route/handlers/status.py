@@ -9,12 +9,12 @@ from datetime import datetime
 from services.route import legs
 from services.route.handlers.context import RouteContext
 from services.route.handlers.effects import dispatch_leg, emit_lifecycle, new_leg, refresh_summary
-from shared.db import Document
+from services.route.models import Leg
 from shared.envelope import Envelope
 from shared.faults import crash_point
 from shared.kafka import effect_id
 from shared.metrics import INFO_REQUESTS, REQUESTS
-from shared.schemas import DispatchJob, StatusEvent
+from shared.schemas import StatusEvent
 from shared.stage import PermanentError, Record
 
 logger = logging.getLogger(__name__)
@@ -23,20 +23,12 @@ logger = logging.getLogger(__name__)
 async def handle_status(record: Record, *, ctx: RouteContext) -> None:
     event = record.parse(StatusEvent)
     leg = await _leg_of(ctx, event)
-    state = legs.LegState(
-        department=leg["department"],
-        progress=leg.get("progress", "dispatched"),
-        last_occurred_at=leg.get("last_occurred_at"),
-        last_event_id=leg.get("last_event_id"),
-        applied_events=frozenset(leg.get("applied_events", ())),
-        current=bool(leg.get("current", True)),
-    )
     outcome = legs.apply_status(
-        state, event_id=event.event_id, status=event.status, occurred_at=event.occurred_at
+        leg.state(), event_id=event.event_id, status=event.status, occurred_at=event.occurred_at
     )
     log = {
         "request_id": event.request_id,
-        "leg_id": leg["_id"],
+        "leg_id": leg.leg_id,
         "event_id": event.event_id,
         "status": event.status,
         "outcome": outcome,
@@ -45,14 +37,14 @@ async def handle_status(record: Record, *, ctx: RouteContext) -> None:
         logger.info("status event already applied", extra=log)
         return
     if outcome == "apply":
-        await ctx.repo.set_progress(
+        leg = await ctx.repo.set_progress(
             leg, status=event.status, occurred_at=event.occurred_at, event_id=event.event_id
         )
         await _after_status(ctx, leg, event, cause=record.envelope)
         crash_point("route.after_status_applied")
     logger.info("status event", extra=log)
     await ctx.repo.record_event(
-        str(leg["_id"]),
+        leg.leg_id,
         event_id=event.event_id,
         entry={
             "event_id": event.event_id,
@@ -66,7 +58,7 @@ async def handle_status(record: Record, *, ctx: RouteContext) -> None:
     )
 
 
-async def _leg_of(ctx: RouteContext, event: StatusEvent) -> Document:
+async def _leg_of(ctx: RouteContext, event: StatusEvent) -> Leg:
     """The leg a status event is about: by the leg id it echoes, else by request and
     department."""
     leg_id = event.leg_id or await ctx.repo.lookup(event.request_id, department=event.department)
@@ -75,28 +67,20 @@ async def _leg_of(ctx: RouteContext, event: StatusEvent) -> Document:
     leg = await ctx.repo.get_leg(leg_id)
     if leg is None:
         raise PermanentError("unknown_leg", f"leg {leg_id} does not exist")
-    if leg["request_id"] != event.request_id:
+    if leg.request_id != event.request_id:
         raise PermanentError("leg_mismatch", f"leg {leg_id} belongs to another request")
-    if leg["department"] != event.department:
-        raise PermanentError("department_mismatch", f"leg {leg_id} is {leg['department']}'s")
+    if leg.department != event.department:
+        raise PermanentError("department_mismatch", f"leg {leg_id} is {leg.department}'s")
     return leg
 
 
 async def _after_status(
-    ctx: RouteContext, leg: Document, event: StatusEvent, *, cause: Envelope | None
+    ctx: RouteContext, leg: Leg, event: StatusEvent, *, cause: Envelope | None
 ) -> None:
     """The effects of an applied status: counters, timers, re-routing, the request's status."""
     if event.status in legs.TERMINAL:
-        await ctx.repo.release_leg(leg)
-    await ctx.repo.reschedule_timer(
-        str(leg["_id"]),
-        legs.next_due(
-            progress=event.status,
-            acknowledge_by=leg["acknowledge_by"],
-            resolve_by=leg["resolve_by"],
-            breached=leg.get("breached", ()),
-        ),
-    )
+        leg = await ctx.repo.release_leg(leg)
+    await ctx.repo.reschedule_timer(leg.leg_id, leg.next_due(progress=event.status))
     if event.status == "rejected":
         await _reroute(ctx, leg, event, cause=cause)
     if event.status == "needs_info":
@@ -105,16 +89,16 @@ async def _after_status(
 
 
 async def _ask_citizen(
-    ctx: RouteContext, leg: Document, event: StatusEvent, *, cause: Envelope | None
+    ctx: RouteContext, leg: Leg, event: StatusEvent, *, cause: Envelope | None
 ) -> None:
     """A department needs more from the citizen: remember which leg asked (the citizen's
     addition goes to it) and announce it, with the department's words, for notify."""
     await ctx.repo.ask_info(
         event.request_id,
         {
-            "leg_id": leg["_id"],
-            "department": leg["department"],
-            "team_id": leg["team_id"],
+            "leg_id": leg.leg_id,
+            "department": leg.department,
+            "team_id": leg.team_id,
             "asked_event_id": event.event_id,
             "asked_at": event.occurred_at,
         },
@@ -130,26 +114,26 @@ async def _ask_citizen(
         note=event.note,
         set_status=False,  # on the timeline; the request stays in progress
     )
-    INFO_REQUESTS.labels("asked", leg["department"]).inc()
+    INFO_REQUESTS.labels("asked", leg.department).inc()
 
 
 async def _reroute(
-    ctx: RouteContext, leg: Document, event: StatusEvent, *, cause: Envelope | None
+    ctx: RouteContext, leg: Leg, event: StatusEvent, *, cause: Envelope | None
 ) -> None:
-    job = DispatchJob.model_validate(leg["job"])
-    case = await ctx.repo.get_case(job.request_id) or {}
+    job = leg.job
+    case = await ctx.repo.get_case(job.request_id)
     others = [
         other
-        for other in await ctx.repo.case_legs(case)
-        if other["_id"] != leg["_id"] and other.get("current") and other.get("blocking", True)
+        for other in (await ctx.repo.case_legs(case) if case else [])
+        if other.leg_id != leg.leg_id and other.current and other.blocking
     ]
-    rejected_by = [*leg.get("rejected_by", []), job.team_id]
+    rejected_by = [*leg.rejected_by, job.team_id]
     decision = legs.reroute(
         department=job.department,
         attempt=job.attempt,
         district=job.location.district,
         rejected_by=rejected_by,
-        busy_departments={str(o["department"]) for o in others},
+        busy_departments={o.department for o in others},
         rules=ctx.rules,
         directory=ctx.directory,
         load=await ctx.repo.team_load(),
@@ -160,23 +144,23 @@ async def _reroute(
     successor = await new_leg(
         ctx,
         leg,
-        slot=str(leg.get("slot", job.department)),
+        slot=leg.slot,
         attempt=decision.attempt,
         department=decision.department,
         team_id=decision.team_id,
         rule_id=f"reroute:{decision.reason}",
         reason=f"{decision.reason} after rejection by {job.team_id}{note}"[:500],
-        cycle=int(leg.get("cycle", 0)),
+        cycle=leg.cycle,
         at=ctx.clock(),
     )
-    await ctx.repo.supersede(leg, by=str(successor["_id"]), rejected_by=rejected_by)
+    await ctx.repo.supersede(leg, by=successor.leg_id, rejected_by=rejected_by)
     await dispatch_leg(ctx, successor, cause=cause, set_status=False)
     if decision.escalates:
         await emit_lifecycle(
             ctx,
             successor,
             status="escalated",
-            event_id=effect_id("escalated", str(successor["_id"])),
+            event_id=effect_id("escalated", successor.leg_id),
             reason=decision.reason,
             at=ctx.clock(),
             cause=cause,
@@ -184,22 +168,16 @@ async def _reroute(
 
 
 async def _advance_request(
-    ctx: RouteContext, request_id: str, *, trigger: Document, at: datetime, cause: Envelope | None
+    ctx: RouteContext, request_id: str, *, trigger: Leg, at: datetime, cause: Envelope | None
 ) -> None:
     """Announce the request-level status its current legs add up to, once per cycle."""
     case = await ctx.repo.get_case(request_id)
     if case is None:
         return
-    cycle = int(case.get("cycle", 0))
-    all_legs = await ctx.repo.case_legs(case)
-    current = [
-        leg
-        for leg in all_legs
-        if leg.get("current") and leg.get("blocking", True) and int(leg.get("cycle", 0)) == cycle
-    ]
+    cycle = case.cycle
+    current = case.current_work(await ctx.repo.case_legs(case))
     level = legs.lifecycle_step(
-        legs.request_level(str(leg.get("progress", "dispatched")) for leg in current),
-        [key.split(":", 1)[1] for key in case.get("emitted", []) if key.startswith(f"{cycle}:")],
+        legs.request_level(leg.progress for leg in current), case.emitted_in(cycle)
     )
     if level is not None:
         await emit_lifecycle(
@@ -215,8 +193,8 @@ async def _advance_request(
         if level == "resolved":
             REQUESTS.labels(
                 "resolved",
-                trigger["job"]["category"],
-                trigger["job"]["priority"],
-                (trigger["job"].get("location") or {}).get("district") or "unknown",
+                trigger.job.category,
+                trigger.job.priority,
+                trigger.job.location.district or "unknown",
             ).inc()
     await refresh_summary(ctx, request_id)

@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 from services.route import legs
 from services.route.handlers.context import RouteContext
 from services.route.handlers.effects import dispatch_leg, emit_lifecycle, new_leg, refresh_summary
+from services.route.models import Leg
 from services.route.teams import choose_team
-from shared.db import Document
 from shared.faults import crash_point
 from shared.kafka import effect_id
 from shared.metrics import SLA_BREACHES
@@ -63,16 +63,16 @@ async def scan_deadlines(
     escalated = 0
     for leg_id in await ctx.repo.due_timers(now):
         leg = await ctx.repo.get_leg(leg_id)
-        if leg is None or not leg.get("current", True):
+        if leg is None or not leg.current:
             await ctx.repo.reschedule_timer(leg_id, None)
             continue
-        breached: list[str] = list(leg.get("breached", []))
-        progress = leg.get("progress", "dispatched")
+        breached: list[str] = list(leg.breached)
+        progress = leg.progress
         for kind in legs.due_breaches(
             now=now,
             progress=progress,
-            acknowledge_by=leg["acknowledge_by"],
-            resolve_by=leg["resolve_by"],
+            acknowledge_by=leg.acknowledge_by,
+            resolve_by=leg.resolve_by,
             breached=breached,
         ):
             if await ctx.repo.breach_settled(leg_id, kind):
@@ -95,8 +95,8 @@ async def scan_deadlines(
             leg_id,
             legs.next_due(
                 progress=progress,
-                acknowledge_by=leg["acknowledge_by"],
-                resolve_by=leg["resolve_by"],
+                acknowledge_by=leg.acknowledge_by,
+                resolve_by=leg.resolve_by,
                 breached=breached,
             ),
         )
@@ -104,12 +104,12 @@ async def scan_deadlines(
 
 
 async def _escalate_breach(
-    ctx: RouteContext, leg: Document, kind: legs.BreachKind, *, token: int, now: datetime
+    ctx: RouteContext, leg: Leg, kind: legs.BreachKind, *, token: int, now: datetime
 ) -> None:
     """One missed deadline: a job for the command centre (unless it is already theirs), an
     ``escalated`` event, the breach flag on the leg. Ids are derived from the leg and the
     kind, so a successor repeats nothing that went out."""
-    job = DispatchJob.model_validate(leg["job"])
+    job = leg.job
     reason = f"sla_{kind}"
 
     async def fence() -> None:
@@ -130,7 +130,7 @@ async def _escalate_breach(
             team_id=team.id,
             rule_id=reason,
             reason=f"{reason}: {job.department} team {job.team_id} missed the deadline",
-            cycle=int(leg.get("cycle", 0)),
+            cycle=leg.cycle,
             blocking=False,
             at=now,
         )

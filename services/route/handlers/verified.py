@@ -6,8 +6,8 @@ from __future__ import annotations
 from services.route import domain
 from services.route.handlers.context import RouteContext
 from services.route.handlers.effects import publish_leg, record_leg, refresh_summary
+from services.route.models import Leg
 from services.route.teams import choose_team
-from shared.db import Document
 from shared.faults import crash_point
 from shared.metrics import END_TO_END_SECONDS
 from shared.schemas import DispatchJob, VerifiedRequest
@@ -21,7 +21,7 @@ async def handle_verified(record: Record, *, ctx: RouteContext) -> None:
     load = await ctx.repo.team_load()
     plans = domain.plan(request, ctx.rules)
     departments = domain.departments_of(plans)
-    stored: list[tuple[Document, DispatchJob]] = []
+    stored: list[tuple[Leg, DispatchJob]] = []
     for plan in plans:
         leg_id = domain.leg_id(request.request_id, plan.department)
         leg = await ctx.repo.get_leg(leg_id)
