@@ -123,9 +123,7 @@ async def handle_event(record: Record, *, ctx: NotifyContext) -> None:
             extra={"request_id": notice.request_id, "event": notice.event},
         )
         return
-    failures = await _notify_all(
-        ctx, notice, record, language=language, phone=phone, category=category
-    )
+    failures = await _notify_all(ctx, notice, language=language, phone=phone, category=category)
     if notice.event in ctx.rules.survey_after:
         survey = await ctx.repo.open_survey(
             notice.request_id,
@@ -148,7 +146,7 @@ async def handle_event(record: Record, *, ctx: NotifyContext) -> None:
             values={},
         )
         failures += await _notify_all(
-            ctx, follow_up, record, language=language, phone=phone, category=category
+            ctx, follow_up, language=language, phone=phone, category=category
         )
         if survey.get("answer") is None and not survey.get("closed_at"):
             # One reminder, then closed without answer (services/notify/surveys.py).
@@ -226,7 +224,6 @@ def outbound(
 async def _notify_all(
     ctx: NotifyContext,
     notice: domain.Notice,
-    record: Record,
     *,
     language: Language,
     phone: str,
@@ -238,12 +235,7 @@ async def _notify_all(
         ctx, notice, language=language, phone=phone, category=category
     ):
         failure = await deliver(
-            ctx,
-            channel,
-            message,
-            record=record,
-            leg=notice.leg,
-            initial_record=notice.initial_record,
+            ctx, channel, message, leg=notice.leg, initial_record=notice.initial_record
         )
         if failure is not None:
             failures.append(failure)
@@ -255,7 +247,6 @@ async def deliver(
     channel: Channel,
     message: Outbound,
     *,
-    record: Record,
     leg: str = "",
     initial_record: Mapping[str, Any] | None = None,
 ) -> delivery.Failure | None:

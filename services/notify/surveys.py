@@ -98,7 +98,7 @@ async def remind(ctx: NotifyContext, survey: Document) -> None:
     for channel, message in handlers.outbound(
         ctx, notice, language=language, phone=phone, category=category
     ):
-        failure = await handlers.deliver(ctx, channel, message, record=record)
+        failure = await handlers.deliver(ctx, channel, message)
         if failure is not None:
             failures.append(failure)
     dead = delivery.first_dead_letter(failures)
