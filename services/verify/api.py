@@ -13,7 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.verify import call_tasks, domain, handlers
+from services.verify import call_tasks, domain, handlers, review
 from services.verify.calls import CallOutcome, CallRules
 from shared.http import key_required, problem
 from shared.keys import KeyDigests
@@ -111,7 +111,7 @@ def build_router(
         if verifier is None:
             return unauthorised()
         fixes = body.corrections
-        outcome = await handlers.decide_review(
+        outcome = await review.decide_review(
             request_id,
             verifier=verifier,
             kind=body.decision,

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.verify import calls, domain, handlers
+from services.verify import calls, domain
 from services.verify.calls import CallOutcome, CallRules
 from services.verify.domain import Config
 from services.verify.repository import REVIEW, VerifyRepository
+from services.verify.review import apply_review_decision
 from shared.db import Database, Document
 from shared.envelope import utcnow
 from shared.kafka import EventBus
@@ -179,7 +180,7 @@ async def _apply_rule(
             extra={"request_id": request_id, "reason": reason},
         )
         return
-    await handlers.apply_review_decision(
+    await apply_review_decision(
         review,
         actor=RULE_ACTOR,
         kind="verify" if step.state == "verify" else "reject",

@@ -1,5 +1,6 @@
-"""Verify's handlers: parse, decide, store, publish — for the automatic path (records from the
-submitted topics) and for a human verifier's decision on the review queue."""
+"""Verify's handlers: parse, decide, store, publish — the automatic path (records from the
+submitted topics); a human verifier's decision on the review queue is in review.py and
+publishes through the same functions."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Literal
 
 from pydantic import BaseModel
 
@@ -35,8 +35,6 @@ from shared.topics import Topic
 
 logger = logging.getLogger(__name__)
 
-ReviewDecisionKind = Literal["verify", "reject", "duplicate"]
-
 
 @dataclass(frozen=True)
 class VerifyContext:
@@ -56,7 +54,7 @@ async def plan_submitted(records: Sequence[Record], *, ctx: VerifyContext) -> li
     is decided again. Each plan is guarded by the insert of the decision, keyed by the request
     id; a request already decided (a redelivery, or a retry intake published twice) goes to
     :func:`finish_submitted`."""
-    now = _now(ctx.clock)
+    now = now_ms(ctx.clock)
     outcomes: list[Outcome] = [None] * len(records)
     waiting: list[tuple[int, SubmittedRequest]] = []
     for index, record in enumerate(records):
@@ -183,7 +181,7 @@ async def finish_submitted(record: Record, *, ctx: VerifyContext) -> None:
         phone = decision_phone(submitted, ctx)
         if phone:  # the phone's latest entries first, as the batch path would
             ctx.history.load(await ctx.repo.history_from(phone, ctx.history.next_slot(phone)))
-        decision, at = _decide(submitted, ctx), _now(ctx.clock)
+        decision, at = _decide(submitted, ctx), now_ms(ctx.clock)
         await ctx.repo.store_decision(
             submitted.request_id, event_id=event_id, decision=decision, at=at
         )
@@ -191,7 +189,7 @@ async def finish_submitted(record: Record, *, ctx: VerifyContext) -> None:
         decision, at = decision_from(stored["decision"])
     await _remember(ctx, submitted, decision)
     await ctx.repo.ensure_record(submitted)
-    await _side_effects(submitted, decision, repo=ctx.repo, at=at)
+    await side_effects(submitted, decision, repo=ctx.repo, at=at)
     await publish(submitted, decision, bus=ctx.bus, event_id=event_id, at=at, cause=record.envelope)
 
 
@@ -226,7 +224,7 @@ def _count(submitted: SubmittedRequest, decision: Decision, at: datetime) -> Non
     )
 
 
-async def _side_effects(
+async def side_effects(
     submitted: SubmittedRequest, decision: Decision, *, repo: VerifyRepository, at: datetime
 ) -> None:
     """The writes besides the request record; each is idempotent."""
@@ -277,163 +275,7 @@ async def publish(
     )
 
 
-# --------------------------------------------------------------------------- human review
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewOutcome:
-    ok: bool
-    error: str = ""
-    message: str = ""
-    status: str = ""
-    event_id: str = ""
-
-
-async def decide_review(
-    request_id: str,
-    *,
-    verifier: str,
-    kind: ReviewDecisionKind,
-    corrections: domain.Corrections,
-    reason: str | None,
-    duplicate_of: str | None,
-    bus: EventBus,
-    repo: VerifyRepository,
-    config: Config,
-    clock: Callable[[], datetime] = utcnow,
-) -> ReviewOutcome:
-    """A verifier's decision on a claimed review: store it with who and when, then publish
-    the same event the automatic path would have."""
-    now = _now(clock)
-    review = await repo.get_review(request_id)
-    if review is None:
-        return ReviewOutcome(False, "not_found", "No review with this id.")
-    if review.get("state") != "open":
-        return ReviewOutcome(False, "already_decided", "This review was already decided.")
-    claim = await repo.hold(request_id, verifier=verifier, now=now, ttl=config.rules.claim_ttl)
-    if claim.outcome != "held":
-        return ReviewOutcome(False, "not_claimed", "Claim the review before deciding it.")
-    if kind == "reject" and not (reason or "").strip():
-        # The citizen is told it was refused; the record must say why, and who decided.
-        return ReviewOutcome(False, "reason_required", "A rejection needs a reason.")
-    return await apply_review_decision(
-        review,
-        actor=f"verifier:{verifier}",
-        kind=kind,
-        corrections=corrections,
-        reason=reason,
-        duplicate_of=duplicate_of,
-        bus=bus,
-        repo=repo,
-        config=config,
-        at=now,
-    )
-
-
-async def apply_review_decision(
-    review: Document,
-    *,
-    actor: str,
-    kind: ReviewDecisionKind,
-    corrections: domain.Corrections,
-    reason: str | None,
-    duplicate_of: str | None,
-    bus: EventBus,
-    repo: VerifyRepository,
-    config: Config,
-    at: datetime,
-    reject_code: str = "rejected_by_verifier",
-) -> ReviewOutcome:
-    """Decide an open review as ``actor`` (a verifier, or the call rule): store the decision,
-    publish the outcome's event and close the review."""
-    request_id = str(review["_id"])
-    now = at
-    verifier = actor.removeprefix("verifier:")
-    submitted = SubmittedRequest.model_validate(review["submitted"])
-    automatic, _ = decision_from(review["verification"])
-    category: Category | None = None
-    if kind == "verify":
-        correction = domain.apply_corrections(submitted, automatic, corrections, config)
-        if correction.problems:
-            return ReviewOutcome(False, "invalid_correction", ", ".join(correction.problems))
-        decision = correction.decision
-        category = correction.category
-    elif kind == "duplicate":
-        if not duplicate_of or duplicate_of == request_id:
-            return ReviewOutcome(False, "invalid_duplicate", "duplicate_of names another request.")
-        if not await repo.request_exists(duplicate_of):
-            return ReviewOutcome(False, "invalid_duplicate", "duplicate_of is not a request.")
-        decision = _replace(automatic, "duplicate", ("duplicate",), duplicate_of)
-    else:
-        # The reason code tells the citizen; the verifier's note stays on the timeline.
-        decision = _replace(automatic, "rejected", (reject_code,), None)
-    event_id = effect_id("verify-review", request_id, decision.outcome)
-    await _side_effects(submitted, decision, repo=repo, at=now)
-    await repo.record_decision(
-        submitted,
-        decision,
-        event_id=event_id,
-        at=now,
-        actor=actor,
-        reason=reason,
-        category=category if category != submitted.request.category else None,
-        store_as="review_decision",
-    )
-    await publish(
-        submitted,
-        decision,
-        bus=bus,
-        event_id=event_id,
-        at=now,
-        cause=None,
-        actor=actor,
-        category=category,
-    )
-    await repo.close_review(
-        request_id,
-        verifier=verifier,
-        at=now,
-        decision={
-            "outcome": decision.outcome,
-            "reason": reason,
-            "duplicate_of": duplicate_of,
-            "priority": decision.priority,
-            "district": decision.district,
-        },
-    )
-    REQUESTS.labels(
-        decision.outcome,
-        category or submitted.request.category,
-        decision.priority,
-        decision.district or "unknown",
-    ).inc()
-    logger.info(
-        "review decided",
-        extra={"request_id": request_id, "verifier": verifier, "outcome": decision.outcome},
-    )
-    return ReviewOutcome(True, status=decision.outcome, event_id=event_id)
-
-
-def _now(clock: Callable[[], datetime] = utcnow) -> datetime:
+def now_ms(clock: Callable[[], datetime] = utcnow) -> datetime:
     """Now, to the millisecond: what the database keeps, so a republished event is identical."""
     now = clock()
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def _replace(
-    decision: Decision,
-    outcome: domain.Outcome,
-    problems: tuple[str, ...],
-    duplicate_of: str | None,
-) -> Decision:
-    return Decision(
-        outcome=outcome,
-        priority=decision.priority,
-        green_channel=decision.green_channel,
-        phone=decision.phone,
-        district=decision.district,
-        special_groups=decision.special_groups,
-        reasons=decision.reasons,
-        problems=problems,
-        duplicate_of=duplicate_of,
-    )

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.verify import domain, handlers
 from services.verify.api import review_item
+from services.verify.review import decide_review
 from shared.keys import KeyDigests
 from shared.schemas import CATEGORIES
 from shared.web import Pages
@@ -218,7 +219,7 @@ def build_router(*, pages: Pages, ctx: handlers.VerifyContext, keys: KeyDigests)
         doc = await repo.get_review(request_id)
         original = (doc or {}).get("verification", {})
         district = values.get("district") or None
-        outcome = await handlers.decide_review(
+        outcome = await decide_review(
             request_id,
             verifier=session.principal,
             kind="verify" if kind == "verify" else "reject",

@@ -1,0 +1,178 @@
+"""A human verifier's decision on the review queue (and the call rule's, through
+:func:`apply_review_decision`): stored with who and when, then the same event the automatic
+path would have published (services/verify/handlers.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from services.verify import domain
+from services.verify.domain import Config, Decision
+from services.verify.handlers import now_ms, publish, side_effects
+from services.verify.repository import VerifyRepository, decision_from
+from shared.db import Document
+from shared.envelope import utcnow
+from shared.kafka import EventBus, effect_id
+from shared.metrics import REQUESTS
+from shared.schemas import Category, SubmittedRequest
+
+logger = logging.getLogger(__name__)
+
+ReviewDecisionKind = Literal["verify", "reject", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOutcome:
+    ok: bool
+    error: str = ""
+    message: str = ""
+    status: str = ""
+    event_id: str = ""
+
+
+async def decide_review(
+    request_id: str,
+    *,
+    verifier: str,
+    kind: ReviewDecisionKind,
+    corrections: domain.Corrections,
+    reason: str | None,
+    duplicate_of: str | None,
+    bus: EventBus,
+    repo: VerifyRepository,
+    config: Config,
+    clock: Callable[[], datetime] = utcnow,
+) -> ReviewOutcome:
+    """A verifier's decision on a claimed review: store it with who and when, then publish
+    the same event the automatic path would have."""
+    now = now_ms(clock)
+    review = await repo.get_review(request_id)
+    if review is None:
+        return ReviewOutcome(False, "not_found", "No review with this id.")
+    if review.get("state") != "open":
+        return ReviewOutcome(False, "already_decided", "This review was already decided.")
+    claim = await repo.hold(request_id, verifier=verifier, now=now, ttl=config.rules.claim_ttl)
+    if claim.outcome != "held":
+        return ReviewOutcome(False, "not_claimed", "Claim the review before deciding it.")
+    if kind == "reject" and not (reason or "").strip():
+        # The citizen is told it was refused; the record must say why, and who decided.
+        return ReviewOutcome(False, "reason_required", "A rejection needs a reason.")
+    return await apply_review_decision(
+        review,
+        actor=f"verifier:{verifier}",
+        kind=kind,
+        corrections=corrections,
+        reason=reason,
+        duplicate_of=duplicate_of,
+        bus=bus,
+        repo=repo,
+        config=config,
+        at=now,
+    )
+
+
+async def apply_review_decision(
+    review: Document,
+    *,
+    actor: str,
+    kind: ReviewDecisionKind,
+    corrections: domain.Corrections,
+    reason: str | None,
+    duplicate_of: str | None,
+    bus: EventBus,
+    repo: VerifyRepository,
+    config: Config,
+    at: datetime,
+    reject_code: str = "rejected_by_verifier",
+) -> ReviewOutcome:
+    """Decide an open review as ``actor`` (a verifier, or the call rule): store the decision,
+    publish the outcome's event and close the review."""
+    request_id = str(review["_id"])
+    now = at
+    verifier = actor.removeprefix("verifier:")
+    submitted = SubmittedRequest.model_validate(review["submitted"])
+    automatic, _ = decision_from(review["verification"])
+    category: Category | None = None
+    if kind == "verify":
+        correction = domain.apply_corrections(submitted, automatic, corrections, config)
+        if correction.problems:
+            return ReviewOutcome(False, "invalid_correction", ", ".join(correction.problems))
+        decision = correction.decision
+        category = correction.category
+    elif kind == "duplicate":
+        if not duplicate_of or duplicate_of == request_id:
+            return ReviewOutcome(False, "invalid_duplicate", "duplicate_of names another request.")
+        if not await repo.request_exists(duplicate_of):
+            return ReviewOutcome(False, "invalid_duplicate", "duplicate_of is not a request.")
+        decision = _replace(automatic, "duplicate", ("duplicate",), duplicate_of)
+    else:
+        # The reason code tells the citizen; the verifier's note stays on the timeline.
+        decision = _replace(automatic, "rejected", (reject_code,), None)
+    event_id = effect_id("verify-review", request_id, decision.outcome)
+    await side_effects(submitted, decision, repo=repo, at=now)
+    await repo.record_decision(
+        submitted,
+        decision,
+        event_id=event_id,
+        at=now,
+        actor=actor,
+        reason=reason,
+        category=category if category != submitted.request.category else None,
+        store_as="review_decision",
+    )
+    await publish(
+        submitted,
+        decision,
+        bus=bus,
+        event_id=event_id,
+        at=now,
+        cause=None,
+        actor=actor,
+        category=category,
+    )
+    await repo.close_review(
+        request_id,
+        verifier=verifier,
+        at=now,
+        decision={
+            "outcome": decision.outcome,
+            "reason": reason,
+            "duplicate_of": duplicate_of,
+            "priority": decision.priority,
+            "district": decision.district,
+        },
+    )
+    REQUESTS.labels(
+        decision.outcome,
+        category or submitted.request.category,
+        decision.priority,
+        decision.district or "unknown",
+    ).inc()
+    logger.info(
+        "review decided",
+        extra={"request_id": request_id, "verifier": verifier, "outcome": decision.outcome},
+    )
+    return ReviewOutcome(True, status=decision.outcome, event_id=event_id)
+
+
+def _replace(
+    decision: Decision,
+    outcome: domain.Outcome,
+    problems: tuple[str, ...],
+    duplicate_of: str | None,
+) -> Decision:
+    return Decision(
+        outcome=outcome,
+        priority=decision.priority,
+        green_channel=decision.green_channel,
+        phone=decision.phone,
+        district=decision.district,
+        special_groups=decision.special_groups,
+        reasons=decision.reasons,
+        problems=problems,
+        duplicate_of=duplicate_of,
+    )
