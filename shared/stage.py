@@ -134,9 +134,8 @@ def dead_letter_headers(
 
 
 class PermanentError(Exception):
-    """A record that will never succeed: it goes to the dead-letter topic. ``attempts`` (when
-    the stage tried an outside effect itself) and ``headers`` (what names the effect) go into
-    the dead letter's headers."""
+    """A record that will never succeed: it goes to the dead-letter topic, with ``attempts``
+    (of an outside effect the stage tried itself) and ``headers`` (naming that effect)."""
 
     def __init__(
         self,
