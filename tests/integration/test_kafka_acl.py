@@ -221,8 +221,10 @@ async def test_a_partner_only_posts_to_partner_inbound(secure_kafka: SecureKafka
 
 async def test_route_holds_only_what_route_needs(secure_kafka: SecureKafka) -> None:
     rid = f"acl-{uuid.uuid4().hex[:8]}"
-    # Route may not forge a department's report, a notification, or a verification.
-    for topic in (Topic.STATUS, Topic.NOTIFICATIONS, Topic.VERIFIED, Topic.PARTNER_INBOUND):
+    # Route publishes the reports its department boards make on help.status (as a department's
+    # own system would), but may not forge a notification, a verification or a partner record.
+    await produce_as(secure_kafka, "svc-route", Topic.STATUS, {"request_id": rid}, key=rid)
+    for topic in (Topic.NOTIFICATIONS, Topic.VERIFIED, Topic.PARTNER_INBOUND):
         with pytest.raises(TopicAuthorizationFailedError):
             await produce_as(secure_kafka, "svc-route", topic, {"request_id": rid}, key=rid)
     # Nor read what is not its input (personal data on submitted requests, partners' records).
