@@ -36,7 +36,10 @@ def gateway() -> Iterator[GatewayProcess]:
 async def test_surge_with_crashes_and_outages_loses_nothing_and_repeats_nothing(
     kafka_bootstrap: str, mongodb_uri: str, gateway: GatewayProcess
 ) -> None:
-    services = await make_services(kafka_bootstrap, mongodb_uri, **gateway.notify_env())
+    # The surge's clients stand for many citizens behind a proxy on the loopback, as in make chaos.
+    services = await make_services(
+        kafka_bootstrap, mongodb_uri, **gateway.notify_env(), INTAKE_TRUSTED_PROXIES="127.0.0.1"
+    )
     ctx = ChaosContext(
         kafka_bootstrap=kafka_bootstrap,
         mongodb_uri=mongodb_uri,
