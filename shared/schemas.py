@@ -7,7 +7,7 @@ Every topic's value is one of these models serialised as UTF-8 JSON. The JSON Sc
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -22,20 +22,15 @@ Category = Literal[
     "health_code",
     "suggestion",
 ]
-CATEGORIES: tuple[Category, ...] = (
-    "epidemic_policy",
-    "transport",
-    "medical",
-    "education",
-    "food_supply",
-    "health_code",
-    "suggestion",
-)
 SpecialGroup = Literal[
     "pregnant", "elderly", "child", "disabled", "chronic_illness", "living_alone"
 ]
 Language = Literal["zh", "en", "ru"]
 Priority = Literal["P1", "P2", "P3", "P4"]
+# The values of each, in the order the pages and the Open311 service list show them.
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+SPECIAL_GROUPS: tuple[SpecialGroup, ...] = get_args(SpecialGroup)
+PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 Channel = Literal["web", "open311", "partner_http", "partner_topic"]
 RequestStatus = Literal[
     "submitted",

@@ -16,18 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.schemas import CATEGORIES, Priority, SpecialGroup
+from shared.schemas import CATEGORIES, PRIORITIES, SPECIAL_GROUPS, Priority, SpecialGroup
 from shared.text import fold, word_pattern
 
-PRIORITIES: tuple[Priority, ...] = ("P1", "P2", "P3", "P4")
-SPECIAL_GROUPS: tuple[SpecialGroup, ...] = (
-    "pregnant",
-    "elderly",
-    "child",
-    "disabled",
-    "chronic_illness",
-    "living_alone",
-)
 # Urgent requests take the fast lanes (submitted and verified priority topics).
 URGENT_PRIORITIES: frozenset[Priority] = frozenset({"P1", "P2"})
 

@@ -72,8 +72,5 @@ async def sms_services(
 async def pipeline(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[ServiceSet]:
     """The four services running, shared by the tests of one module."""
     services = await make_services(kafka_bootstrap, mongodb_uri)
-    services.start()
-    try:
+    with services.running():
         yield services
-    finally:
-        services.stop()

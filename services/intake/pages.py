@@ -30,17 +30,9 @@ from services.intake.form import (
 )
 from services.intake.handlers import IntakeContext
 from services.intake.ratelimit import retry_after
-from shared.schemas import CATEGORIES, HelpRequest, SpecialGroup
+from shared.schemas import CATEGORIES, SPECIAL_GROUPS, HelpRequest
 from shared.web import Pages
 
-GROUPS: tuple[SpecialGroup, ...] = (
-    "pregnant",
-    "elderly",
-    "child",
-    "disabled",
-    "chronic_illness",
-    "living_alone",
-)
 EMPTY_FORM: dict[str, Any] = {**form_values({}, []), "special_groups": []}
 
 
@@ -76,7 +68,7 @@ def build_router(ctx: IntakeContext, pages: Pages) -> APIRouter:
             errors=errors or {},
             problem=problem,
             categories=CATEGORIES,
-            groups=GROUPS,
+            groups=SPECIAL_GROUPS,
             districts=district_options(place, pages.language(request)),
         )
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 from services.verify import domain
-from services.verify.domain import Config, Decision
+from services.verify.domain import Config
 from services.verify.handlers import now_ms, publish, side_effects
 from services.verify.repository import VerifyRepository, decision_from
 from shared.db import Document
@@ -108,10 +108,14 @@ async def apply_review_decision(
             return ReviewOutcome(False, "invalid_duplicate", "duplicate_of names another request.")
         if not await repo.request_exists(duplicate_of):
             return ReviewOutcome(False, "invalid_duplicate", "duplicate_of is not a request.")
-        decision = _replace(automatic, "duplicate", ("duplicate",), duplicate_of)
+        decision = replace(
+            automatic, outcome="duplicate", problems=("duplicate",), duplicate_of=duplicate_of
+        )
     else:
         # The reason code tells the citizen; the verifier's note stays on the timeline.
-        decision = _replace(automatic, "rejected", (reject_code,), None)
+        decision = replace(
+            automatic, outcome="rejected", problems=(reject_code,), duplicate_of=None
+        )
     event_id = effect_id("verify-review", request_id, decision.outcome)
     await side_effects(submitted, decision, repo=repo, at=now)
     await repo.record_decision(
@@ -157,22 +161,3 @@ async def apply_review_decision(
         extra={"request_id": request_id, "verifier": verifier, "outcome": decision.outcome},
     )
     return ReviewOutcome(True, status=decision.outcome, event_id=event_id)
-
-
-def _replace(
-    decision: Decision,
-    outcome: domain.Outcome,
-    problems: tuple[str, ...],
-    duplicate_of: str | None,
-) -> Decision:
-    return Decision(
-        outcome=outcome,
-        priority=decision.priority,
-        green_channel=decision.green_channel,
-        phone=decision.phone,
-        district=decision.district,
-        special_groups=decision.special_groups,
-        reasons=decision.reasons,
-        problems=problems,
-        duplicate_of=duplicate_of,
-    )

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 from playwright.async_api import Page
 
-from shared.schemas import DepartmentStatus, StatusEvent
 from shared.topics import Topic
 from shared.web.i18n import Catalogue, Language
 from shared.web.pages import WEB_DIR
-from tests.support.kafka import produce, read_topic
+from tests.support.kafka import read_topic
 from tests.support.services import ServiceSet
 
 REPO: Final = Path(__file__).resolve().parents[2]
@@ -84,42 +81,6 @@ async def submitted_ids(services: ServiceSet, bootstrap: str, marker: str) -> se
             if marker in value["request"]["description"]:
                 found.add(value["request_id"])
     return found
-
-
-async def dispatch_job(
-    services: ServiceSet, bootstrap: str, request_id: str, department: str = "medical"
-) -> dict[str, Any]:
-    records = await read_topic(
-        bootstrap,
-        services.prefix + f"help.dispatch.{department}",
-        until=lambda rs: any(r.key == request_id.encode() for r in rs),
-        timeout=90,
-    )
-    jobs = [json.loads(r.value) for r in records if r.key == request_id.encode()]
-    assert jobs, f"request {request_id} not dispatched to {department}"
-    job: dict[str, Any] = jobs[0]
-    return job
-
-
-async def department_reports(
-    services: ServiceSet, bootstrap: str, job: dict[str, Any], status: DepartmentStatus
-) -> None:
-    """The department's own system, a plain Kafka producer, reports on help.status."""
-    event = StatusEvent(
-        event_id=f"{job['department']}-{uuid.uuid4().hex[:8]}",
-        request_id=job["request_id"],
-        department=job["department"],
-        status=status,
-        leg_id=job["leg_id"],
-        actor=job["team_id"],
-        occurred_at=datetime.now(UTC),
-    )
-    await produce(
-        bootstrap,
-        services.prefix + Topic.STATUS.value,
-        event.model_dump_json().encode(),
-        key=job["request_id"].encode(),
-    )
 
 
 def link_in(message: str, path: str) -> str:

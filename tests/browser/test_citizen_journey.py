@@ -11,8 +11,6 @@ from playwright.async_api import Page, Route
 
 from tests.browser.citizen import (
     NOTIFY_TEXT,
-    department_reports,
-    dispatch_job,
     fill_request,
     link_in,
     request_behind,
@@ -22,6 +20,7 @@ from tests.browser.citizen import (
     tracking_code,
 )
 from tests.browser.support import assert_fits_width, check_axe, console_errors, screenshot
+from tests.support.journey import dispatch_job, report
 from tests.support.kafka import wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
@@ -91,9 +90,9 @@ async def test_a_citizen_files_in_chinese_and_the_survey_reopens_the_request(
     assert await tracking_code(phone) == code
 
     # The medical team's system acknowledges and resolves; notify sends the survey.
-    job = await dispatch_job(stack, kafka_bootstrap, request_id)
-    await department_reports(stack, kafka_bootstrap, job, "acknowledged")
-    await department_reports(stack, kafka_bootstrap, job, "resolved")
+    job = await dispatch_job(stack, kafka_bootstrap, request_id, timeout=90)
+    await report(stack, kafka_bootstrap, job, "acknowledged")
+    await report(stack, kafka_bootstrap, job, "resolved")
     await wait_until(lambda: sms("/surveys/"), timeout=90)
     await phone.goto(link_in(sms("/surveys/")[0], "/surveys/"))
     question = NOTIFY_TEXT.gettext("zh", "survey.question")

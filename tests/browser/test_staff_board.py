@@ -19,7 +19,7 @@ from tests.browser.support import (
     console_errors,
     screenshot,
 )
-from tests.e2e.test_route_loop import mine
+from tests.support.journey import values_for
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
 
@@ -92,16 +92,17 @@ async def test_a_team_acknowledges_and_resolves_a_job_on_its_board(
         kafka_bootstrap,
         stack.prefix + Topic.STATUS.value,
         timeout=20.0,
-        until=lambda rs: len(mine(rs, request_id)) >= 2,
+        until=lambda rs: len(values_for(rs, request_id)) >= 2,
     )
     reports = [
-        (r["status"], r["leg_id"], r["department"], r["actor"]) for r in mine(records, request_id)
+        (r["status"], r["leg_id"], r["department"], r["actor"])
+        for r in values_for(records, request_id)
     ]
     assert reports == [
         ("acknowledged", leg_id, "medical", "board:medical"),
         ("resolved", leg_id, "medical", "board:medical"),
     ]
-    [resolution] = [r for r in mine(records, request_id) if r["status"] == "resolved"]
+    [resolution] = [r for r in values_for(records, request_id) if r["status"] == "resolved"]
     assert resolution["note"] == "Инсулин доставлен, врач осмотрел"
 
 

@@ -34,11 +34,8 @@ async def services(
     services = await sms_services(
         kafka_bootstrap, mongodb_uri, gateway, CITYHELP_JURISDICTION_FILE=str(CITY_FILE)
     )
-    services.start()
-    try:
+    with services.running():
         yield services
-    finally:
-        services.stop()
 
 
 def sms_about(gateway: FakeGateway, request_id: str) -> list[dict[str, Any]]:

@@ -25,11 +25,8 @@ CITIZENS = people(6, seed=random.randrange(1 << 30))
 @pytest.fixture(scope="module")
 async def services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[ServiceSet]:
     started = await make_services(kafka_bootstrap, mongodb_uri, **service_env())
-    started.start()
-    try:
+    with started.running():
         yield started
-    finally:
-        started.stop()
 
 
 async def test_every_bad_credential_is_refused(services: ServiceSet) -> None:

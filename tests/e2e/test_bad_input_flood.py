@@ -41,11 +41,8 @@ async def services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[Serv
     """The four services with every key configured; the consecutive dead-letter limit is
     lifted, as the flood is nothing but dead letters (the limit has its own test)."""
     started = await make_services(kafka_bootstrap, mongodb_uri, **service_env(dlq_limit=100_000))
-    started.start()
-    try:
+    with started.running():
         yield started
-    finally:
-        started.stop()
 
 
 async def test_generated_http_input_is_answered_4xx_never_5xx(services: ServiceSet) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from shared.topics import Topic
 from tests.conftest import sms_services
-from tests.e2e.test_route_loop import jobs, mine, report
+from tests.support.journey import jobs, report, values_for
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
@@ -50,11 +50,8 @@ async def centre(
         ROUTE_COMMAND_KEYS=json.dumps({"desk-1": digest(COMMAND_KEY)}),
         ROUTE_BOARD_KEYS=json.dumps({"medical": digest(BOARD_KEY)}),
     )
-    services.start()
-    try:
+    with services.running():
         yield services
-    finally:
-        services.stop()
 
 
 async def test_the_command_centre_recategorises_a_leg_it_owns(
@@ -138,9 +135,9 @@ async def test_the_command_centre_recategorises_a_leg_it_owns(
         kafka_bootstrap,
         centre.prefix + Topic.STATUS.value,
         timeout=20.0,
-        until=lambda rs: any(e.get("actor") == "board:medical" for e in mine(rs, request_id)),
+        until=lambda rs: any(e.get("actor") == "board:medical" for e in values_for(rs, request_id)),
     )
-    [published] = [e for e in mine(records, request_id) if e.get("actor") == "board:medical"]
+    [published] = [e for e in values_for(records, request_id) if e.get("actor") == "board:medical"]
     assert (published["status"], published["leg_id"], published["department"]) == (
         "acknowledged",
         job["leg_id"],
@@ -155,7 +152,7 @@ async def test_the_command_centre_recategorises_a_leg_it_owns(
 
         await wait_until(acknowledged, timeout=30)
 
-    community = mine(
+    community = values_for(
         await read_topic(
             kafka_bootstrap,
             centre.prefix + Topic.DISPATCH_MEDICAL.value,

@@ -63,11 +63,8 @@ async def crash_services(
     kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
 ) -> AsyncIterator[ServiceSet]:
     services = await sms_services(kafka_bootstrap, mongodb_uri, gateway)
-    services.start()
-    try:
+    with services.running():
         yield services
-    finally:
-        services.stop()
 
 
 class Victim:

@@ -19,6 +19,7 @@ from georeport import GeoReport  # type: ignore[import-untyped]
 from services.intake import domain
 from shared.topics import Topic
 from tests.conftest import make_services
+from tests.support.expected import SERVICE_CODES
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet
 
@@ -56,11 +57,8 @@ async def services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[Serv
         INTAKE_OPEN311_API_KEYS=API_KEY,
         INTAKE_PARTNER_SECRETS=json.dumps({PARTNER: SECRET}),
     )
-    started.start()
-    try:
+    with started.running():
         yield started
-    finally:
-        started.stop()
 
 
 async def reached(http: httpx.AsyncClient, request_id: str) -> dict[str, Any]:
@@ -213,15 +211,7 @@ async def test_open311_reads_with_an_off_the_shelf_client(services: ServiceSet) 
     for fmt in ("json", "xml"):
         client = GeoReport(root, output_format=fmt)
         services_list = await asyncio.to_thread(client.get_service_list)
-        assert [s["service_code"] for s in services_list] == [
-            "epidemic_policy",
-            "transport",
-            "medical",
-            "education",
-            "food_supply",
-            "health_code",
-            "suggestion",
-        ]
+        assert [s["service_code"] for s in services_list] == SERVICE_CODES
         assert services_list[5]["service_name"] == "健康码问题 / Health code problems"
         definition = await asyncio.to_thread(client.get_service_definition, "medical")
         attributes = definition["attributes"]

@@ -5,9 +5,7 @@ with a link, and what the citizen adds there reaches the department on its dispa
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,7 +18,8 @@ from shared import requests_store
 from shared.kafka import effect_id
 from shared.topics import Topic
 from tests.conftest import sms_services
-from tests.support.kafka import produce, read_topic, wait_until
+from tests.support.journey import dispatch_job, report, sms_for, submit
+from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
 
@@ -42,11 +41,8 @@ async def services(
     )
     services.extra_env["NOTIFY_SURVEY_BASE_URL"] = services.url("notify")
     services.extra_env["NOTIFY_INFO_BASE_URL"] = services.url("route")
-    services.start()
-    try:
+    with services.running():
         yield services
-    finally:
-        services.stop()
 
 
 def body(phone: str, language: str) -> dict[str, Any]:
@@ -60,56 +56,8 @@ def body(phone: str, language: str) -> dict[str, Any]:
     }
 
 
-def sms(gateway: FakeGateway, request_id: str) -> dict[str, dict[str, Any]]:
-    return {
-        m["idempotency_key"]: m for m in gateway.snapshot()["messages"] if request_id in m["text"]
-    }
-
-
 def nid(request_id: str, event: str, leg: str = "") -> str:
     return domain.notification_id(request_id, event, "sms", leg)
-
-
-async def submit(services: ServiceSet, payload: dict[str, Any]) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=services.url("intake"), timeout=30) as http:
-        response = await http.post("/v1/requests", json=payload)
-    assert response.status_code == 202, response.text
-    receipt: dict[str, Any] = response.json()
-    return receipt
-
-
-async def medical_job(services: ServiceSet, bootstrap: str, request_id: str) -> dict[str, Any]:
-    records = await read_topic(
-        bootstrap,
-        services.prefix + Topic.DISPATCH_MEDICAL.value,
-        until=lambda rs: any(r.key == request_id.encode() for r in rs),
-        timeout=60,
-    )
-    job: dict[str, Any] = next(json.loads(r.value) for r in records if r.key == request_id.encode())
-    return job
-
-
-async def report(
-    services: ServiceSet, bootstrap: str, job: dict[str, Any], status: str, note: str = ""
-) -> str:
-    event_id = f"medical-{uuid.uuid4().hex[:8]}"
-    event = {
-        "event_id": event_id,
-        "request_id": job["request_id"],
-        "department": "medical",
-        "status": status,
-        "leg_id": job["leg_id"],
-        "actor": job["team_id"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-        **({"note": note} if note else {}),
-    }
-    await produce(
-        bootstrap,
-        services.prefix + Topic.STATUS.value,
-        json.dumps(event).encode(),
-        key=job["request_id"].encode(),
-    )
-    return event_id
 
 
 async def counter(services: ServiceSet, service: str, name: str, **labels: str) -> float:
@@ -131,12 +79,12 @@ async def test_an_unanswered_survey_is_reminded_once_then_closed_without_answer(
 ) -> None:
     receipt = await submit(services, body("139 0000 0101", "en"))
     rid = receipt["request_id"]
-    job = await medical_job(services, kafka_bootstrap, rid)
+    job = await dispatch_job(services, kafka_bootstrap, rid)
     await report(services, kafka_bootstrap, job, "acknowledged")
     await report(services, kafka_bootstrap, job, "resolved")
-    await wait_until(lambda: nid(rid, "survey") in sms(gateway, rid), timeout=60)
+    await wait_until(lambda: nid(rid, "survey") in sms_for(gateway, rid), timeout=60)
     reminder = await wait_until(
-        lambda: sms(gateway, rid).get(nid(rid, "survey_reminder")), timeout=30
+        lambda: sms_for(gateway, rid).get(nid(rid, "survey_reminder")), timeout=30
     )
     assert reminder["text"].startswith("Reminder:")
     assert f"{services.url('notify')}/surveys/{rid}" in reminder["text"]
@@ -188,13 +136,13 @@ async def test_needs_info_asks_the_citizen_and_the_addition_reaches_the_departme
 ) -> None:
     receipt = await submit(services, body("139 0000 0102", "ru"))
     rid = receipt["request_id"]
-    job = await medical_job(services, kafka_bootstrap, rid)
+    job = await dispatch_job(services, kafka_bootstrap, rid)
     await report(services, kafka_bootstrap, job, "acknowledged")
     asked = await report(
         services, kafka_bootstrap, job, "needs_info", note="Which insulin, and how many days left?"
     )
     key = nid(rid, "needs_info", effect_id("needs-info", asked))
-    message = await wait_until(lambda: sms(gateway, rid).get(key), timeout=60)
+    message = await wait_until(lambda: sms_for(gateway, rid).get(key), timeout=60)
     assert "нужны дополнительные сведения" in message["text"]
     assert "Which insulin, and how many days left?" in message["text"]
     link = f"{services.url('route')}/v1/requests/{rid}/info"

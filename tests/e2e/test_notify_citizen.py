@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,9 +15,9 @@ from pymongo import AsyncMongoClient
 from services.notify import domain
 from shared import requests_store
 from shared.envelope import event_type
-from shared.schemas import DepartmentStatus, StatusEvent
 from shared.topics import Topic
 from tests.conftest import make_services, sms_services
+from tests.support.journey import dispatch_job, report, sms_for, submit
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
@@ -46,62 +44,12 @@ async def services(
 ) -> AsyncIterator[ServiceSet]:
     services = await sms_services(kafka_bootstrap, mongodb_uri, gateway)
     services.extra_env["NOTIFY_SURVEY_BASE_URL"] = services.url("notify")
-    services.start()
-    try:
+    with services.running():
         yield services
-    finally:
-        services.stop()
-
-
-def sms_for(gateway: FakeGateway, request_id: str) -> dict[str, dict[str, Any]]:
-    """The gateway's messages about one request, by idempotency key."""
-    return {
-        m["idempotency_key"]: m for m in gateway.snapshot()["messages"] if request_id in m["text"]
-    }
 
 
 def nid(request_id: str, event: str, leg: str = "") -> str:
     return domain.notification_id(request_id, event, "sms", leg)
-
-
-async def submit(services: ServiceSet, body: dict[str, Any]) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=services.url("intake"), timeout=30) as http:
-        response = await http.post("/v1/requests", json=body)
-    assert response.status_code == 202, response.text
-    receipt: dict[str, Any] = response.json()
-    return receipt
-
-
-async def dispatch_job(services: ServiceSet, bootstrap: str, request_id: str) -> dict[str, Any]:
-    records = await read_topic(
-        bootstrap,
-        services.prefix + Topic.DISPATCH_MEDICAL.value,
-        until=lambda rs: any(r.key == request_id.encode() for r in rs),
-        timeout=60,
-    )
-    job: dict[str, Any] = next(json.loads(r.value) for r in records if r.key == request_id.encode())
-    return job
-
-
-async def department_reports(
-    services: ServiceSet, bootstrap: str, job: dict[str, Any], status: DepartmentStatus
-) -> None:
-    """The medical team's own system, a plain Kafka producer, reports on help.status."""
-    event = StatusEvent(
-        event_id=f"medical-{uuid.uuid4().hex[:8]}",
-        request_id=job["request_id"],
-        department="medical",
-        status=status,
-        leg_id=job["leg_id"],
-        actor=job["team_id"],
-        occurred_at=datetime.now(UTC),
-    )
-    await produce(
-        bootstrap,
-        services.prefix + Topic.STATUS.value,
-        event.model_dump_json().encode(),
-        key=job["request_id"].encode(),
-    )
 
 
 async def test_citizen_told_each_step_once_in_russian_and_survey_reopens(
@@ -118,8 +66,8 @@ async def test_citizen_told_each_step_once_in_russian_and_survey_reopens(
 
     # The real path only: the medical team reports on help.status, route turns the reports
     # into the request's lifecycle, notify tells the citizen and sends the survey.
-    await department_reports(services, kafka_bootstrap, job, "acknowledged")
-    await department_reports(services, kafka_bootstrap, job, "resolved")
+    await report(services, kafka_bootstrap, job, "acknowledged")
+    await report(services, kafka_bootstrap, job, "resolved")
 
     def resolved_by_route(records: list[Any]) -> bool:
         return any(

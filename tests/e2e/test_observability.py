@@ -75,11 +75,8 @@ async def services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[Serv
     """The four services, measuring their consumer lag every second."""
     lag_every_second = {f"{s.upper()}_LAG_INTERVAL_SECONDS": "1" for s in SERVICES}
     service_set = await make_services(kafka_bootstrap, mongodb_uri, **lag_every_second)
-    service_set.start()
-    try:
+    with service_set.running():
         yield service_set
-    finally:
-        service_set.stop()
 
 
 class Prometheus:

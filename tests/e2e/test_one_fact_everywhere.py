@@ -12,11 +12,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from shared.topics import Topic
 from tests.conftest import sms_services
+from tests.support import journey
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
@@ -31,18 +31,12 @@ async def services(
     kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
 ) -> AsyncIterator[ServiceSet]:
     services = await sms_services(kafka_bootstrap, mongodb_uri, gateway)
-    services.start()
-    try:
+    with services.running():
         yield services
-    finally:
-        services.stop()
 
 
 async def submit(services: ServiceSet, body: dict[str, Any]) -> str:
-    async with httpx.AsyncClient(base_url=services.url("intake"), timeout=30) as http:
-        response = await http.post("/v1/requests", json=body)
-    assert response.status_code == 202, response.text
-    request_id: str = response.json()["request_id"]
+    request_id: str = (await journey.submit(services, body))["request_id"]
     return request_id
 
 

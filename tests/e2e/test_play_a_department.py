@@ -78,11 +78,8 @@ async def services(
 ) -> AsyncIterator[ServiceSet]:
     started = await sms_services(kafka_bootstrap, mongodb_uri, gateway, **make_run_keys())
     started.extra_env["NOTIFY_SURVEY_BASE_URL"] = started.url("notify")
-    started.start()
-    try:
+    with started.running():
         yield started
-    finally:
-        started.stop()
 
 
 async def test_the_readme_plays_one_request_through_to_the_survey(

@@ -32,11 +32,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 async def route_services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[ServiceSet]:
     services = await make_services(kafka_bootstrap, mongodb_uri)
-    services.start("intake", "verify", "route")
-    try:
+    with services.running("intake", "verify", "route"):
         yield services
-    finally:
-        services.stop()
 
 
 def redrive(services: ServiceSet, *args: str) -> str:

@@ -8,9 +8,7 @@ import asyncio
 import json
 import os
 import sys
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,7 +18,8 @@ from pymongo import AsyncMongoClient
 from shared import requests_store
 from shared.topics import Topic
 from tests.conftest import REPO, sms_services
-from tests.support.kafka import produce, read_topic, wait_until
+from tests.support.journey import jobs, report
+from tests.support.kafka import wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
 
@@ -48,11 +47,8 @@ async def services(
         VERIFY_REVIEWER_KEYS=json.dumps({"dora": KEY["X-Verifier-Key"]}),
     )
     services.extra_env["NOTIFY_SURVEY_BASE_URL"] = services.url("notify")
-    services.start()
-    try:
+    with services.running():
         yield services
-    finally:
-        services.stop()
 
 
 async def replay(services: ServiceSet, *args: str) -> tuple[int, str]:
@@ -75,48 +71,6 @@ async def replay(services: ServiceSet, *args: str) -> tuple[int, str]:
     )
     out, _ = await proc.communicate()
     return int(proc.returncode or 0), out.decode()
-
-
-async def jobs(
-    services: ServiceSet, bootstrap: str, topic: Topic, request_id: str, count: int
-) -> list[dict[str, Any]]:
-    def mine(records: list[Any]) -> list[dict[str, Any]]:
-        return [
-            json.loads(r.value)
-            for r in records
-            if r.key == request_id.encode() and dict(r.headers).get("ce_type") != b"x"
-        ]
-
-    records = await read_topic(
-        bootstrap,
-        services.prefix + topic.value,
-        timeout=60,
-        until=lambda rs: len(mine(rs)) >= count,
-    )
-    found = mine(records)
-    assert len(found) >= count, f"{len(found)} jobs on {topic.value}, expected {count}"
-    return found
-
-
-async def report(
-    services: ServiceSet, bootstrap: str, job: dict[str, Any], status: str, note: str = ""
-) -> None:
-    event = {
-        "event_id": uuid.uuid4().hex,
-        "request_id": job["request_id"],
-        "department": job["department"],
-        "status": status,
-        "leg_id": job["leg_id"],
-        "actor": job["team_id"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-        **({"note": note} if note else {}),
-    }
-    await produce(
-        bootstrap,
-        services.prefix + Topic.STATUS.value,
-        json.dumps(event).encode(),
-        key=job["request_id"].encode(),
-    )
 
 
 async def test_replay_rebuilds_a_reviewed_rerouted_surveyed_request(

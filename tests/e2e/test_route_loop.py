@@ -15,18 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka.structs import ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from shared.topics import Topic
 from tests.conftest import make_services
+from tests.support.journey import Records, jobs, report, submit, values_for
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet
 
 pytestmark = pytest.mark.e2e
 
-Records = list[ConsumerRecord[bytes, bytes]]
 
 FOOD_AND_INSULIN: dict[str, Any] = {
     "category": "food_supply",
@@ -42,78 +41,19 @@ FOOD_AND_INSULIN: dict[str, Any] = {
 async def loop(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[ServiceSet]:
     """Intake, verify and route (notify is not needed here)."""
     services = await make_services(kafka_bootstrap, mongodb_uri, ROUTE_SLA_SCAN_SECONDS="1")
-    services.start("intake", "verify", "route")
-    try:
+    with services.running("intake", "verify", "route"):
         yield services
-    finally:
-        services.stop()
-
-
-def mine(records: Records, request_id: str) -> list[dict[str, Any]]:
-    return [json.loads(r.value) for r in records if r.key == request_id.encode() and r.value]
-
-
-async def jobs(
-    services: ServiceSet, bootstrap: str, topic: Topic, request_id: str, count: int
-) -> list[dict[str, Any]]:
-    """The first ``count`` dispatch jobs of a request on a topic, waiting for them."""
-    records = await read_topic(
-        bootstrap,
-        services.prefix + topic.value,
-        timeout=30.0,
-        until=lambda rs: len(mine(rs, request_id)) >= count,
-    )
-    found = mine(records, request_id)
-    assert len(found) >= count, f"{len(found)} jobs on {topic.value}, expected {count}"
-    return found
 
 
 def reasons(records: Records, request_id: str) -> list[str]:
     """The reason codes of a request's escalation records (jobs or lifecycle events)."""
-    return [str(value.get("reason")).split(":")[0] for value in mine(records, request_id)]
-
-
-async def report(
-    services: ServiceSet,
-    bootstrap: str,
-    job: dict[str, Any],
-    status: str,
-    *,
-    echo_leg: bool = True,
-    note: str | None = None,
-) -> None:
-    """What a departmental system sends on help.status."""
-    event: dict[str, Any] = {
-        "event_id": uuid.uuid4().hex,
-        "request_id": job["request_id"],
-        "department": job["department"],
-        "status": status,
-        "actor": job["team_id"],
-        "occurred_at": datetime.now(UTC).isoformat(),
-    }
-    if echo_leg:
-        event["leg_id"] = job["leg_id"]
-    if note:
-        event["note"] = note
-    await produce(
-        bootstrap,
-        services.prefix + Topic.STATUS.value,
-        json.dumps(event, ensure_ascii=False).encode(),
-        key=job["request_id"].encode(),
-    )
-
-
-async def submit(services: ServiceSet, body: dict[str, Any]) -> str:
-    async with httpx.AsyncClient(base_url=services.url("intake")) as http:
-        response = await http.post("/v1/requests", json=body)
-    assert response.status_code == 202, response.text
-    return str(response.json()["request_id"])
+    return [str(value.get("reason")).split(":")[0] for value in values_for(records, request_id)]
 
 
 async def test_two_departments_acknowledge_and_resolve(
     loop: ServiceSet, kafka_bootstrap: str
 ) -> None:
-    request_id = await submit(loop, FOOD_AND_INSULIN)
+    request_id = (await submit(loop, FOOD_AND_INSULIN))["request_id"]
     [community] = await jobs(loop, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id, 1)
     [medical] = await jobs(loop, kafka_bootstrap, Topic.DISPATCH_MEDICAL, request_id, 1)
     assert community["rule_id"] == "default:food_supply"
@@ -141,9 +81,9 @@ async def test_two_departments_acknowledge_and_resolve(
         kafka_bootstrap,
         loop.prefix + Topic.LIFECYCLE.value,
         timeout=10.0,
-        until=lambda rs: any(e["status"] == "resolved" for e in mine(rs, request_id)),
+        until=lambda rs: any(e["status"] == "resolved" for e in values_for(rs, request_id)),
     )
-    [done] = [e for e in mine(records, request_id) if e["status"] == "resolved"]
+    [done] = [e for e in values_for(records, request_id) if e["status"] == "resolved"]
     assert (done["actor"], done["category"], done["language"]) == ("route", "food_supply", "zh")
     assert done["contact"]["phone"] == "+8613900371234"
 
@@ -151,9 +91,8 @@ async def test_two_departments_acknowledge_and_resolve(
 async def test_rejected_leg_is_rerouted_then_owned_by_the_command_centre(
     loop: ServiceSet, kafka_bootstrap: str
 ) -> None:
-    request_id = await submit(
-        loop, {**FOOD_AND_INSULIN, "category": "education", "description": "孩子上网课没有电脑"}
-    )
+    education = {**FOOD_AND_INSULIN, "category": "education", "description": "孩子上网课没有电脑"}
+    request_id = (await submit(loop, education))["request_id"]
     [first] = await jobs(loop, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id, 1)
     await report(loop, kafka_bootstrap, first, "rejected", note="不归我们管")
     second = (await jobs(loop, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id, 2))[1]
@@ -164,7 +103,7 @@ async def test_rejected_leg_is_rerouted_then_owned_by_the_command_centre(
     [command] = await jobs(loop, kafka_bootstrap, Topic.DISPATCH_COMMAND, request_id, 1)
     assert command["attempt"] == 3
     assert command["reason"].startswith("rejected_twice")
-    community = mine(
+    community = values_for(
         await read_topic(
             kafka_bootstrap,
             loop.prefix + Topic.DISPATCH_COMMUNITY.value,

@@ -38,11 +38,8 @@ BOUND_SECONDS = 20.0  # broker graceful_timeout is 15 s; uvicorn's own shutdown 
 @pytest.fixture(scope="module")
 async def stream_services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[ServiceSet]:
     services = await make_services(kafka_bootstrap, mongodb_uri)
-    services.start("intake", "verify", "route")
-    try:
+    with services.running("intake", "verify", "route"):
         yield services
-    finally:
-        services.stop()
 
 
 @pytest.mark.parametrize("victim", ["verify", "route"])

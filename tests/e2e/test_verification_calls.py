@@ -37,11 +37,8 @@ async def services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[Serv
         VERIFY_CALL_AFTER_UNREACHABLE="escalate",
         VERIFY_CALL_AFTER_WRONG_NUMBER="reject",
     )
-    services.start("intake", "verify")
-    try:
+    with services.running("intake", "verify"):
         yield services
-    finally:
-        services.stop()
 
 
 def doubtful(phone: str) -> dict[str, Any]:

@@ -43,11 +43,8 @@ async def services(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[Serv
         VERIFY_REVIEWER_KEYS=json.dumps(KEYS),
         INTAKE_OPEN311_API_KEYS=API_KEY,
     )
-    services.start("intake", "verify")
-    try:
+    with services.running("intake", "verify"):
         yield services
-    finally:
-        services.stop()
 
 
 def _body(phone: str, description: str, **extra: Any) -> dict[str, Any]:

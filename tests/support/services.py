@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +85,16 @@ class ServiceSet:
             )
         for service in services or SERVICES:
             self.wait_ready(service)
+
+    @contextmanager
+    def running(self, *services: str) -> Iterator[ServiceSet]:
+        """The services (all four by default) started for a block and stopped after it,
+        whatever the block raised."""
+        self.start(*services)
+        try:
+            yield self
+        finally:
+            self.stop()
 
     def wait_ready(self, service: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

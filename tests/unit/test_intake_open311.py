@@ -12,6 +12,7 @@ import pytest
 from services.intake import domain, open311, open311_formats
 from services.intake.open311 import Open311InputError
 from shared.settings import CONFIG_DIR
+from tests.support.expected import SERVICE_CODES
 
 pytestmark = pytest.mark.unit
 
@@ -120,15 +121,7 @@ def test_lat_without_long_and_no_location_are_refused() -> None:
 
 def test_service_list_has_our_seven_categories_in_chinese_and_english() -> None:
     services = open311.service_list(CONFIG)
-    assert [s["service_code"] for s in services] == [
-        "epidemic_policy",
-        "transport",
-        "medical",
-        "education",
-        "food_supply",
-        "health_code",
-        "suggestion",
-    ]
+    assert [s["service_code"] for s in services] == SERVICE_CODES
     medical = services[2]
     assert medical["service_name"] == "寻医买药 / Medical care and medicine"
     assert medical["metadata"] is True

@@ -3,10 +3,8 @@ reads) applied to its category, special groups and description."""
 
 from __future__ import annotations
 
-from shared.schemas import HelpRequest
+from shared.schemas import PRIORITIES, SPECIAL_GROUPS, HelpRequest
 from shared.triage import (
-    PRIORITIES,
-    SPECIAL_GROUPS,
     URGENT_PRIORITIES,
     Triage,
     TriageResult,

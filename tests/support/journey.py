@@ -1,0 +1,106 @@
+"""A request's journey through the real stack, as the citizen and the departments drive it:
+submit on intake, wait for its dispatch jobs, report on help.status, read the SMS it caused."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from aiokafka.structs import ConsumerRecord
+
+from shared.topics import Topic
+from tests.support.kafka import produce, read_topic
+from tests.support.services import ServiceSet
+from tools.fake_gateway import FakeGateway
+
+Records = list[ConsumerRecord[bytes, bytes]]
+
+
+async def submit(services: ServiceSet, body: dict[str, Any]) -> dict[str, Any]:
+    """The citizen's request posted to intake; its receipt (request id, tracking token)."""
+    async with httpx.AsyncClient(base_url=services.url("intake"), timeout=30) as http:
+        response = await http.post("/v1/requests", json=body)
+    assert response.status_code == 202, response.text
+    receipt: dict[str, Any] = response.json()
+    return receipt
+
+
+def values_for(records: Records, request_id: str) -> list[dict[str, Any]]:
+    """The values of a request's records (tombstones left out), in topic order."""
+    return [json.loads(r.value) for r in records if r.key == request_id.encode() and r.value]
+
+
+async def jobs(
+    services: ServiceSet,
+    bootstrap: str,
+    topic: Topic,
+    request_id: str,
+    count: int,
+    timeout: float = 60.0,
+) -> list[dict[str, Any]]:
+    """The first ``count`` dispatch jobs of a request on a topic, waiting for them."""
+    records = await read_topic(
+        bootstrap,
+        services.prefix + topic.value,
+        timeout=timeout,
+        until=lambda rs: len(values_for(rs, request_id)) >= count,
+    )
+    found = values_for(records, request_id)
+    assert len(found) >= count, f"{len(found)} jobs on {topic.value}, expected {count}"
+    return found
+
+
+async def dispatch_job(
+    services: ServiceSet,
+    bootstrap: str,
+    request_id: str,
+    department: str = "medical",
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """The request's first job on a department's dispatch topic, waiting for it."""
+    topic = Topic(f"help.dispatch.{department}")
+    [job, *_] = await jobs(services, bootstrap, topic, request_id, 1, timeout)
+    return job
+
+
+async def report(
+    services: ServiceSet,
+    bootstrap: str,
+    job: dict[str, Any],
+    status: str,
+    *,
+    note: str | None = None,
+    echo_leg: bool = True,
+) -> str:
+    """What a departmental system (a plain Kafka producer) sends on help.status about one
+    of its jobs; the report's event id."""
+    event_id = f"{job['department']}-{uuid.uuid4().hex[:8]}"
+    event: dict[str, Any] = {
+        "event_id": event_id,
+        "request_id": job["request_id"],
+        "department": job["department"],
+        "status": status,
+        "actor": job["team_id"],
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    if echo_leg:
+        event["leg_id"] = job["leg_id"]
+    if note:
+        event["note"] = note
+    await produce(
+        bootstrap,
+        services.prefix + Topic.STATUS.value,
+        json.dumps(event, ensure_ascii=False).encode(),
+        key=job["request_id"].encode(),
+    )
+    return event_id
+
+
+def sms_for(gateway: FakeGateway, request_id: str) -> dict[str, dict[str, Any]]:
+    """The gateway's messages about one request, by idempotency key."""
+    return {
+        m["idempotency_key"]: m for m in gateway.snapshot()["messages"] if request_id in m["text"]
+    }
