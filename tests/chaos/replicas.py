@@ -32,7 +32,7 @@ from shared.kafka import effect_id, ensure_topics
 from shared.settings import ServiceSettings
 from tests.chaos.context import ChaosContext, Row, gateway_snapshot
 from tests.chaos.observe import Seen, TopicWatch
-from tests.support.services import SERVICES, ServiceSet
+from tests.support.services import SERVICES, ServiceSet, service_levels_file
 
 FULL_SIZE = 400
 SEND_SECONDS = 40.0
@@ -65,15 +65,11 @@ def body(i: int) -> dict[str, Any]:
 async def run(ctx: ChaosContext) -> list[Row]:
     total = ctx.count(FULL_SIZE, minimum=60)
     log_dir = ctx.services.log_dir / "replicas"
-    levels = log_dir / "service_levels.toml"
     log_dir.mkdir(parents=True, exist_ok=True)
-    levels.write_text(
-        "".join(
-            f"[{p}]\nacknowledge_minutes = {ACKNOWLEDGE_SECONDS / 60}\n"
-            f"resolve_seconds = {RESOLVE_SECONDS}\n"
-            for p in ("P1", "P2", "P3", "P4")
-        ),
-        encoding="utf-8",
+    levels = service_levels_file(
+        log_dir / "service_levels.toml",
+        acknowledge_minutes=ACKNOWLEDGE_SECONDS / 60,
+        resolve_seconds=RESOLVE_SECONDS,
     )
     env = {
         **ctx.services.extra_env,

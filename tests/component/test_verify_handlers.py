@@ -19,9 +19,10 @@ from pymongo import AsyncMongoClient
 from services.verify.app import build_app
 from services.verify.settings import VerifySettings
 from shared import requests_store
-from shared.envelope import Envelope, derive_id, event_type, utcnow
+from shared.envelope import utcnow
 from shared.schemas import SubmittedRequest
 from shared.topics import Topic
+from tests.support.kafka import submitted_headers
 
 pytestmark = pytest.mark.component
 
@@ -48,18 +49,11 @@ class Harness:
     clock: Clock = field(default_factory=Clock)
 
     async def submit(self, submitted: SubmittedRequest, *, lane: Topic = Topic.SUBMITTED) -> None:
-        envelope = Envelope(
-            id=derive_id("submitted", submitted.request_id),
-            type=event_type("request.submitted"),
-            source="cityhelp/intake",
-            subject=submitted.request_id,
-            time=submitted.submitted_at,
-        )
         await self.broker.publish(
             submitted.model_dump_json().encode(),
             topic=f"{self.prefix}{lane.value}",
             key=submitted.request_id.encode(),
-            headers=envelope.headers(),
+            headers=submitted_headers(submitted),
         )
 
     def on(self, topic: Topic) -> list[dict[str, Any]]:

@@ -17,12 +17,12 @@ from services.verify import domain, handlers
 from services.verify.history import COLLECTION, RecentHistory
 from services.verify.repository import VerifyRepository
 from services.verify.settings import VerifySettings
-from shared.envelope import Envelope, derive_id, event_type
 from shared.plans import Plan
 from shared.schemas import SubmittedRequest
 from shared.stage import Record
 from shared.topics import Topic
 from tests.component.test_verify_handlers import T0, submission
+from tests.support.kafka import submitted_headers
 
 pytestmark = pytest.mark.component
 
@@ -57,20 +57,13 @@ def process(db: Any) -> handlers.VerifyContext:
 
 
 def record(submitted: SubmittedRequest, offset: int) -> Record:
-    envelope = Envelope(
-        id=derive_id("submitted", submitted.request_id),
-        type=event_type("request.submitted"),
-        source="cityhelp/intake",
-        subject=submitted.request_id,
-        time=submitted.submitted_at,
-    )
     return Record(
         topic=Topic.SUBMITTED.value,
         partition=offset % 2,
         offset=offset,
         key=submitted.request_id.encode(),
         value=submitted.model_dump_json().encode(),
-        headers=envelope.headers(),
+        headers=submitted_headers(submitted),
         timestamp_ms=0,
     )
 

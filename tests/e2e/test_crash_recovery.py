@@ -13,7 +13,7 @@ import pytest
 
 from shared.topics import DISPATCH_TOPICS
 from tests.conftest import make_services
-from tests.e2e.test_pipeline import EXAMPLE
+from tests.support.journey import EXAMPLE
 from tests.support.kafka import read_topic
 from tests.support.services import ServiceSet
 

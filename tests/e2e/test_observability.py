@@ -35,6 +35,7 @@ from shared.lag import LagCollector, Subscription, client_options
 from shared.settings import ServiceSettings
 from shared.topics import Topic, load_partitions
 from tests.conftest import make_services
+from tests.support.journey import EXAMPLE
 from tests.support.kafka import wait_until
 from tests.support.services import SERVICES, ServiceSet
 
@@ -45,15 +46,6 @@ CONTRACTS = REPO / "contracts"
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "cityhelp.json"
 INSTALL_HINT = "run deploy/local/tools.sh (apt-get install prometheus kcat), which `make test` does"
-
-EXAMPLE: dict[str, Any] = {
-    "category": "medical",
-    "description": "需要胰岛素，家里老人独居",
-    "contact": {"name": "王女士", "phone": "138 0013 8000"},
-    "location": {"district": "jinshui", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
-    "special_groups": ["elderly", "chronic_illness"],
-    "language": "zh",
-}
 
 
 def tool(name: str) -> str:

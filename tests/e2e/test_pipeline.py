@@ -12,19 +12,11 @@ from pymongo import AsyncMongoClient
 
 from shared import requests_store
 from shared.topics import Topic
+from tests.support.journey import EXAMPLE
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import SERVICES, ServiceSet
 
 pytestmark = pytest.mark.e2e
-
-EXAMPLE: dict[str, Any] = {
-    "category": "medical",
-    "description": "需要胰岛素，家里老人独居",
-    "contact": {"name": "王女士", "phone": "138 0013 8000"},
-    "location": {"district": "jinshui", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
-    "special_groups": ["elderly", "chronic_illness"],
-    "language": "zh",
-}
 
 
 async def test_example_request_reaches_medical_dispatch(

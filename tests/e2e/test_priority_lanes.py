@@ -23,7 +23,7 @@ from pymongo import AsyncMongoClient
 from shared import requests_store
 from shared.topics import DISPATCH_TOPICS, Topic, dispatch_topic
 from tests.conftest import make_services
-from tests.e2e.test_verify_pipeline import _produce, _submitted
+from tests.e2e.test_verify_pipeline import _backlog, _produce, _submitted
 from tests.support.kafka import wait_until
 from tests.support.services import ServiceSet
 
@@ -81,10 +81,7 @@ async def test_a_p1_request_overtakes_a_backlog_at_dispatch(
     services: ServiceSet, kafka_bootstrap: str, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> None:
     db = mongo[services.database]
-    backlog = [
-        _submitted(i, description=f"小区封控，需要买菜，{i}号楼", phone=f"137{i:08d}")
-        for i in range(BACKLOG)
-    ]
+    backlog = _backlog(BACKLOG)
     ids = [s.request_id for s in backlog]
     services.start("verify")
     await _produce(kafka_bootstrap, services.prefix + Topic.SUBMITTED.value, backlog)

@@ -17,7 +17,7 @@ import pytest
 from services.notify.domain import notification_id
 from shared.topics import DISPATCH_TOPICS
 from tests.conftest import sms_services
-from tests.e2e.test_pipeline import EXAMPLE
+from tests.support.journey import EXAMPLE
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway

@@ -21,9 +21,9 @@ from shared.kafka import effect_id
 from shared.settings import CONFIG_DIR
 from shared.topics import Topic
 from tests.conftest import make_services, sms_services
-from tests.e2e.test_pipeline import EXAMPLE
+from tests.support.journey import EXAMPLE
 from tests.support.kafka import produce, read_topic, wait_until
-from tests.support.services import ServiceSet
+from tests.support.services import ServiceSet, service_levels_file
 from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e
@@ -81,13 +81,8 @@ def verified(request_id: str, phone: str) -> bytes:
 async def test_two_route_processes_escalate_each_due_deadline_once(
     kafka_bootstrap: str, mongodb_uri: str, tmp_path: Path
 ) -> None:
-    levels = tmp_path / "service_levels.toml"
-    levels.write_text(
-        "".join(
-            f"[{p}]\nacknowledge_minutes = 0.02\nresolve_seconds = 6\n"
-            for p in ("P1", "P2", "P3", "P4")
-        ),
-        encoding="utf-8",
+    levels = service_levels_file(
+        tmp_path / "service_levels.toml", acknowledge_minutes=0.02, resolve_seconds=6
     )
     services = await make_services(
         kafka_bootstrap,

@@ -10,7 +10,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +21,7 @@ from shared.topics import Topic
 from tests.conftest import make_services
 from tests.support.journey import Records, jobs, report, submit, values_for
 from tests.support.kafka import produce, read_topic, wait_until
-from tests.support.services import ServiceSet
+from tests.support.services import ServiceSet, service_levels_file
 
 pytestmark = pytest.mark.e2e
 
@@ -121,13 +120,10 @@ async def test_missed_deadlines_escalate_once_across_a_restart(
     mongo: AsyncMongoClient[dict[str, Any]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    levels: Path = tmp_path_factory.mktemp("levels") / "service_levels.toml"
-    levels.write_text(
-        "".join(
-            f"[{p}]\nacknowledge_minutes = 0.02\nresolve_seconds = 15\n"
-            for p in ("P1", "P2", "P3", "P4")
-        ),
-        encoding="utf-8",
+    levels = service_levels_file(
+        tmp_path_factory.mktemp("levels") / "service_levels.toml",
+        acknowledge_minutes=0.02,
+        resolve_seconds=15,
     )
     services = await make_services(
         kafka_bootstrap,

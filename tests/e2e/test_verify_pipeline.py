@@ -18,12 +18,11 @@ from pymongo import AsyncMongoClient
 
 from services.intake import domain as intake_domain
 from shared import requests_store
-from shared.envelope import Envelope, derive_id, event_type
 from shared.schemas import SubmittedRequest
 from shared.topics import Topic
 from tests.conftest import make_services
 from tests.support.delivery import read_all
-from tests.support.kafka import produce, read_topic, values, wait_until
+from tests.support.kafka import produce, read_topic, submitted_headers, values, wait_until
 from tests.support.services import ServiceSet
 
 pytestmark = pytest.mark.e2e
@@ -215,25 +214,26 @@ def _submitted(i: int, *, description: str, phone: str) -> SubmittedRequest:
     )
 
 
+def _backlog(count: int) -> list[SubmittedRequest]:
+    """Ordinary requests (food during a lockdown) that keep the ordinary lane busy."""
+    return [
+        _submitted(i, description=f"小区封控，需要买菜，{i}号楼", phone=f"137{i:08d}")
+        for i in range(count)
+    ]
+
+
 async def _produce(bootstrap: str, topic: str, requests: list[SubmittedRequest]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
     await producer.start()
     try:
         sent = []
         for s in requests:
-            envelope = Envelope(
-                id=derive_id("submitted", s.request_id),
-                type=event_type("request.submitted"),
-                source="cityhelp/intake",
-                subject=s.request_id,
-                time=s.submitted_at,
-            )
             sent.append(
                 await producer.send(
                     topic,
                     s.model_dump_json().encode(),
                     key=s.request_id.encode(),
-                    headers=[(k, v.encode()) for k, v in envelope.headers().items()],
+                    headers=[(k, v.encode()) for k, v in submitted_headers(s).items()],
                 )
             )
         await asyncio.gather(*sent)
@@ -245,10 +245,7 @@ async def test_a_p1_request_overtakes_a_backlog_of_ordinary_ones(
     services: ServiceSet, kafka_bootstrap: str, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> None:
     db = mongo[services.database]
-    backlog = [
-        _submitted(i, description=f"小区封控，需要买菜，{i}号楼", phone=f"137{i:08d}")
-        for i in range(BACKLOG)
-    ]
+    backlog = _backlog(BACKLOG)
     await _produce(kafka_bootstrap, services.prefix + Topic.SUBMITTED.value, backlog)
     ids = [s.request_id for s in backlog]
 

@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 
 from shared import requests_store
 from shared.topics import DISPATCH_TOPICS
-from tests.e2e.test_pipeline import EXAMPLE
+from tests.support.journey import EXAMPLE
 from tests.support.kafka import wait_until
 from tests.support.services import ServiceSet
 

@@ -18,6 +18,16 @@ from tools.fake_gateway import FakeGateway
 
 Records = list[ConsumerRecord[bytes, bytes]]
 
+# A citizen's ordinary request: medicine for an elderly, chronically ill person.
+EXAMPLE: dict[str, Any] = {
+    "category": "medical",
+    "description": "需要胰岛素，家里老人独居",
+    "contact": {"name": "王女士", "phone": "138 0013 8000"},
+    "location": {"district": "jinshui", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
+    "special_groups": ["elderly", "chronic_illness"],
+    "language": "zh",
+}
+
 
 async def submit(services: ServiceSet, body: dict[str, Any]) -> dict[str, Any]:
     """The citizen's request posted to intake; its receipt (request id, tracking token)."""

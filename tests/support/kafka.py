@@ -11,6 +11,20 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from shared.envelope import Envelope, derive_id, event_type
+from shared.schemas import SubmittedRequest
+
+
+def submitted_headers(submitted: SubmittedRequest) -> dict[str, str]:
+    """The CloudEvents headers intake publishes a submitted request with."""
+    return Envelope(
+        id=derive_id("submitted", submitted.request_id),
+        type=event_type("request.submitted"),
+        source="cityhelp/intake",
+        subject=submitted.request_id,
+        time=submitted.submitted_at,
+    ).headers()
+
 
 async def read_topic(
     bootstrap: str,

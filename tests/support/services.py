@@ -24,6 +24,19 @@ SERVICES = ("intake", "verify", "route", "notify")
 _next_port = [18080 + (os.getpid() % 200) * 8]
 
 
+def service_levels_file(path: Path, *, acknowledge_minutes: float, resolve_seconds: float) -> Path:
+    """A route service-levels file giving every priority the same (short) deadlines."""
+    path.write_text(
+        "".join(
+            f"[{p}]\nacknowledge_minutes = {acknowledge_minutes}\n"
+            f"resolve_seconds = {resolve_seconds}\n"
+            for p in ("P1", "P2", "P3", "P4")
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
 def free_port_block() -> int:
     """A base port for four services; distinct per test process and per set."""
     base = _next_port[0]

@@ -12,6 +12,7 @@ from services.route import domain
 from services.route.domain import RoutingInput
 from shared.schemas import Priority
 from shared.settings import CONFIG_DIR
+from tests.support.services import service_levels_file
 
 pytestmark = pytest.mark.unit
 
@@ -190,12 +191,9 @@ def test_deadlines_follow_the_priority(
 
 
 def test_service_levels_take_fractional_minutes_and_seconds(tmp_path: Path) -> None:
-    path = tmp_path / "levels.toml"
-    rows = "\n".join(
-        f"[{p}]\nacknowledge_minutes = 0.02\nresolve_seconds = 9\n"
-        for p in ("P1", "P2", "P3", "P4")
+    path = service_levels_file(
+        tmp_path / "levels.toml", acknowledge_minutes=0.02, resolve_seconds=9
     )
-    path.write_text(rows, encoding="utf-8")
     levels = domain.load_service_levels(path)
     assert levels["P1"].acknowledge == timedelta(seconds=1.2)
     assert levels["P4"].resolve == timedelta(seconds=9)
