@@ -74,3 +74,13 @@ async def pipeline(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[Serv
     services = await make_services(kafka_bootstrap, mongodb_uri)
     with services.running():
         yield services
+
+
+@pytest.fixture(scope="module")
+async def sms_pipeline(
+    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
+) -> AsyncIterator[ServiceSet]:
+    """The four services running, notify sending SMS to the module's gateway."""
+    services = await sms_services(kafka_bootstrap, mongodb_uri, gateway)
+    with services.running():
+        yield services

@@ -71,6 +71,17 @@ def validation_problems(exc: ValidationError) -> JSONResponse:
     )
 
 
+async def web_rate_limit_wait(request: Request, ctx: IntakeContext, *, phone: str) -> float:
+    """Seconds a web submission must wait: its client (the address behind the trusted
+    proxies) and its phone each have their own limit."""
+    client = domain.client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        ctx.trusted_proxies,
+    )
+    return await handlers.rate_limit_wait(ctx, client_key=f"web:{client}", phone=phone)
+
+
 def build_router(ctx: IntakeContext) -> APIRouter:
     router = APIRouter(tags=["requests"])
 
@@ -81,14 +92,7 @@ def build_router(ctx: IntakeContext) -> APIRouter:
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
         x_client_id: Annotated[str | None, Header(max_length=64)] = None,
     ) -> JSONResponse:
-        client_key = domain.client_address(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            ctx.trusted_proxies,
-        )
-        wait = await handlers.rate_limit_wait(
-            ctx, client_key=f"web:{client_key}", phone=body.contact.phone
-        )
+        wait = await web_rate_limit_wait(request, ctx, phone=body.contact.phone)
         if wait > 0:
             return too_many(wait)
         try:

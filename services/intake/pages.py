@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from services.intake import domain, handlers, tracking
+from services.intake.api import web_rate_limit_wait
 from services.intake.form import (
     district_name,
     district_options,
@@ -117,14 +118,7 @@ def build_router(ctx: IntakeContext, pages: Pages) -> APIRouter:
         except ValidationError as exc:
             errors = field_errors(exc, _)
             return form_page(request, key=key, values=values, errors=errors, status_code=422)
-        client = domain.client_address(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            ctx.trusted_proxies,
-        )
-        wait = await handlers.rate_limit_wait(
-            ctx, client_key=f"web:{client}", phone=body.contact.phone
-        )
+        wait = await web_rate_limit_wait(request, ctx, phone=body.contact.phone)
         if wait > 0:
             seconds = retry_after(wait)
             problem = _("form.error.rate_limited", seconds=seconds)

@@ -5,7 +5,6 @@ over a failing network is sent with one idempotency key, and a form without a to
 
 from __future__ import annotations
 
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from playwright.async_api import Page, Route
 from shared.web import Pages
 from tests.browser.conftest import NewPage
 from tests.browser.support import assert_fits_width, check_axe, console_errors
+from tests.support.services import free_port
 
 TEMPLATE = """{% extends "shared/base.html" %}
 {% import "shared/macros.html" as ui with context %}
@@ -90,9 +90,7 @@ class DemoApp:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoApp, str]]:
     app = DemoApp(tmp_path_factory.mktemp("demo"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app.app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

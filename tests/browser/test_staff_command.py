@@ -15,8 +15,7 @@ from playwright.async_api import expect
 from shared.topics import Topic
 from tests.browser.conftest import NewPage
 from tests.browser.support import COMMAND_KEY, check_axe, console_errors, screenshot
-from tests.support.journey import jobs, report, values_for
-from tests.support.kafka import read_topic
+from tests.support.journey import everything_about, jobs, report
 from tests.support.services import ServiceSet
 
 WRONG_CATEGORY: dict[str, Any] = {
@@ -82,15 +81,7 @@ async def test_the_command_centre_sees_counts_move_and_redispatches_a_leg(
     [entry] = [e for e in view["timeline"] if str(e.get("actor")).startswith("command:")]
     assert entry["reason"] == "孩子发烧，应由医疗救助组处理"
     assert entry["detail"]["department"] == "medical"
-    medical = values_for(
-        await read_topic(
-            kafka_bootstrap,
-            stack.prefix + Topic.DISPATCH_MEDICAL.value,
-            timeout=2.0,
-            until=lambda rs: False,
-        ),
-        request_id,
-    )
+    medical = await everything_about(stack, kafka_bootstrap, Topic.DISPATCH_MEDICAL, request_id)
     assert len(medical) == 1, json.dumps(medical, ensure_ascii=False)[:500]
 
 

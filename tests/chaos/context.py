@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.services import ServiceSet
+from tests.support.services import ServiceSet, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = REPO / "deploy" / "local" / "stack.sh"
@@ -90,12 +89,6 @@ class ChaosContext:
         """A progress line (no personal data: counts and service names only)."""
         if not self.quiet:
             print(f"[chaos {self.elapsed:7.1f}s] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class GatewayProcess:

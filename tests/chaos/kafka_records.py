@@ -11,17 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from shared.contracts.values import TOPIC_MODELS
 from shared.envelope import CE_TYPE
 from shared.schemas import (
-    DispatchJob,
-    LifecycleEvent,
-    PartnerHelpRequest,
-    RejectedRequest,
-    ReviewRequest,
-    StatusEvent,
-    SubmittedRequest,
     SurveyAnswer,
-    VerifiedRequest,
 )
 from shared.topics import DISPATCH_TOPICS, ServiceName, Topic
 from tests.chaos.credentials import SURVEY_TYPE
@@ -42,18 +35,8 @@ CONSUMERS: dict[Topic, tuple[tuple[ServiceName, str], ...]] = {
     Topic.STATUS: (("route", "route-status"),),
     Topic.LIFECYCLE: (("route", "route-lifecycle"), ("notify", "notify")),
 }
-MODELS: dict[Topic, type[BaseModel]] = {
-    Topic.PARTNER_INBOUND: PartnerHelpRequest,
-    Topic.SUBMITTED: SubmittedRequest,
-    Topic.SUBMITTED_PRIORITY: SubmittedRequest,
-    Topic.VERIFIED: VerifiedRequest,
-    Topic.VERIFIED_PRIORITY: VerifiedRequest,
-    Topic.REVIEW: ReviewRequest,
-    Topic.REJECTED: RejectedRequest,
-    **dict.fromkeys(DISPATCH_TOPICS, DispatchJob),
-    Topic.STATUS: StatusEvent,
-    Topic.LIFECYCLE: LifecycleEvent,
-}
+# The value model each consumed topic is checked against (the first where a topic has two).
+MODELS: dict[Topic, type[BaseModel]] = {topic: TOPIC_MODELS[topic][0] for topic in CONSUMERS}
 
 # Records a consumer skips on purpose, and the rule that says so.
 IGNORED_RULES = {

@@ -17,7 +17,7 @@ import pytest
 
 from shared.topics import Topic
 from tests.conftest import sms_services
-from tests.support.journey import jobs, report, values_for
+from tests.support.journey import everything_about, jobs, report, values_for
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
@@ -152,13 +152,5 @@ async def test_the_command_centre_recategorises_a_leg_it_owns(
 
         await wait_until(acknowledged, timeout=30)
 
-    community = values_for(
-        await read_topic(
-            kafka_bootstrap,
-            centre.prefix + Topic.DISPATCH_MEDICAL.value,
-            timeout=2.0,
-            until=lambda rs: False,
-        ),
-        request_id,
-    )
+    community = await everything_about(centre, kafka_bootstrap, Topic.DISPATCH_MEDICAL, request_id)
     assert len(community) == 1, "the re-dispatched job went out once"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +20,6 @@ from pymongo import AsyncMongoClient
 from shared import faults, requests_store
 from shared.schemas import StatusEvent
 from shared.topics import Topic
-from tests.conftest import sms_services
 from tests.support.delivery import (
     check_dispatch,
     citizen,
@@ -56,15 +54,6 @@ POINTS = [
     ("notify", "notify.after_batch_writes", 3),
     ("notify", "notify.before_commit", 3),
 ]
-
-
-@pytest.fixture(scope="module")
-async def crash_services(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
-) -> AsyncIterator[ServiceSet]:
-    services = await sms_services(kafka_bootstrap, mongodb_uri, gateway)
-    with services.running():
-        yield services
 
 
 class Victim:
@@ -156,7 +145,7 @@ def statuses(doc: dict[str, Any] | None) -> list[str]:
 
 @pytest.mark.parametrize(("victim_name", "point", "hit"), POINTS, ids=[p for _, p, _ in POINTS])
 async def test_crash_at_point_then_restart_repeats_no_effect(
-    crash_services: ServiceSet,
+    sms_pipeline: ServiceSet,
     gateway: FakeGateway,
     kafka_bootstrap: str,
     mongo: AsyncMongoClient[dict[str, Any]],
@@ -164,7 +153,7 @@ async def test_crash_at_point_then_restart_repeats_no_effect(
     point: str,
     hit: int,
 ) -> None:
-    services = crash_services
+    services = sms_pipeline
     db = mongo[services.database]
     group = 100 + [p for _, p, _ in POINTS].index(point)
     tag = point.replace(".", "-")

@@ -18,7 +18,7 @@ from shared import requests_store
 from shared.kafka import effect_id
 from shared.topics import Topic
 from tests.conftest import sms_services
-from tests.support.journey import dispatch_job, report, sms_for, submit
+from tests.support.journey import report, sms_for, taken_up
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
@@ -77,10 +77,8 @@ async def test_an_unanswered_survey_is_reminded_once_then_closed_without_answer(
     kafka_bootstrap: str,
     mongo: AsyncMongoClient[dict[str, Any]],
 ) -> None:
-    receipt = await submit(services, body("139 0000 0101", "en"))
+    receipt, job = await taken_up(services, kafka_bootstrap, body("139 0000 0101", "en"))
     rid = receipt["request_id"]
-    job = await dispatch_job(services, kafka_bootstrap, rid)
-    await report(services, kafka_bootstrap, job, "acknowledged")
     await report(services, kafka_bootstrap, job, "resolved")
     await wait_until(lambda: nid(rid, "survey") in sms_for(gateway, rid), timeout=60)
     reminder = await wait_until(
@@ -134,10 +132,8 @@ async def test_needs_info_asks_the_citizen_and_the_addition_reaches_the_departme
     kafka_bootstrap: str,
     mongo: AsyncMongoClient[dict[str, Any]],
 ) -> None:
-    receipt = await submit(services, body("139 0000 0102", "ru"))
+    receipt, job = await taken_up(services, kafka_bootstrap, body("139 0000 0102", "ru"))
     rid = receipt["request_id"]
-    job = await dispatch_job(services, kafka_bootstrap, rid)
-    await report(services, kafka_bootstrap, job, "acknowledged")
     asked = await report(
         services, kafka_bootstrap, job, "needs_info", note="Which insulin, and how many days left?"
     )

@@ -4,7 +4,6 @@ the fake SMS gateway (in this process) standing in for the operator."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from shared.topics import Topic
 from tests.conftest import make_services, sms_services
 from tests.support.journey import dispatch_job, report, sms_for, submit
 from tests.support.kafka import produce, read_topic, wait_until
-from tests.support.services import ServiceSet
+from tests.support.services import ServiceSet, free_port
 from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e
@@ -212,13 +211,6 @@ async def test_notify_killed_mid_send_sends_no_second_sms(
     assert len(sms_for(gateway, rid)) == 3
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_unreachable_gateway_dead_letters_and_shows_on_the_timeline(
     kafka_bootstrap: str, mongodb_uri: str, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> None:
@@ -226,7 +218,7 @@ async def test_unreachable_gateway_dead_letters_and_shows_on_the_timeline(
         kafka_bootstrap,
         mongodb_uri,
         NOTIFY_CHANNELS='["sms"]',
-        NOTIFY_SMS_URL=f"http://127.0.0.1:{closed_port()}/messages",
+        NOTIFY_SMS_URL=f"http://127.0.0.1:{free_port()}/messages",
         NOTIFY_SEND_ATTEMPTS="2",
         NOTIFY_SEND_BASE_DELAY_SECONDS="0.1",
     )

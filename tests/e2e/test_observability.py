@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,7 @@ from shared.topics import Topic, load_partitions
 from tests.conftest import make_services
 from tests.support.journey import EXAMPLE
 from tests.support.kafka import wait_until
-from tests.support.services import SERVICES, ServiceSet
+from tests.support.services import SERVICES, ServiceSet, free_port, wait_http_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -53,13 +51,6 @@ def tool(name: str) -> str:
     if exe is None:
         pytest.fail(f"{name} is not installed: {INSTALL_HINT}", pytrace=False)
     return exe
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -125,18 +116,13 @@ def prometheus(
     )
     server = Prometheus(f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {(work / 'prometheus.log').read_text()}")
-            try:
-                if httpx.get(f"{server.url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("prometheus not ready in 60 s")
-            time.sleep(0.2)
+        wait_http_ready(
+            "prometheus",
+            proc,
+            f"{server.url}/-/ready",
+            timeout=60,
+            detail=(work / "prometheus.log").read_text,
+        )
         yield server
     finally:
         proc.terminate()

@@ -9,13 +9,11 @@ and comes out of verify as P1."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from shared.topics import Topic
-from tests.conftest import sms_services
 from tests.support import journey
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
@@ -27,12 +25,8 @@ JINSHUI = {"district": "金水区", "address": "金水路 1 号", "lat": 34.8, "
 
 
 @pytest.fixture(scope="module")
-async def services(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
-) -> AsyncIterator[ServiceSet]:
-    services = await sms_services(kafka_bootstrap, mongodb_uri, gateway)
-    with services.running():
-        yield services
+def services(sms_pipeline: ServiceSet) -> ServiceSet:
+    return sms_pipeline
 
 
 async def submit(services: ServiceSet, body: dict[str, Any]) -> str:

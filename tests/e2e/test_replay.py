@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient
 from shared import requests_store
 from shared.topics import Topic
 from tests.conftest import REPO, sms_services
-from tests.support.journey import jobs, report
+from tests.support.journey import jobs, report, verify_in_review
 from tests.support.kafka import wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
@@ -89,15 +89,7 @@ async def test_replay_rebuilds_a_reviewed_rerouted_surveyed_request(
             return doc is not None and doc["status"] == "needs_review"
 
         await wait_until(in_review, timeout=60)
-        verify = services.url("verify")
-        claimed = await http.post(f"{verify}/v1/review/{rid}/claim", headers=KEY)
-        assert claimed.status_code == 200, claimed.text
-        decided = await http.post(
-            f"{verify}/v1/review/{rid}/decision",
-            json={"decision": "verify", "corrections": {"district": "jinshui"}},
-            headers=KEY,
-        )
-        assert decided.status_code == 200, decided.text
+        await verify_in_review(services, rid, KEY, {"district": "jinshui"})
 
         [community] = await jobs(services, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, rid, 1)
         [medical] = await jobs(services, kafka_bootstrap, Topic.DISPATCH_MEDICAL, rid, 1)

@@ -8,7 +8,6 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from shared.kafka import effect_id
 from shared.settings import CONFIG_DIR
 from shared.topics import Topic
 from tests.conftest import make_services, sms_services
-from tests.support.journey import EXAMPLE
+from tests.support.journey import EXAMPLE, verified_request
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet, service_levels_file
 from tools.fake_gateway import FakeGateway
@@ -60,22 +59,8 @@ def config_file(tmp_path: Path) -> Any:
 
 
 def verified(request_id: str, phone: str) -> bytes:
-    now = datetime.now(UTC).isoformat()
-    return json.dumps(
-        {
-            "request_id": request_id,
-            "submitted_at": now,
-            "verified_at": now,
-            "channel": "web",
-            "category": "medical",
-            "description": "需要买降压药",
-            "contact": {"phone": phone},
-            "location": {"district": "erqi"},
-            "language": "zh",
-            "priority": "P3",
-        },
-        ensure_ascii=False,
-    ).encode()
+    request = verified_request(request_id, phone=phone, priority="P3")
+    return json.dumps(request, ensure_ascii=False).encode()
 
 
 async def test_two_route_processes_escalate_each_due_deadline_once(

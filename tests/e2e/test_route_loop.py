@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,7 +18,15 @@ from pymongo import AsyncMongoClient
 
 from shared.topics import Topic
 from tests.conftest import make_services
-from tests.support.journey import Records, jobs, report, submit, values_for
+from tests.support.journey import (
+    Records,
+    everything_about,
+    jobs,
+    report,
+    submit,
+    values_for,
+    verified_request,
+)
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet, service_levels_file
 
@@ -102,15 +109,7 @@ async def test_rejected_leg_is_rerouted_then_owned_by_the_command_centre(
     [command] = await jobs(loop, kafka_bootstrap, Topic.DISPATCH_COMMAND, request_id, 1)
     assert command["attempt"] == 3
     assert command["reason"].startswith("rejected_twice")
-    community = values_for(
-        await read_topic(
-            kafka_bootstrap,
-            loop.prefix + Topic.DISPATCH_COMMUNITY.value,
-            timeout=2.0,
-            until=lambda rs: False,
-        ),
-        request_id,
-    )
+    community = await everything_about(loop, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id)
     assert len(community) == 2, "no third community dispatch: no ping-pong"
 
 
@@ -134,18 +133,7 @@ async def test_missed_deadlines_escalate_once_across_a_restart(
     services.start("route")
     try:
         request_id = f"r-{uuid.uuid4().hex[:12]}"
-        now = datetime.now(UTC).isoformat()
-        verified = {
-            "request_id": request_id,
-            "submitted_at": now,
-            "verified_at": now,
-            "channel": "web",
-            "category": "medical",
-            "description": "需要买降压药",
-            "contact": {"phone": "+8613800138000"},
-            "location": {"district": "erqi"},
-            "priority": "P2",
-        }
+        verified = verified_request(request_id, phone="+8613800138000", priority="P2")
         await produce(
             kafka_bootstrap,
             services.prefix + Topic.VERIFIED.value,

@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient
 from shared import requests_store
 from shared.topics import Topic
 from tests.conftest import make_services
+from tests.support.journey import verify_in_review
 from tests.support.kafka import read_topic, values, wait_until
 from tests.support.services import ServiceSet
 
@@ -96,15 +97,7 @@ async def test_the_queue_depth_moves_with_the_real_queue(services: ServiceSet) -
         return await gauge(services, name) == value
 
     await wait_until(lambda: depth_is(before + 1), timeout=15)
-    async with httpx.AsyncClient(base_url=services.url("verify"), timeout=10) as http:
-        claimed = await http.post(f"/v1/review/{request_id}/claim", headers=KEY)
-        assert claimed.status_code == 200, claimed.text
-        decided = await http.post(
-            f"/v1/review/{request_id}/decision",
-            json={"decision": "verify", "corrections": {"district": "jinshui"}},
-            headers=KEY,
-        )
-        assert decided.status_code == 200, decided.text
+    await verify_in_review(services, request_id, KEY, {"district": "jinshui"})
     await wait_until(lambda: depth_is(before), timeout=15)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -41,8 +40,9 @@ from shared.lag import client_options
 from shared.settings import ServiceSettings
 from shared.topics import Topic
 from tests.conftest import LOG_DIR
+from tests.support.journey import verified_request
 from tests.support.kafka import wait_until
-from tests.support.services import ServiceSet
+from tests.support.services import ServiceSet, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -75,18 +75,11 @@ class SecureKafka:
         return client_options(ServiceSettings(**self.env(user, password)))  # type: ignore[arg-type]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
     run_dir = tmp_path_factory.mktemp("sasl-stack")
-    port = os.environ.get("KAFKA_SASL_PORT") or str(_free_port())
-    cport = os.environ.get("KAFKA_SASL_CONTROLLER_PORT") or str(_free_port())
+    port = os.environ.get("KAFKA_SASL_PORT") or str(free_port())
+    cport = os.environ.get("KAFKA_SASL_CONTROLLER_PORT") or str(free_port())
     env = {
         **os.environ,
         "CITYHELP_RUN_DIR": str(run_dir),
@@ -276,23 +269,6 @@ async def route_process(
         await client.close()
 
 
-def verified(request_id: str) -> dict[str, Any]:
-    now = datetime.now(UTC).isoformat()
-    return {
-        "request_id": request_id,
-        "submitted_at": now,
-        "verified_at": now,
-        "channel": "web",
-        "category": "medical",
-        "description": "需要胰岛素，家里老人独居",
-        "contact": {"name": "王女士", "phone": "+8613800138000"},
-        "location": {"district": "jinshui", "address": "金水路 1 号"},
-        "special_groups": ["elderly"],
-        "language": "zh",
-        "priority": "P2",
-    }
-
-
 async def test_route_runs_on_the_secured_broker_with_its_own_credentials(
     secure_kafka: SecureKafka,
     route_process: tuple[ServiceSet, AsyncMongoClient[dict[str, Any]]],
@@ -303,7 +279,13 @@ async def test_route_runs_on_the_secured_broker_with_its_own_credentials(
     await client[services.database]["requests"].insert_one(
         {"_id": rid, "status": "verified", "timeline": [], "applied_events": []}
     )
-    await produce_as(secure_kafka, "svc-verify", Topic.VERIFIED, verified(rid), key=rid)
+    await produce_as(
+        secure_kafka,
+        "svc-verify",
+        Topic.VERIFIED,
+        verified_request(rid, phone="+8613800138000", priority="P2"),
+        key=rid,
+    )
 
     # The medical team sees the job with its own credentials and group.
     jobs = await read_as(

@@ -63,6 +63,17 @@ async def jobs(
     return found
 
 
+async def everything_about(
+    services: ServiceSet, bootstrap: str, topic: Topic, request_id: str, settle: float = 2.0
+) -> list[dict[str, Any]]:
+    """Every value about a request on a topic, read for ``settle`` seconds: what a check that
+    nothing more was published counts."""
+    records = await read_topic(
+        bootstrap, services.prefix + topic.value, timeout=settle, until=lambda rs: False
+    )
+    return values_for(records, request_id)
+
+
 async def dispatch_job(
     services: ServiceSet,
     bootstrap: str,
@@ -107,6 +118,51 @@ async def report(
         key=job["request_id"].encode(),
     )
     return event_id
+
+
+async def taken_up(
+    services: ServiceSet, bootstrap: str, body: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A request submitted, dispatched to medical and acknowledged by the team: its receipt and
+    its job."""
+    receipt = await submit(services, body)
+    job = await dispatch_job(services, bootstrap, receipt["request_id"])
+    await report(services, bootstrap, job, "acknowledged")
+    return receipt, job
+
+
+async def verify_in_review(
+    services: ServiceSet, request_id: str, key: dict[str, str], corrections: dict[str, str]
+) -> None:
+    """A verifier (``key``: their header) claims a request in review and verifies it with
+    ``corrections``."""
+    async with httpx.AsyncClient(base_url=services.url("verify"), timeout=30) as http:
+        claimed = await http.post(f"/v1/review/{request_id}/claim", headers=key)
+        assert claimed.status_code == 200, claimed.text
+        decided = await http.post(
+            f"/v1/review/{request_id}/decision",
+            json={"decision": "verify", "corrections": corrections},
+            headers=key,
+        )
+        assert decided.status_code == 200, decided.text
+
+
+def verified_request(request_id: str, *, phone: str, priority: str) -> dict[str, Any]:
+    """A request as verify publishes it on help.requests.verified (medicine for blood pressure,
+    in Erqi), verified now."""
+    now = datetime.now(UTC).isoformat()
+    return {
+        "request_id": request_id,
+        "submitted_at": now,
+        "verified_at": now,
+        "channel": "web",
+        "category": "medical",
+        "description": "需要买降压药",
+        "contact": {"phone": phone},
+        "location": {"district": "erqi"},
+        "language": "zh",
+        "priority": priority,
+    }
 
 
 def sms_for(gateway: FakeGateway, request_id: str) -> dict[str, dict[str, Any]]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,36 @@ def service_levels_file(path: Path, *, acknowledge_minutes: float, resolve_secon
         encoding="utf-8",
     )
     return path
+
+
+def wait_http_ready(
+    name: str,
+    proc: subprocess.Popen[bytes],
+    url: str,
+    *,
+    timeout: float,
+    detail: Callable[[], str],
+) -> None:
+    """Until ``url`` answers 200; fails, with ``detail()``, when the process exits first or
+    the time is up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; {detail()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{name} not ready after {timeout}s; {detail()}")
+
+
+def free_port() -> int:
+    """A local port that was free a moment ago (nothing listens on it now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def free_port_block() -> int:
@@ -110,18 +141,13 @@ class ServiceSet:
             self.stop()
 
     def wait_ready(self, service: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            proc = self.procs[service]
-            if proc.poll() is not None:
-                raise RuntimeError(f"{service} exited with {proc.returncode}; see {self.log_dir}")
-            try:
-                if httpx.get(f"{self.url(service)}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{service} not ready after {timeout}s; see {self.log_dir}")
+        wait_http_ready(
+            service,
+            self.procs[service],
+            f"{self.url(service)}/readyz",
+            timeout=timeout,
+            detail=lambda: f"see {self.log_dir}",
+        )
 
     def kill(self, service: str) -> None:
         """SIGKILL: no clean-up, no commit, as in a crash."""

@@ -59,16 +59,23 @@ def helm() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def render(helm: str, tmp: Path, values: dict[str, Any], kube: str = "1.33.0") -> list[Any]:
+def run_helm(
+    helm: str, tmp: Path, values: dict[str, Any], *command: str, kube: str = "1.33.0"
+) -> subprocess.CompletedProcess[str]:
+    """``helm <command>`` on the chart's values ``values`` (written to ``tmp``)."""
     path = tmp / "values.yaml"
     path.write_text(yaml.safe_dump(values))
-    out = subprocess.run(
-        [helm, "template", "city", str(CHART), "--kube-version", kube, "-f", str(path)],
+    return subprocess.run(
+        [helm, *command, "--kube-version", kube, "-f", str(path)],
         capture_output=True,
         text=True,
         check=False,
         env={**os.environ, "HELM_CACHE_HOME": str(tmp / "cache")},
     )
+
+
+def render(helm: str, tmp: Path, values: dict[str, Any], kube: str = "1.33.0") -> list[Any]:
+    out = run_helm(helm, tmp, values, "template", "city", str(CHART), kube=kube)
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
@@ -90,14 +97,7 @@ def container(manifests: list[Any], stage: str) -> dict[str, Any]:
 
 
 def test_helm_lint_finds_nothing(helm: str, tmp_path: Path) -> None:
-    path = tmp_path / "values.yaml"
-    path.write_text(yaml.safe_dump(TEST_VALUES))
-    out = subprocess.run(
-        [helm, "lint", "--strict", str(CHART), "--kube-version", "1.33.0", "-f", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = run_helm(helm, tmp_path, TEST_VALUES, "lint", "--strict", str(CHART))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "[WARNING]" not in out.stdout
     assert "[ERROR]" not in out.stdout
@@ -366,13 +366,6 @@ def test_a_missing_key_stops_the_install(helm: str, tmp_path: Path) -> None:
             }
         }
     }
-    path = tmp_path / "values.yaml"
-    path.write_text(yaml.safe_dump(values))
-    out = subprocess.run(
-        [helm, "template", "city", str(CHART), "--kube-version", "1.33.0", "-f", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = run_helm(helm, tmp_path, values, "template", "city", str(CHART))
     assert out.returncode != 0
     assert "keys.values.NOTIFY_SMS_TOKEN is not set" in out.stderr

@@ -48,6 +48,23 @@ def make_stage(bus: RecordingBus, **kw: Any) -> Stage:
     return Stage(service="route", bus=bus, retry_initial_seconds=0.0, retry_max_seconds=0.0, **kw)  # type: ignore[arg-type]
 
 
+class Failing:
+    """A record handler that raises ``errors`` one a call, then returns (or raises ``then``
+    from there on); ``calls`` counts the calls."""
+
+    def __init__(self, *errors: Exception, then: Exception | None = None) -> None:
+        self.errors = errors
+        self.then = then
+        self.calls = 0
+
+    async def __call__(self, r: Record) -> None:
+        self.calls += 1
+        if self.calls <= len(self.errors):
+            raise self.errors[self.calls - 1]
+        if self.then is not None:
+            raise self.then
+
+
 async def parse_status(r: Record) -> None:
     r.parse(StatusEvent)
 
@@ -89,34 +106,19 @@ async def test_unexpected_errors_are_dead_lettered_not_raised() -> None:
 
 async def test_transient_failures_raise_so_the_offset_does_not_advance() -> None:
     bus = RecordingBus()
-    calls = 0
-
-    async def flaky(r: Record) -> None:
-        nonlocal calls
-        calls += 1
-        if calls < 3:
-            raise AutoReconnect("database away")
-
+    flaky = Failing(AutoReconnect("database away"), AutoReconnect("database away"))
     stage = make_stage(bus)
     for _ in range(2):
         with pytest.raises(AutoReconnect):
             await stage.process(record(b"{}"), flaky)
     await stage.process(record(b"{}"), flaky)
-    assert calls == 3
+    assert flaky.calls == 3
     assert bus.sent == [], "a transient failure is never dead-lettered"
 
 
 async def test_attempts_are_counted_into_the_dead_letter() -> None:
     bus = RecordingBus()
-    calls = 0
-
-    async def flaky_then_bad(r: Record) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise AutoReconnect("away")
-        raise PermanentError("unknown_leg")
-
+    flaky_then_bad = Failing(AutoReconnect("away"), then=PermanentError("unknown_leg"))
     stage = make_stage(bus)
     with pytest.raises(AutoReconnect):
         await stage.process(record(b"{}"), flaky_then_bad)
@@ -158,14 +160,7 @@ async def test_a_success_resets_the_consecutive_count() -> None:
 
 async def test_a_locked_database_is_retried_not_dead_lettered() -> None:
     bus = RecordingBus()
-    calls = 0
-
-    async def locked_once(r: Record) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise OperationFailure("database is locked (5) (SQLITE_BUSY)", code=1)
-
+    locked_once = Failing(OperationFailure("database is locked (5) (SQLITE_BUSY)", code=1))
     stage = make_stage(bus)
     with pytest.raises(OperationFailure):
         await stage.process(record(b"{}"), locked_once)
@@ -196,21 +191,15 @@ async def test_a_server_internal_error_is_retried_then_dead_lettered() -> None:
 
 async def test_a_server_internal_error_that_passes_is_not_dead_lettered() -> None:
     bus = RecordingBus()
-    calls = 0
-
-    async def once(r: Record) -> None:
-        nonlocal calls
-        calls += 1
-        if calls <= 2:
-            raise OperationFailure("transaction has already been rolled back", code=1)
-
+    cut_short = OperationFailure("transaction has already been rolled back", code=1)
+    once = Failing(cut_short, cut_short)
     stage = make_stage(bus)
     for _ in range(2):
         with pytest.raises(OperationFailure):
             await stage.process(record(b"{}"), once)
     await stage.process(record(b"{}"), once)
     assert bus.sent == []
-    assert calls == 3
+    assert once.calls == 3
 
 
 async def test_other_database_errors_are_dead_lettered() -> None:
