@@ -18,12 +18,12 @@ from pymongo import AsyncMongoClient
 from shared import requests_store
 from tests.conftest import sms_services
 from tests.support.services import REPO, ServiceSet
+from tests.support.settings_env import dev_keys_environment
 from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e
 
 README = REPO / "README.md"
-DEV_KEYS = REPO / "deploy" / "local" / "dev-keys.sh"
 DEV_VARIABLES = (
     "CITYHELP_DEVELOPMENT",
     "INTAKE_OPEN311_API_KEYS",
@@ -50,15 +50,7 @@ def play_script() -> str:
 def make_run_keys() -> dict[str, str]:
     """The variables `make run` sets for the services (deploy/local/dev-keys.sh)."""
     env = {k: v for k, v in os.environ.items() if k not in DEV_VARIABLES}
-    done = subprocess.run(
-        ["bash", "-c", f'source "{DEV_KEYS}" && env -0'],
-        env=env,
-        capture_output=True,
-        check=True,
-        timeout=30,
-    )
-    pairs = (item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item)
-    exported = dict(pairs)
+    exported = dev_keys_environment(env)
     return {name: exported[name] for name in DEV_VARIABLES}
 
 

@@ -3,6 +3,9 @@ file and the Helm chart are checked against (tests/unit/test_compose.py, test_he
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
@@ -51,3 +54,19 @@ def secret_names(settings: type[ServiceSettings]) -> set[str]:
             alias = field.validation_alias
             found.add(alias if isinstance(alias, str) else f"{prefix}{name}".upper())
     return found
+
+
+DEV_KEYS = Path(__file__).resolve().parents[2] / "deploy" / "local" / "dev-keys.sh"
+
+
+def dev_keys_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment ``env`` becomes once `make run`'s key script (deploy/local/dev-keys.sh)
+    was sourced in it."""
+    done = subprocess.run(
+        ["bash", "-c", f'source "{DEV_KEYS}" && env -0'],
+        env=dict(env),
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    return dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item)

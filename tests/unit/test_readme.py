@@ -14,13 +14,13 @@ import pytest
 
 from shared.keys import KeyDigests
 from shared.topics import DEPARTMENTS, Topic
+from tests.support.settings_env import dev_keys_environment
 
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
 STACK = REPO / "deploy" / "local" / "stack.sh"
-DEV_KEYS = REPO / "deploy" / "local" / "dev-keys.sh"
 
 
 def section(title: str) -> str:
@@ -146,14 +146,7 @@ def make_run_environment() -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.endswith("_KEYS") and k != "CITYHELP_DEVELOPMENT"
     }
-    done = subprocess.run(
-        ["bash", "-c", f'source "{DEV_KEYS}" && env -0'],
-        env=clean,
-        capture_output=True,
-        check=True,
-        timeout=30,
-    )
-    return dict(item.split("=", 1) for item in done.stdout.decode().split("\0") if "=" in item)
+    return dev_keys_environment(clean)
 
 
 def row(variable: str) -> str:
