@@ -68,6 +68,16 @@ async def sms_services(
     )
 
 
+async def survey_services(
+    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway, **env: str
+) -> ServiceSet:
+    """A service set whose notify sends SMS to ``gateway``, its survey links pointing at its
+    own notify (``env`` may point them elsewhere)."""
+    services = await sms_services(kafka_bootstrap, mongodb_uri, gateway, **env)
+    services.extra_env.setdefault("NOTIFY_SURVEY_BASE_URL", services.url("notify"))
+    return services
+
+
 @pytest.fixture(scope="module")
 async def pipeline(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[ServiceSet]:
     """The four services running, shared by the tests of one module."""
@@ -80,7 +90,8 @@ async def pipeline(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[Serv
 async def sms_pipeline(
     kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
 ) -> AsyncIterator[ServiceSet]:
-    """The four services running, notify sending SMS to the module's gateway."""
-    services = await sms_services(kafka_bootstrap, mongodb_uri, gateway)
+    """The four services running, notify sending SMS to the module's gateway (survey links to
+    the set's own notify)."""
+    services = await survey_services(kafka_bootstrap, mongodb_uri, gateway)
     with services.running():
         yield services

@@ -22,7 +22,7 @@ from tests.browser.support import (
     STACK_ENV,
     watch_console,
 )
-from tests.conftest import sms_services
+from tests.conftest import survey_services
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
 
@@ -92,8 +92,7 @@ async def start_stack(
 ) -> ServiceSet:
     """The four services, notify sending SMS to ``gateway``, the staff keys of STACK_ENV,
     survey links pointing at notify; ``env`` adds or overrides variables."""
-    services = await sms_services(kafka_bootstrap, mongodb_uri, gateway, **{**STACK_ENV, **env})
-    services.extra_env.setdefault("NOTIFY_SURVEY_BASE_URL", services.url("notify"))
+    services = await survey_services(kafka_bootstrap, mongodb_uri, gateway, **{**STACK_ENV, **env})
     services.start()
     return services
 

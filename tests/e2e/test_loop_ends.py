@@ -17,7 +17,7 @@ from services.notify import domain
 from shared import requests_store
 from shared.kafka import effect_id
 from shared.topics import Topic
-from tests.conftest import sms_services
+from tests.conftest import survey_services
 from tests.support.journey import report, sms_for, taken_up
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
@@ -31,7 +31,7 @@ async def services(
     kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
 ) -> AsyncIterator[ServiceSet]:
     # Survey timers in seconds instead of days, through the settings.
-    services = await sms_services(
+    services = await survey_services(
         kafka_bootstrap,
         mongodb_uri,
         gateway,
@@ -39,7 +39,6 @@ async def services(
         NOTIFY_SURVEY_CLOSE_SECONDS="5",
         NOTIFY_SURVEY_SCAN_SECONDS="0.5",
     )
-    services.extra_env["NOTIFY_SURVEY_BASE_URL"] = services.url("notify")
     services.extra_env["NOTIFY_INFO_BASE_URL"] = services.url("route")
     with services.running():
         yield services

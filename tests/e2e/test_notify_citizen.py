@@ -4,7 +4,6 @@ the fake SMS gateway (in this process) standing in for the operator."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,7 +14,7 @@ from services.notify import domain
 from shared import requests_store
 from shared.envelope import event_type
 from shared.topics import Topic
-from tests.conftest import make_services, sms_services
+from tests.conftest import make_services
 from tests.support.journey import dispatch_job, report, sms_for, submit
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet, free_port
@@ -38,13 +37,8 @@ def help_request(phone: str, language: str, description: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def services(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
-) -> AsyncIterator[ServiceSet]:
-    services = await sms_services(kafka_bootstrap, mongodb_uri, gateway)
-    services.extra_env["NOTIFY_SURVEY_BASE_URL"] = services.url("notify")
-    with services.running():
-        yield services
+def services(sms_pipeline: ServiceSet) -> ServiceSet:
+    return sms_pipeline
 
 
 def nid(request_id: str, event: str, leg: str = "") -> str:

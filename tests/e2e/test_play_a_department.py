@@ -16,7 +16,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from shared import requests_store
-from tests.conftest import sms_services
+from tests.conftest import survey_services
 from tests.support.services import REPO, ServiceSet
 from tests.support.settings_env import dev_keys_environment
 from tools.fake_gateway import FakeGateway
@@ -68,8 +68,7 @@ def localised(script: str, services: ServiceSet, bootstrap: str, gateway: FakeGa
 async def services(
     kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
 ) -> AsyncIterator[ServiceSet]:
-    started = await sms_services(kafka_bootstrap, mongodb_uri, gateway, **make_run_keys())
-    started.extra_env["NOTIFY_SURVEY_BASE_URL"] = started.url("notify")
+    started = await survey_services(kafka_bootstrap, mongodb_uri, gateway, **make_run_keys())
     with started.running():
         yield started
 

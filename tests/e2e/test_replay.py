@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient
 
 from shared import requests_store
 from shared.topics import Topic
-from tests.conftest import REPO, sms_services
+from tests.conftest import REPO, survey_services
 from tests.support.journey import jobs, report, verify_in_review
 from tests.support.kafka import wait_until
 from tests.support.services import ServiceSet
@@ -40,13 +40,12 @@ FOOD_AND_INSULIN: dict[str, Any] = {
 async def services(
     kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
 ) -> AsyncIterator[ServiceSet]:
-    services = await sms_services(
+    services = await survey_services(
         kafka_bootstrap,
         mongodb_uri,
         gateway,
         VERIFY_REVIEWER_KEYS=json.dumps({"dora": KEY["X-Verifier-Key"]}),
     )
-    services.extra_env["NOTIFY_SURVEY_BASE_URL"] = services.url("notify")
     with services.running():
         yield services
 
