@@ -225,7 +225,8 @@ async def test_crash_at_point_then_restart_repeats_no_effect(
         # The message the crash cut off was sent again under its key and dropped by the gateway;
         # so were any others of its batch, or of the other lane, sent before the process died:
         # each once, never more.
-        assert resent and set(resent.values()) == {1}, resent
+        assert resent, resent
+        assert set(resent.values()) == {1}, resent
     elif point.startswith("notify."):
         # Notify's two lanes send concurrently: a crash in one lane's batch can cut the other
         # lane's sends short too, so those are sent again once under their keys, never more.
