@@ -109,4 +109,4 @@ async def test_the_readme_plays_one_request_through_to_the_survey(
     phone = re.search(r"^PHONE=(\d+)$", script, flags=re.M)
     assert phone
     texts = [m["text"] for m in gateway.snapshot(to=f"+86{phone.group(1)}")["messages"]]
-    assert any(f"{rid}/survey" in text for text in texts), texts
+    assert any(f"surveys/{rid}" in text for text in texts), texts
