@@ -127,8 +127,12 @@ class ServiceSet:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        for service in services or SERVICES:
-            self.wait_ready(service)
+        try:
+            for service in services or SERVICES:
+                self.wait_ready(service)
+        except BaseException:
+            self.stop()  # one that never became ready leaves none of the others running
+            raise
 
     @contextmanager
     def running(self, *services: str) -> Iterator[ServiceSet]:
