@@ -7,12 +7,12 @@ import logging
 from datetime import datetime
 
 from services.route import domain
+from services.route.dispatch import count_dispatched
 from services.route.handlers.context import ACTOR, RouteContext
 from services.route.models import Leg
 from shared.envelope import Envelope
 from shared.faults import crash_point
 from shared.kafka import effect_id
-from shared.metrics import REQUESTS
 from shared.schemas import DispatchJob, LifecycleEvent, RequestStatus
 from shared.topics import Department, Topic, dispatch_topic
 
@@ -90,19 +90,7 @@ async def publish_leg(
     crash_point("route.after_publish")
     await ctx.repo.mark_published(leg, ctx.clock())
     crash_point("route.after_mark")
-    REQUESTS.labels(
-        "dispatched", job.category, job.priority, job.location.district or "unknown"
-    ).inc()
-    logger.info(
-        "leg dispatched",
-        extra={
-            "request_id": job.request_id,
-            "leg_id": job.leg_id,
-            "department": job.department,
-            "team_id": job.team_id,
-            "rule_id": job.rule_id,
-        },
-    )
+    count_dispatched(job)
 
 
 async def went_out(ctx: RouteContext, leg: Leg, job: DispatchJob, event_id: str) -> bool:
