@@ -11,7 +11,6 @@ as lost, never waited for.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -40,18 +39,6 @@ from tests.support.services import ServiceSet
 REPO = Path(__file__).resolve().parents[2]
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-BASE_PORT = 39100  # four HTTP ports per service set, from here
-
-
 @dataclass
 class Bench:
     """The run: where the stack is, the clock, and what every process used."""
@@ -60,7 +47,6 @@ class Bench:
     uri: str
     run_dir: Path
     started: float = field(default_factory=time.monotonic)
-    sets: int = 0
     # per service name, the figures of each service set's process when it was stopped
     service_procs: dict[str, list[ProcFigures]] = field(default_factory=dict)
     loads: list[LoadResult] = field(default_factory=list)
@@ -74,15 +60,6 @@ class Bench:
         """A progress line: counts and rates only, never a body or a phone number."""
         print(f"[bench] {self.elapsed:6.0f}s  {message}", flush=True)
 
-    def free_block(self) -> int:
-        """The next block of four free HTTP ports from BASE_PORT (a port of the block may be
-        taken meanwhile as some connection's local port: those blocks are skipped)."""
-        while True:
-            base = BASE_PORT + 4 * self.sets
-            self.sets += 1
-            if all(port_free(base + i) for i in range(4)):
-                return base
-
     async def start_services(self, attempts: int = 3) -> ServiceSet:
         """A fresh service set (its own prefix, groups, database and ports), ready."""
         for attempt in range(1, attempts + 1):
@@ -91,7 +68,6 @@ class Bench:
                 self.uri,
                 self.run_dir / "logs" / "services",
                 prefix=f"b{uuid.uuid4().hex[:8]}.",
-                base_port=self.free_block(),
                 extra_env={"LOG_LEVEL": "WARNING", "INTAKE_TRUSTED_PROXIES": "127.0.0.1"},
             )
             settings = ServiceSettings(KAFKA_BOOTSTRAP=self.bootstrap, TOPIC_PREFIX=services.prefix)

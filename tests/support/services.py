@@ -22,7 +22,10 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "verify", "route", "notify")
-_next_port = [18080 + (os.getpid() % 200) * 8]
+# Service ports are handed out in blocks from here (a different start per test process); a
+# block with a port something already listens on (the test stack's Kafka on 19092, say) is
+# passed over.
+_next_port = [20000 + (os.getpid() % 200) * 32]
 
 
 def service_levels_file(path: Path, *, acknowledge_minutes: float, resolve_seconds: float) -> Path:
@@ -68,11 +71,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def free_port_block() -> int:
-    """A base port for four services; distinct per test process and per set."""
-    base = _next_port[0]
-    _next_port[0] += 4
-    return base
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(size: int = len(SERVICES)) -> int:
+    """A base port for four services, none of them taken now; distinct per test process and
+    per set."""
+    while True:
+        base = _next_port[0]
+        _next_port[0] += size
+        if all(_bindable(port) for port in range(base, base + size)):
+            return base
 
 
 @dataclass
