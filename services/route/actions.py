@@ -13,16 +13,15 @@ exactly as a departmental system would, and route's status consumer applies it l
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.route import domain, handlers, redispatch
+from services.route import handlers, redispatch
 from services.route.handlers import RouteContext
 from services.route.models import Leg
 from shared.envelope import derive_id
-from shared.schemas import DepartmentStatus, StatusEvent
+from shared.schemas import DepartmentStatus, DispatchJob, StatusEvent
 from shared.topics import Department, Topic
 
 logger = logging.getLogger(__name__)
@@ -30,11 +29,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Redispatched:
-    request_id: str
-    leg_id: str
-    department: str
-    team_id: str
-    category: str
+    """The job the new leg carries, the legs it replaced, and whether this was a replay."""
+
+    job: DispatchJob
     replaced: tuple[str, ...]
     replayed: bool
 
@@ -61,42 +58,32 @@ async def redispatch_leg(
         return decision
     if isinstance(decision, redispatch.Plan):
         await _apply(ctx, decision, leg, watched_leg)
-    new_leg = await ctx.repo.get_leg(decision.new_leg_id)
-    if new_leg is None:  # a replay whose leg is gone: nothing route can finish
+    successor = await ctx.repo.get_leg(decision.new_leg_id)
+    if successor is None:  # a replay whose leg is gone: nothing route can finish
         return redispatch.Refusal("superseded", "This leg was replaced by another one.")
-    job = await handlers.dispatch_leg(ctx, new_leg, cause=None, set_status=False)
+    job = await handlers.dispatch_leg(ctx, successor, cause=None, set_status=False)
     await handlers.refresh_summary(ctx, job.request_id)
-    return Redispatched(
-        request_id=job.request_id,
-        leg_id=job.leg_id,
-        department=job.department,
-        team_id=job.team_id,
-        category=job.category,
-        replaced=tuple(decision.replaces) if isinstance(decision, redispatch.Plan) else (),
-        replayed=isinstance(decision, redispatch.Replay),
-    )
+    replaced = tuple(decision.replaces) if isinstance(decision, redispatch.Plan) else ()
+    return Redispatched(job, replaced, replayed=isinstance(decision, redispatch.Replay))
 
 
 async def _apply(
     ctx: RouteContext, plan: redispatch.Plan, source: Leg, watched: Leg | None
 ) -> None:
-    now = ctx.clock()
-    old_job = source.job
-    facts = dataclasses.replace(domain.JobFacts.of(old_job), category=plan.category)
-    leg = await ctx.repo.get_leg(plan.new_leg_id)
-    if leg is None:
-        job = domain.dispatch_job(
-            facts,
-            leg=plan.new_leg_id,
-            department=plan.department,
-            team_id=plan.team_id,
-            rule_version=ctx.rules.version,
-            rule_id=redispatch.RULE_ID,
-            levels=ctx.levels,
-            at=now,
-            reason=plan.reason,
-        )
-        leg = await ctx.repo.create_leg(job, slot=plan.slot, cycle=plan.cycle, parent=plan.source)
+    # The new leg's id is the one the plan named: the leg of its slot, first attempt.
+    leg = await handlers.new_leg(
+        ctx,
+        source,
+        slot=plan.slot,
+        attempt=1,
+        department=plan.department,
+        team_id=plan.team_id,
+        rule_id=redispatch.RULE_ID,
+        reason=plan.reason,
+        cycle=plan.cycle,
+        at=ctx.clock(),
+        category=plan.category,
+    )
     job = leg.job
     # The desk's reason and who gave it, on the request's timeline (the dispatch's own entry:
     # recording the leg later finds it applied and adds nothing).
@@ -107,7 +94,7 @@ async def _apply(
         at=job.dispatched_at,
         actor=plan.actor,
         reason=plan.reason,
-        detail=plan.detail(old_job.department),
+        detail=plan.detail(source.department),
         set_status=False,
         set_fields={"category": plan.category} if plan.recategorised else None,
     )

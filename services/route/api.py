@@ -85,14 +85,15 @@ async def redispatch_answer(
         return problem(404, "not_found", "No leg with this id.")
     if isinstance(outcome, redispatch.Refusal):
         return problem(REFUSAL_STATUS.get(outcome.code, 409), outcome.code, outcome.message)
+    job = outcome.job
     return JSONResponse(
         jsonable_encoder(
             {
-                "request_id": outcome.request_id,
-                "leg_id": outcome.leg_id,
-                "department": outcome.department,
-                "team_id": outcome.team_id,
-                "category": outcome.category,
+                "request_id": job.request_id,
+                "leg_id": job.leg_id,
+                "department": job.department,
+                "team_id": job.team_id,
+                "category": job.category,
                 "replaced": list(outcome.replaced),
                 "replayed": outcome.replayed,
             }

@@ -22,15 +22,8 @@ from datetime import datetime
 from functools import partial
 
 from services.route import domain
-from services.route.repository import (
-    CASES,
-    DISPATCHES,
-    LEGS,
-    LOOKUP,
-    TEAMS,
-    TIMERS,
-    leg_document,
-)
+from services.route.models import Leg
+from services.route.repository import CASES, DISPATCHES, LEGS, LOOKUP, TEAMS, TIMERS
 from services.route.teams import Directory, choose_team
 from shared import requests_store
 from shared.db import Document
@@ -67,6 +60,25 @@ class DispatchRules:
     rules: domain.Rules
     levels: dict[Priority, domain.ServiceLevel]
     directory: Directory
+
+    def first_job(
+        self, facts: domain.JobFacts, leg: domain.LegPlan, *, load: dict[str, int], at: datetime
+    ) -> DispatchJob:
+        """A department's first job for a request, for the team the load favours; ``load``
+        counts it, so the request's next leg and the next request see it."""
+        district = facts.location.get("district")
+        team = choose_team(self.directory, leg.department, district, load)
+        load[team.id] = load.get(team.id, 0) + 1
+        return domain.dispatch_job(
+            facts,
+            leg=domain.leg_id(facts.request_id, leg.department),
+            department=leg.department,
+            team_id=team.id,
+            rule_version=self.rules.version,
+            rule_id=leg.rule_id,
+            levels=self.levels,
+            at=at,
+        )
 
 
 async def plan_verified(
@@ -107,18 +119,7 @@ def dispatched(
     jobs: list[DispatchJob] = []
     writes: list[Write] = []
     for leg in legs:
-        team = choose_team(rules.directory, leg.department, request.location.district, load)
-        load[team.id] = load.get(team.id, 0) + 1  # the next leg and request see this one
-        job = domain.dispatch_job(
-            facts,
-            leg=domain.leg_id(request.request_id, leg.department),
-            department=leg.department,
-            team_id=team.id,
-            rule_version=rules.rules.version,
-            rule_id=leg.rule_id,
-            levels=rules.levels,
-            at=at,
-        )
+        job = rules.first_job(facts, leg, load=load, at=at)
         jobs.append(job)
         writes.extend(_leg_writes(job))
     return Plan(
@@ -143,7 +144,7 @@ def dispatched(
 def _leg_writes(job: DispatchJob) -> list[Write]:
     """The leg (counted on its team), its lookup by request and department, its timer."""
     return [
-        Insert(LEGS, leg_document(job, slot=job.department, cycle=0, counted=True)),
+        Insert(LEGS, Leg.new(job, slot=job.department, cycle=0, counted=True).to_document()),
         Insert(
             LOOKUP,
             {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -102,6 +102,21 @@ def _strings(raw: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def table_rows(
+    data: Mapping[str, Any], key: str, source: str
+) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """The rows of a TOML array of tables, each with where it stands and its id, which every
+    row must have and no two rows may share."""
+    seen: set[str] = set()
+    for index, raw in enumerate(data.get(key, [])):
+        where = f"{source} {key}[{index}]"
+        row_id = str(raw.get("id", ""))
+        if not row_id or row_id in seen:
+            raise ValueError(f"{where}: missing or repeated id {row_id!r}")
+        seen.add(row_id)
+        yield where, row_id, raw
+
+
 def parse_rules(data: Mapping[str, Any], *, source: str = "rules") -> Rules:
     """The rule table from parsed TOML; raises ValueError naming what is wrong."""
     defaults: dict[str, Department] = {}
@@ -110,13 +125,7 @@ def parse_rules(data: Mapping[str, Any], *, source: str = "rules") -> Rules:
             raise ValueError(f"{source}: unknown category {category!r}")
         defaults[category] = as_department(department, f"{source} [defaults].{category}")
     rules: list[Rule] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(data.get("rules", [])):
-        where = f"{source} rules[{index}]"
-        rule_id = str(raw.get("id", ""))
-        if not rule_id or rule_id in seen:
-            raise ValueError(f"{where}: missing or repeated id {rule_id!r}")
-        seen.add(rule_id)
+    for where, rule_id, raw in table_rows(data, "rules", source):
         mode = raw.get("mode", "replace")
         if mode not in ("replace", "add"):
             raise ValueError(f"{where}: mode must be 'replace' or 'add'")

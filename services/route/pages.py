@@ -328,7 +328,7 @@ def build_router(
                 return pages.error(request, 404, "errors.not_found")
             if isinstance(outcome, actions.Redispatched):
                 return RedirectResponse(
-                    f"/command?moved={outcome.request_id}&to={outcome.department}",
+                    f"/command?moved={outcome.job.request_id}&to={outcome.job.department}",
                     status_code=303,
                 )
             field = "category" if outcome.code == "stays_with_command" else "department"

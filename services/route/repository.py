@@ -29,7 +29,6 @@ from services.route.models import Case, Leg
 from services.route.teams import Directory
 from shared import requests_store
 from shared.db import Database, Document
-from shared.schemas import DispatchJob
 
 LEGS = "legs"
 LOOKUP = "leg_lookup"
@@ -100,21 +99,12 @@ class RouteRepository:
         doc = await self.db[LEGS].find_one({"_id": leg_id})
         return None if doc is None else Leg.from_document(doc)
 
-    async def create_leg(
-        self,
-        job: DispatchJob,
-        *,
-        slot: str,
-        cycle: int,
-        blocking: bool = True,
-        parent: str | None = None,
-    ) -> Leg:
-        """Store the leg once; returns the stored leg (the first one, on a redelivery)."""
-        leg = Leg.new(job, slot=slot, cycle=cycle, blocking=blocking, parent=parent)
+    async def create_leg(self, leg: Leg) -> Leg:
+        """Store a new leg once; returns the stored leg (the first one, on a redelivery)."""
         try:
             await self.db[LEGS].insert_one(leg.to_document())
         except DuplicateKeyError:
-            existing = await self.get_leg(job.leg_id)
+            existing = await self.get_leg(leg.leg_id)
             if existing is not None:
                 return existing
         return leg.changed(created_now=True)  # this processing stored it, nothing went out
@@ -348,20 +338,6 @@ class RouteRepository:
 
     async def info_request(self, request_id: str) -> Document | None:
         return await self.db[INFO_REQUESTS].find_one({"_id": request_id})
-
-
-def leg_document(
-    job: DispatchJob,
-    *,
-    slot: str,
-    cycle: int,
-    blocking: bool = True,
-    parent: str | None = None,
-    counted: bool = False,
-) -> Document:
-    """A new leg as stored: its job, team, state, deadlines and (empty) history."""
-    leg = Leg.new(job, slot=slot, cycle=cycle, blocking=blocking, parent=parent, counted=counted)
-    return leg.to_document()
 
 
 def _aware(at: datetime) -> datetime:

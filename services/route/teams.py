@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.route.domain import as_department
+from services.route.domain import as_department, table_rows
 from shared.topics import DEPARTMENTS, Department
 
 
@@ -40,13 +40,7 @@ def parse_directory(data: Mapping[str, Any], *, source: str = "teams") -> Direct
         for k, v in data.get("fallback", {}).items()
     }
     teams: list[Team] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(data.get("teams", [])):
-        where = f"{source} teams[{index}]"
-        team_id = str(raw.get("id", ""))
-        if not team_id or team_id in seen:
-            raise ValueError(f"{where}: missing or repeated id {team_id!r}")
-        seen.add(team_id)
+    for where, team_id, raw in table_rows(data, "teams", source):
         department = as_department(raw.get("department"), where)
         capacity = int(raw.get("capacity", 0))
         if capacity < 1:
@@ -61,6 +55,7 @@ def parse_directory(data: Mapping[str, Any], *, source: str = "teams") -> Direct
                 fallback=fallback.get(department) == team_id,
             )
         )
+    seen = {team.id for team in teams}
     for department in DEPARTMENTS:
         if department not in fallback:
             raise ValueError(f"{source}: no fallback team for {department}")

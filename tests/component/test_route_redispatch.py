@@ -62,16 +62,16 @@ async def test_a_failed_publish_is_finished_by_the_retry_and_sent_once(route: Ha
     assert done.replayed is True  # the hand-over was stored before the publish failed
     again = await actions.redispatch_leg(ctx, leg_id, Ask(desk="desk-2", reason="x"))
     assert isinstance(again, actions.Redispatched)
-    assert again.leg_id == done.leg_id
+    assert again.job.leg_id == done.job.leg_id
 
     [job] = failing.on(Topic.DISPATCH_MEDICAL)
     assert (job["leg_id"], job["category"], job["reason"]) == (
-        done.leg_id,
+        done.job.leg_id,
         "medical",
         "a sick child",
     )
     assert await route.open_legs("command-centre") == before - 1
-    assert await route.open_legs(done.team_id) == 1
+    assert await route.open_legs(done.job.team_id) == 1
     record = await route.request(request_id)
     assert record["category"] == "medical"
     entries = [e for e in record["timeline"] if e["actor"] == "command:desk-1"]
@@ -80,13 +80,13 @@ async def test_a_failed_publish_is_finished_by_the_retry_and_sent_once(route: Ha
     assert old is not None
     assert (old["current"], old["superseded_by"], old["status"]) == (
         False,
-        done.leg_id,
+        done.job.leg_id,
         "redispatched",
     )
 
     # The new leg is a work leg like any other: the medical team's report moves it.
-    await route.restarted().status(request_id, "medical", "acknowledged", leg_id=done.leg_id)
-    leg = await route.db["legs"].find_one({"_id": done.leg_id})
+    await route.restarted().status(request_id, "medical", "acknowledged", leg_id=done.job.leg_id)
+    leg = await route.db["legs"].find_one({"_id": done.job.leg_id})
     assert leg is not None
     assert leg["progress"] == "acknowledged"
 
@@ -111,11 +111,11 @@ async def test_a_missed_deadline_is_taken_from_the_team_that_missed_it(route: Ha
     )
     assert isinstance(done, actions.Redispatched)
     assert set(done.replaced) == {oversight["leg_id"], job["leg_id"]}
-    assert done.team_id != job["team_id"]
+    assert done.job.team_id != job["team_id"]
     assert await route.open_legs(job["team_id"]) == 0
     assert await route.db["sla_timers"].find_one({"_id": job["leg_id"]}) is None
     [_, again] = route.jobs("medical", request_id)
-    assert again["leg_id"] == done.leg_id
+    assert again["leg_id"] == done.job.leg_id
 
     # The team that missed it reports late: its leg was handed over, nothing moves.
     await route.status(request_id, "medical", "resolved", leg_id=job["leg_id"])

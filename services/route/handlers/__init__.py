@@ -10,7 +10,7 @@ undone and repeats nothing.
 from __future__ import annotations
 
 from services.route.handlers.context import ACTOR, RouteContext
-from services.route.handlers.effects import dispatch_leg, record_leg, refresh_summary
+from services.route.handlers.effects import dispatch_leg, new_leg, record_leg, refresh_summary
 from services.route.handlers.lifecycle import handle_lifecycle
 from services.route.handlers.status import handle_status
 from services.route.handlers.verified import handle_verified
@@ -22,6 +22,7 @@ __all__ = [
     "handle_lifecycle",
     "handle_status",
     "handle_verified",
+    "new_leg",
     "record_leg",
     "refresh_summary",
 ]

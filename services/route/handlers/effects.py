@@ -3,6 +3,7 @@ leg from an existing one, announce a request-level event, refresh the request's 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime
 
@@ -13,7 +14,7 @@ from services.route.models import Leg
 from shared.envelope import Envelope
 from shared.faults import crash_point
 from shared.kafka import effect_id
-from shared.schemas import DispatchJob, LifecycleEvent, RequestStatus
+from shared.schemas import Category, DispatchJob, LifecycleEvent, RequestStatus
 from shared.topics import Department, Topic, dispatch_topic
 
 logger = logging.getLogger(__name__)
@@ -117,9 +118,13 @@ async def new_leg(
     cycle: int,
     blocking: bool = True,
     at: datetime,
+    category: Category | None = None,
 ) -> Leg:
-    """A further leg of a request (re-route, escalation), built from an existing leg's job."""
+    """A further leg of a request (re-route, escalation, re-dispatch), built from an existing
+    leg's job (under ``category`` when the request is re-categorised)."""
     facts = domain.JobFacts.of(source.job)
+    if category is not None:
+        facts = dataclasses.replace(facts, category=category)
     leg_id = domain.leg_id(facts.request_id, slot, attempt)
     existing = await ctx.repo.get_leg(leg_id)
     if existing is not None:
@@ -137,7 +142,7 @@ async def new_leg(
         reason=reason,
     )
     return await ctx.repo.create_leg(
-        job, slot=slot, cycle=cycle, blocking=blocking, parent=source.leg_id
+        Leg.new(job, slot=slot, cycle=cycle, blocking=blocking, parent=source.leg_id)
     )
 
 

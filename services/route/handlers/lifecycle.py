@@ -21,25 +21,17 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
         raise PermanentError("unknown_request", f"route never dispatched {event.request_id}")
     if event.event_id in case.handled:
         return
-    if event.status == "closed":
-        await ctx.repo.record_transition(
-            event.request_id,
-            event_id=event.event_id,
-            status="closed",
-            at=event.at,
-            actor=event.actor,
-            reason=event.reason,
-        )
-        await ctx.repo.mark_handled(event.request_id, event_id=event.event_id)
-        return
     await ctx.repo.record_transition(
         event.request_id,
         event_id=event.event_id,
-        status="reopened",
+        status=event.status,
         at=event.at,
         actor=event.actor,
         reason=event.reason,
     )
+    if event.status == "closed":
+        await ctx.repo.mark_handled(event.request_id, event_id=event.event_id)
+        return
     cycle = await ctx.repo.start_cycle(event.request_id, reopen_event_id=event.event_id)
     first = await ctx.repo.get_leg(case.leg_ids[0])
     if first is None:
