@@ -75,28 +75,21 @@ def build_app(
     rules = dispatch.DispatchRules(rules=ctx.rules, levels=ctx.levels, directory=ctx.directory)
     plan = partial(dispatch.plan_verified, rules=rules, load=load, clock=ctx.clock)
     careful = partial(handlers.handle_verified, ctx=ctx)
-    rt.subscribe_batch([Topic.VERIFIED], plan, careful=careful, name="verified")
     # Urgent verified requests (P1, P2, green channel) have a lane and a consumer group of
     # their own, so a backlog of ordinary ones never delays their dispatch.
-    rt.subscribe_batch(
-        [Topic.VERIFIED_PRIORITY],
-        plan,
-        careful=careful,
-        name="verified-priority",
-        group="route-priority",
+    lanes = (
+        (Topic.VERIFIED, "verified", None),
+        (Topic.VERIFIED_PRIORITY, "verified-priority", "route-priority"),
     )
-    rt.subscribe(
-        [Topic.STATUS],
-        partial(handlers.handle_status, ctx=ctx),
-        name="status",
-        group="route-status",
+    for topic, name, group in lanes:
+        rt.subscribe_batch([topic], plan, careful=careful, name=name, group=group)
+    # The department reports and the survey's events, one record at a time (group route-<name>).
+    inputs = (
+        (Topic.STATUS, "status", handlers.handle_status),
+        (Topic.LIFECYCLE, "lifecycle", handlers.handle_lifecycle),
     )
-    rt.subscribe(
-        [Topic.LIFECYCLE],
-        partial(handlers.handle_lifecycle, ctx=ctx),
-        name="lifecycle",
-        group="route-lifecycle",
-    )
+    for topic, name, handler in inputs:
+        rt.subscribe([topic], partial(handler, ctx=ctx), name=name, group=f"route-{name}")
     # The command centre (X-Command-Key) and the department boards (X-Board-Key).
     command_keys, board_keys = KeyDigests(settings.command_keys), KeyDigests(settings.board_keys)
     router = api.build_router(ctx, command_keys, board_keys)

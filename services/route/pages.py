@@ -72,6 +72,21 @@ def build_router(
             error=error,
         )
 
+    def desk_page(
+        request: Request, session: Session, template: str, *, status: int = 200, **values: Any
+    ) -> Response:
+        """A page (or part of one) for a signed-in desk. Bound to its session like every page
+        of it: an unbound render would replace the CSRF cookie, and the forms already on the
+        page would be refused."""
+        return pages.render(
+            request,
+            template,
+            status_code=status,
+            csrf_binding=session.id,
+            me=session.principal,
+            **values,
+        )
+
     # ------------------------------------------------------------------------------ boards
 
     def department_of(value: str) -> Department | None:
@@ -99,12 +114,11 @@ def build_router(
         status: int = 200,
         sent: str = "",
     ) -> Response:
-        return pages.render(
+        return desk_page(
             request,
+            session,
             "board.html",
-            status_code=status,
-            csrf_binding=session.id,
-            me=session.principal,
+            status=status,
             errors=errors or {},
             sent=sent,
             **await board_context(department),
@@ -131,12 +145,8 @@ def build_router(
         session = board_sessions(dept).current(request) if dept else None
         if dept is None or session is None:
             return pages.error(request, 401, "staff.signed_out")
-        return pages.render(
-            request,
-            "board_jobs.html",
-            csrf_binding=session.id,
-            errors={},
-            **await board_context(dept),
+        return desk_page(
+            request, session, "board_jobs.html", errors={}, **await board_context(dept)
         )
 
     @router.post("/board/{department}/sign-in")
@@ -225,12 +235,11 @@ def build_router(
         moved: str = "",
         to: str = "",
     ) -> Response:
-        return pages.render(
+        return desk_page(
             request,
+            session,
             "command.html",
-            status_code=status,
-            csrf_binding=session.id,
-            me=session.principal,
+            status=status,
             base="/command",
             errors=errors or {},
             values=values or {},
@@ -251,24 +260,15 @@ def build_router(
         session = command.current(request)
         if session is None:
             return pages.error(request, 401, "staff.signed_out")
-        # Bound to the session like every page of it: an unbound render would replace the
-        # CSRF cookie, and the forms already on the page would be refused.
-        return pages.render(
-            request, "command_totals.html", csrf_binding=session.id, **await command_context()
-        )
+        return desk_page(request, session, "command_totals.html", **await command_context())
 
     @router.get("/command/owned", response_class=HTMLResponse)
     async def command_owned(request: Request) -> Response:
         session = command.current(request)
         if session is None:
             return pages.error(request, 401, "staff.signed_out")
-        return pages.render(
-            request,
-            "command_owned.html",
-            csrf_binding=session.id,
-            errors={},
-            values={},
-            **await command_context(),
+        return desk_page(
+            request, session, "command_owned.html", errors={}, values={}, **await command_context()
         )
 
     @router.post("/command/sign-in")

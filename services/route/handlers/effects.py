@@ -209,3 +209,19 @@ async def emit_lifecycle(
         status,
         extra={"request_id": job.request_id, "leg_id": job.leg_id, "reason": reason},
     )
+
+
+async def emit_escalated(
+    ctx: RouteContext, leg: Leg, *, cause_id: str, reason: str, cause: Envelope | None
+) -> None:
+    """Announce that the command centre follows the request up now, once per cause: the
+    event id is derived from ``cause_id`` (what gave the command centre its leg)."""
+    await emit_lifecycle(
+        ctx,
+        leg,
+        status="escalated",
+        event_id=effect_id("escalated", cause_id),
+        reason=reason,
+        at=ctx.clock(),
+        cause=cause,
+    )

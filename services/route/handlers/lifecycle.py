@@ -4,9 +4,8 @@ cycle and a job for the command centre."""
 from __future__ import annotations
 
 from services.route.handlers.context import ACTOR, RouteContext
-from services.route.handlers.effects import dispatch_leg, emit_lifecycle, new_leg, refresh_summary
+from services.route.handlers.effects import dispatch_leg, emit_escalated, new_leg, refresh_summary
 from services.route.teams import choose_team
-from shared.kafka import effect_id
 from shared.schemas import LifecycleEvent
 from shared.stage import PermanentError, Record
 
@@ -53,14 +52,8 @@ async def handle_lifecycle(record: Record, *, ctx: RouteContext) -> None:
         at=ctx.clock(),
     )
     await dispatch_leg(ctx, leg, cause=record.envelope, set_status=False)
-    await emit_lifecycle(
-        ctx,
-        leg,
-        status="escalated",
-        event_id=effect_id("escalated", event.event_id),
-        reason="reopened",
-        at=ctx.clock(),
-        cause=record.envelope,
+    await emit_escalated(
+        ctx, leg, cause_id=event.event_id, reason="reopened", cause=record.envelope
     )
     await refresh_summary(ctx, event.request_id)
     await ctx.repo.mark_handled(event.request_id, event_id=event.event_id)

@@ -8,7 +8,13 @@ from datetime import datetime
 
 from services.route import legs
 from services.route.handlers.context import RouteContext
-from services.route.handlers.effects import dispatch_leg, emit_lifecycle, new_leg, refresh_summary
+from services.route.handlers.effects import (
+    dispatch_leg,
+    emit_escalated,
+    emit_lifecycle,
+    new_leg,
+    refresh_summary,
+)
 from services.route.models import Leg
 from shared.envelope import Envelope
 from shared.faults import crash_point
@@ -156,14 +162,8 @@ async def _reroute(
     await ctx.repo.supersede(leg, by=successor.leg_id, rejected_by=rejected_by)
     await dispatch_leg(ctx, successor, cause=cause, set_status=False)
     if decision.escalates:
-        await emit_lifecycle(
-            ctx,
-            successor,
-            status="escalated",
-            event_id=effect_id("escalated", successor.leg_id),
-            reason=decision.reason,
-            at=ctx.clock(),
-            cause=cause,
+        await emit_escalated(
+            ctx, successor, cause_id=successor.leg_id, reason=decision.reason, cause=cause
         )
 
 
