@@ -12,24 +12,17 @@ import pytest
 
 from services.notify.channels import (
     ChannelError,
-    Outbound,
     SmsGatewayChannel,
     WebhookChannel,
     build_channels,
 )
 from services.notify.settings import NotifySettings
+from tests.support.records import outbound
 from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.component
 
-MESSAGE = Outbound(
-    notification_id="n-1",
-    request_id="R-1",
-    event="received",
-    language="ru",
-    phone="+8613800138000",
-    text="Помощь Чжэнчжоу: ваша заявка получена",
-)
+MESSAGE = outbound()
 
 
 @pytest.fixture

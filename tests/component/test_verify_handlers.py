@@ -29,6 +29,10 @@ pytestmark = pytest.mark.component
 KEYS = {"alice": "alice-key-7f3a", "bob": "bob-key-91c2"}
 
 
+def _auth(verifier: str) -> dict[str, str]:
+    return {"X-Verifier-Key": KEYS[verifier]}
+
+
 @dataclass
 class Clock:
     """Verify's clock in these tests: the real time unless a test fixes it."""
@@ -54,6 +58,15 @@ class Harness:
             topic=f"{self.prefix}{lane.value}",
             key=submitted.request_id.encode(),
             headers=submitted_headers(submitted),
+        )
+
+    async def claim(self, request_id: str, verifier: str) -> httpx.Response:
+        return await self.http.post(f"/v1/review/{request_id}/claim", headers=_auth(verifier))
+
+    async def decide(self, request_id: str, verifier: str, **body: Any) -> httpx.Response:
+        """A verifier's decision on a claimed request (the body's fields by keyword)."""
+        return await self.http.post(
+            f"/v1/review/{request_id}/decision", headers=_auth(verifier), json=body
         )
 
     def on(self, topic: Topic) -> list[dict[str, Any]]:
@@ -247,10 +260,6 @@ async def test_an_unreadable_record_goes_to_the_dead_letter_topic(harness: Harne
     assert harness.on(Topic.VERIFIED) == []
 
 
-def _auth(verifier: str) -> dict[str, str]:
-    return {"X-Verifier-Key": KEYS[verifier]}
-
-
 async def _queue(harness: Harness) -> tuple[SubmittedRequest, SubmittedRequest]:
     ordinary = submission(
         location={"district": "Chaoyang District"}, groups=[], description="需要买药", at=T0
@@ -286,63 +295,48 @@ async def test_the_queue_lists_the_most_urgent_first(harness: Harness) -> None:
 
 async def test_only_one_verifier_holds_a_claim(harness: Harness) -> None:
     _, urgent = await _queue(harness)
-    path = f"/v1/review/{urgent.request_id}/claim"
-    alice = await harness.http.post(path, headers=_auth("alice"))
-    bob = await harness.http.post(path, headers=_auth("bob"))
+    alice = await harness.claim(urgent.request_id, "alice")
+    bob = await harness.claim(urgent.request_id, "bob")
     assert alice.status_code == 200
     assert alice.json()["claimed_by"] == "alice"
     assert bob.status_code == 409
     assert bob.json()["claimed_by"] == "alice"
-    again = await harness.http.post(path, headers=_auth("alice"))
+    again = await harness.claim(urgent.request_id, "alice")
     assert again.status_code == 200, "the holder may renew"
-    denied = await harness.http.post(
-        f"/v1/review/{urgent.request_id}/decision",
-        headers=_auth("bob"),
-        json={"decision": "reject", "reason": "prank"},
-    )
+    denied = await harness.decide(urgent.request_id, "bob", decision="reject", reason="prank")
     assert denied.status_code == 409
     assert denied.json()["error"] == "not_claimed"
 
 
 async def test_an_abandoned_claim_can_be_taken_over(harness: Harness) -> None:
     _, urgent = await _queue(harness)
-    path = f"/v1/review/{urgent.request_id}/claim"
-    assert (await harness.http.post(path, headers=_auth("alice"))).status_code == 200
+    assert (await harness.claim(urgent.request_id, "alice")).status_code == 200
     await harness.db["review_claims"].update_one(
         {"_id": urgent.request_id},
         {"$set": {"expires_at": datetime.now(UTC) - timedelta(minutes=1)}},
     )
-    bob = await harness.http.post(path, headers=_auth("bob"))
+    bob = await harness.claim(urgent.request_id, "bob")
     assert bob.status_code == 200
     assert bob.json()["claimed_by"] == "bob"
-    late = await harness.http.post(
-        f"/v1/review/{urgent.request_id}/decision",
-        headers=_auth("alice"),
-        json={"decision": "verify"},
-    )
+    late = await harness.decide(urgent.request_id, "alice", decision="verify")
     assert late.status_code == 409
 
 
 async def test_claims_expire_by_verify_s_clock(harness: Harness) -> None:
     _, urgent = await _queue(harness)
-    path = f"/v1/review/{urgent.request_id}/claim"
     claimed_at = datetime(2026, 1, 9, 6, 5, tzinfo=UTC)
     harness.clock.fixed = claimed_at
-    alice = await harness.http.post(path, headers=_auth("alice"))
+    alice = await harness.claim(urgent.request_id, "alice")
     assert alice.status_code == 200
     expires_at = datetime.fromisoformat(alice.json()["expires_at"])
     assert expires_at > claimed_at
     harness.clock.fixed = expires_at - timedelta(seconds=1)
-    assert (await harness.http.post(path, headers=_auth("bob"))).status_code == 409
+    assert (await harness.claim(urgent.request_id, "bob")).status_code == 409
     harness.clock.fixed = expires_at + timedelta(seconds=1)
-    bob = await harness.http.post(path, headers=_auth("bob"))
+    bob = await harness.claim(urgent.request_id, "bob")
     assert bob.status_code == 200
     assert bob.json()["claimed_by"] == "bob"
-    decided = await harness.http.post(
-        f"/v1/review/{urgent.request_id}/decision",
-        headers=_auth("bob"),
-        json={"decision": "reject", "reason": "prank"},
-    )
+    decided = await harness.decide(urgent.request_id, "bob", decision="reject", reason="prank")
     assert decided.status_code == 200, decided.text
     record = await harness.record(urgent.request_id)
     [by_bob] = [e for e in record["timeline"] if e.get("actor") == "verifier:bob"]
@@ -351,15 +345,13 @@ async def test_claims_expire_by_verify_s_clock(harness: Harness) -> None:
 
 async def test_a_verified_decision_with_corrections_is_published(harness: Harness) -> None:
     _, urgent = await _queue(harness)
-    await harness.http.post(f"/v1/review/{urgent.request_id}/claim", headers=_auth("alice"))
-    response = await harness.http.post(
-        f"/v1/review/{urgent.request_id}/decision",
-        headers=_auth("alice"),
-        json={
-            "decision": "verify",
-            "corrections": {"district": "Zhengdong New Area", "phone": "(0371) 6788 1234"},
-            "reason": "called back, lives in Zhengdong",
-        },
+    await harness.claim(urgent.request_id, "alice")
+    response = await harness.decide(
+        urgent.request_id,
+        "alice",
+        decision="verify",
+        corrections={"district": "Zhengdong New Area", "phone": "(0371) 6788 1234"},
+        reason="called back, lives in Zhengdong",
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "verified"
@@ -373,11 +365,7 @@ async def test_a_verified_decision_with_corrections_is_published(harness: Harnes
     assert record["status"] == "verified"
     assert record["timeline"][-1]["actor"] == "verifier:alice"
     assert record["timeline"][-1]["reason"] == "called back, lives in Zhengdong"
-    again = await harness.http.post(
-        f"/v1/review/{urgent.request_id}/decision",
-        headers=_auth("alice"),
-        json={"decision": "reject"},
-    )
+    again = await harness.decide(urgent.request_id, "alice", decision="reject")
     assert again.status_code == 409
     assert again.json()["error"] == "already_decided"
     listed = (await harness.http.get("/v1/review", headers=_auth("bob"))).json()["items"]
@@ -390,10 +378,8 @@ async def test_a_verifier_merges_a_duplicate_and_rejects_a_prank(harness: Harnes
         (urgent, {"decision": "duplicate", "duplicate_of": ordinary.request_id}),
         (ordinary, {"decision": "reject", "reason": "prank call"}),
     ):
-        await harness.http.post(f"/v1/review/{request.request_id}/claim", headers=_auth("bob"))
-        response = await harness.http.post(
-            f"/v1/review/{request.request_id}/decision", headers=_auth("bob"), json=body
-        )
+        await harness.claim(request.request_id, "bob")
+        response = await harness.decide(request.request_id, "bob", **body)
         assert response.status_code == 200, response.text
     dup, prank = harness.on(Topic.REJECTED)
     assert (dup["reasons"], dup["duplicate_of"]) == (["duplicate"], ordinary.request_id)
@@ -407,11 +393,9 @@ async def test_a_verifier_merges_a_duplicate_and_rejects_a_prank(harness: Harnes
 
 async def test_a_decision_names_a_real_original(harness: Harness) -> None:
     _, urgent = await _queue(harness)
-    await harness.http.post(f"/v1/review/{urgent.request_id}/claim", headers=_auth("bob"))
-    response = await harness.http.post(
-        f"/v1/review/{urgent.request_id}/decision",
-        headers=_auth("bob"),
-        json={"decision": "duplicate", "duplicate_of": "no-such-request"},
+    await harness.claim(urgent.request_id, "bob")
+    response = await harness.decide(
+        urgent.request_id, "bob", decision="duplicate", duplicate_of="no-such-request"
     )
     assert response.status_code == 422
     assert harness.on(Topic.REJECTED) == []
@@ -419,16 +403,14 @@ async def test_a_decision_names_a_real_original(harness: Harness) -> None:
 
 async def test_a_rejection_needs_a_reason_and_the_queue_shows_the_claim(harness: Harness) -> None:
     _, urgent = await _queue(harness)
-    await harness.http.post(f"/v1/review/{urgent.request_id}/claim", headers=_auth("alice"))
+    await harness.claim(urgent.request_id, "alice")
     listed = (await harness.http.get("/v1/review", headers=_auth("bob"))).json()["items"]
     [item] = [i for i in listed if i["request_id"] == urgent.request_id]
     assert item["claim"]["verifier"] == "alice"
     assert datetime.fromisoformat(item["claim"]["expires_at"]) > datetime.now(UTC)
     assert item["reasons"]
     for body in ({"decision": "reject"}, {"decision": "reject", "reason": "   "}):
-        response = await harness.http.post(
-            f"/v1/review/{urgent.request_id}/decision", headers=_auth("alice"), json=body
-        )
+        response = await harness.decide(urgent.request_id, "alice", **body)
         assert response.status_code == 422
         assert response.json()["error"] == "reason_required"
     assert harness.on(Topic.REJECTED) == []

@@ -4,7 +4,6 @@ produces and reject what it refuses."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,9 @@ from pydantic import BaseModel
 
 from services.intake import handlers as intake_handlers
 from shared.contracts import values
-from shared.schemas import (
-    DispatchJob,
-    NormalisedContact,
-    NormalisedLocation,
-    PartnerHelpRequest,
-    StatusEvent,
-    SurveyAnswer,
-)
+from shared.schemas import PartnerHelpRequest, StatusEvent, SurveyAnswer
 from shared.topics import Topic
+from tests.support.records import dispatch_job
 from tools import contracts
 
 pytestmark = pytest.mark.unit
@@ -66,26 +59,7 @@ def test_every_topic_has_a_schema_or_is_a_dead_letter_topic() -> None:
 
 
 def test_a_dispatch_job_from_the_code_validates_against_its_published_schema() -> None:
-    now = datetime(2026, 1, 9, 6, 5, tzinfo=UTC)
-    job = DispatchJob(
-        leg_id="leg-1",
-        request_id="req-1",
-        department="medical",
-        team_id="medical-jinshui-1",
-        priority="P2",
-        green_channel=True,
-        category="medical",
-        description="需要胰岛素",
-        contact=NormalisedContact(phone="+8613800138000"),
-        location=NormalisedLocation(district="jinshui", lat=34.77, lon=113.66),
-        special_groups=["elderly", "chronic_illness"],
-        submitted_at=now,
-        dispatched_at=now,
-        acknowledge_by=now,
-        resolve_by=now,
-        rule_version="1",
-        rule_id="medical-default",
-    )
+    job = dispatch_job()
     for topic in (Topic.DISPATCH_MEDICAL, Topic.DISPATCH_POLICE):
         validator(topic).validate(as_json(job))
     bad = {**as_json(job), "priority": "P9"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,6 +12,7 @@ from shared.keys import KeyDigests
 from shared.schemas import HelpRequest
 from shared.settings import CONFIG_DIR
 from shared.topics import Topic
+from tests.support.records import stored_request
 
 pytestmark = pytest.mark.unit
 
@@ -237,23 +237,7 @@ def test_settings_read_api_keys_and_partner_secrets_from_the_environment(
 
 # --- views ---------------------------------------------------------------------------------
 
-DOC: dict[str, Any] = {
-    "_id": "r1",
-    "request_id": "r1",
-    "status": "dispatched",
-    "priority": "P2",
-    "category": "medical",
-    "departments": ["medical"],
-    "duplicate_of": None,
-    "description": "需要胰岛素",
-    "contact": {"name": "王女士", "phone": "+8613800138000"},
-    "location": {"district": "金水区", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
-    "district": "jinshui",
-    "timeline": [
-        {"event_id": "e1", "status": "submitted", "at": "t1", "actor": "intake/web"},
-        {"event_id": "e2", "status": "verified", "at": "t2", "actor": "verify", "reason": "ok"},
-    ],
-}
+DOC = stored_request()
 
 
 def test_public_view_masks_personal_data() -> None:
@@ -262,8 +246,8 @@ def test_public_view_masks_personal_data() -> None:
     for secret in ("需要胰岛素", "王女士", "13800138000", "金水路"):
         assert secret not in text
     assert view["contact"] == {"name": "王**", "phone": "138****8000"}
-    assert view["district"] == "jinshui"  # verification's code, not the citizen's "金水区"
-    assert [t["status"] for t in view["timeline"]] == ["submitted", "verified"]
+    assert view["district"] == "jinshui"  # verification's code, not the citizen's "金水"
+    assert [t["status"] for t in view["timeline"]] == ["submitted", "verified", "dispatched"]
     assert view["timeline"][1] == {
         "status": "verified",
         "at": "t2",

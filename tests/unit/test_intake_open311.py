@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -13,6 +12,7 @@ from services.intake import domain, open311, open311_formats
 from services.intake.open311 import Open311InputError
 from shared.settings import CONFIG_DIR
 from tests.support.expected import SERVICE_CODES
+from tests.support.records import stored_request
 
 pytestmark = pytest.mark.unit
 
@@ -195,21 +195,7 @@ def test_errors_in_the_spec_format_json_and_xml() -> None:
 
 # --- request views and filters -----------------------------------------------------------------
 
-DOC: dict[str, Any] = {
-    "_id": "r1",
-    "request_id": "r1",
-    "status": "dispatched",
-    "priority": "P2",
-    "category": "medical",
-    "departments": ["medical"],
-    "description": "需要胰岛素",
-    "contact": {"name": "王女士", "phone": "+8613800138000"},
-    "location": {"district": "金水", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
-    "district": "jinshui",
-    "submitted_at": datetime(2022, 1, 9, 6, 0, tzinfo=UTC),
-    "updated_at": datetime(2022, 1, 9, 6, 5, tzinfo=UTC),
-    "timeline": [{"status": "dispatched", "reason": "default:medical"}],
-}
+DOC = stored_request()
 
 
 @pytest.mark.parametrize(

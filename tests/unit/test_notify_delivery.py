@@ -8,21 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from services.notify import delivery
-from services.notify.channels import Outbound
 from shared.retry import Backoff
+from tests.support.records import outbound
 
 pytestmark = pytest.mark.unit
 
 POLICY = delivery.Policy(Backoff(0.25, 1.0), tries=4)
 AT = datetime(2026, 1, 9, 14, 20, tzinfo=UTC)
-MESSAGE = Outbound(
-    notification_id="n-1",
-    request_id="R-1",
-    event="verified",
-    language="zh",
-    phone="+8613900000000",
-    text="...",
-)
+MESSAGE = outbound(event="verified", language="zh", text="...")
 
 
 @pytest.mark.parametrize(

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from services.route.models import Case, Leg
-from shared.schemas import DispatchJob, NormalisedContact, NormalisedLocation
+from shared.schemas import DispatchJob
+from tests.support.records import T0, dispatch_job
 
 pytestmark = pytest.mark.unit
 
-T0 = datetime(2026, 1, 9, 14, 0, tzinfo=UTC)
-
 
 def job(leg_id: str = "r-1:medical:1", department: str = "medical") -> DispatchJob:
-    return DispatchJob(
-        leg_id=leg_id,
-        request_id="r-1",
-        department=department,
-        team_id=f"{department}-jinshui-1",
-        priority="P2",
-        category="medical",
-        description="insulin needed",
-        contact=NormalisedContact(phone="+8613800138000"),
-        location=NormalisedLocation(district="jinshui"),
-        submitted_at=T0,
-        dispatched_at=T0 + timedelta(seconds=5),
-        acknowledge_by=T0 + timedelta(minutes=15),
-        resolve_by=T0 + timedelta(hours=2),
-        rule_version="v1",
-        rule_id="medical-default",
-    )
+    return dispatch_job(leg_id=leg_id, department=department, team_id=f"{department}-jinshui-1")
 
 
 def test_a_new_leg_reads_back_as_it_was_stored() -> None:

@@ -8,46 +8,35 @@ from dataclasses import replace
 import pytest
 
 from services.route import domain, redispatch
+from services.route.models import Leg
 from services.route.redispatch import Ask, LegView, Plan, Refusal, Replay, decide
 from services.route.teams import load_directory
+from shared.schemas import DispatchJob
 from shared.settings import CONFIG_DIR
+from tests.support.records import dispatch_job
 
 pytestmark = pytest.mark.unit
 
 RULES = domain.load_rules(CONFIG_DIR / "routing.toml")
 TEAMS = load_directory(CONFIG_DIR / "teams.toml")
 
-COMMAND_LEG = LegView(
+
+def dispatched(job: DispatchJob, *, slot: str, parent: str | None = None) -> LegView:
+    """The rule's view of a leg route has just dispatched, nothing reported on it yet."""
+    return LegView.of(Leg.new(job, slot=slot, cycle=0, parent=parent))
+
+
+# The command centre's own leg for a food request, holding the community slot after leg-b.
+COMMAND_JOB = dispatch_job(
     leg_id="leg-c",
-    request_id="r-1",
     department="command",
     team_id="command-centre",
-    slot="community",
-    cycle=0,
-    blocking=True,
-    current=True,
-    progress="dispatched",
     category="food_supply",
     description="家里没有菜了",
-    special_groups=(),
-    district="jinshui",
-    parent="leg-b",
+    special_groups=[],
 )
-WORK_LEG = LegView(
-    leg_id="leg-w",
-    request_id="r-1",
-    department="medical",
-    team_id="medical-jinshui-1",
-    slot="medical",
-    cycle=0,
-    blocking=True,
-    current=True,
-    progress="dispatched",
-    category="medical",
-    description="需要胰岛素",
-    special_groups=("elderly",),
-    district="jinshui",
-)
+COMMAND_LEG = dispatched(COMMAND_JOB, slot="community", parent="leg-b")
+WORK_LEG = dispatched(dispatch_job(leg_id="leg-w", special_groups=["elderly"]), slot="medical")
 OVERSIGHT_LEG = replace(
     COMMAND_LEG,
     leg_id="leg-o",
