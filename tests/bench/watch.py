@@ -120,18 +120,19 @@ class Outcomes:
 
     @property
     def accept_per_s(self) -> float:
-        if self.first_submit_ms is None or self.last_submit_ms is None:
-            return 0.0
-        span = max(1.0, (self.last_submit_ms - self.first_submit_ms) / 1000)
-        return self.accepted / span
+        return _per_s(self.accepted, self.first_submit_ms, self.last_submit_ms)
 
     @property
     def e2e_per_s(self) -> float:
         """Dispatched requests per second, from the first submission to the last dispatch."""
-        if self.first_submit_ms is None or self.last_dispatch_ms is None:
-            return 0.0
-        span = max(1.0, (self.last_dispatch_ms - self.first_submit_ms) / 1000)
-        return self.dispatched / span
+        return _per_s(self.dispatched, self.first_submit_ms, self.last_dispatch_ms)
+
+
+def _per_s(count: int, first_ms: float | None, last_ms: float | None) -> float:
+    """``count`` over the span from ``first_ms`` to ``last_ms`` (at least one second)."""
+    if first_ms is None or last_ms is None:
+        return 0.0
+    return count / max(1.0, (last_ms - first_ms) / 1000)
 
 
 def outcomes(tracks: dict[str, Track], ids: set[str] | None, end_ms: float) -> Outcomes:

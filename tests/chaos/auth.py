@@ -48,6 +48,12 @@ def near_misses(token: str, other: str, *keys: str) -> list[str]:
     return [other, off_by_one, token.upper(), uuid.uuid4().hex, *keys]
 
 
+def wrong_keys(key: str, *more: str) -> list[str]:
+    """Keys that must open nothing although they look like ``key``: one character too many or
+    too few, upper-cased, a random one, and ``more``."""
+    return [key + "x", key.upper(), key[:-1], uuid.uuid4().hex, *more]
+
+
 REFUSED = (401, 403)
 
 
@@ -200,7 +206,8 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
                 form["api_key"] = ""
             return await client.post(f"{intake}/open311/v2/requests.json", data=form)
 
-        other_role_keys = [
+        role_keys: list[str] = [
+            API_KEY,
             VERIFIER_KEY,
             COMMAND_KEY,
             PARTNER_SECRET,
@@ -209,20 +216,19 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
             token,
         ]
 
+        def other_role(own: str, i: int) -> str:
+            """Another role's key, or the request's tracking token, in place of ``own``."""
+            others = [k for k in role_keys if k != own]
+            return others[i % len(others)]
+
         async def open311_wrong_key(client: httpx.AsyncClient, i: int) -> httpx.Response:
             form = open311_form(i)
-            form["api_key"] = [
-                API_KEY + "x",
-                API_KEY.upper(),
-                API_KEY[:-1],
-                f" {API_KEY}",
-                uuid.uuid4().hex,
-            ][i % 5]
+            form["api_key"] = wrong_keys(API_KEY, f" {API_KEY}")[i % 5]
             fmt = "xml" if i % 3 == 0 else "json"
             return await client.post(f"{intake}/open311/v2/requests.{fmt}", data=form)
 
         async def open311_other_role(client: httpx.AsyncClient, i: int) -> httpx.Response:
-            form = {**open311_form(i), "api_key": other_role_keys[i % len(other_role_keys)]}
+            form = {**open311_form(i), "api_key": other_role(API_KEY, i)}
             return await client.post(f"{intake}/open311/v2/requests.json", data=form)
 
         def verifier_call(
@@ -247,20 +253,10 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
             return await verifier_call(None if i % 2 else "")(client, i)
 
         async def verifier_wrong_key(client: httpx.AsyncClient, i: int) -> httpx.Response:
-            key = [
-                VERIFIER_KEY + "x",
-                VERIFIER_KEY.upper(),
-                VERIFIER_KEY[:-1],
-                uuid.uuid4().hex,
-                "chaos-verifier",
-            ][i % 5]
-            return await verifier_call(key)(client, i)
+            return await verifier_call(wrong_keys(VERIFIER_KEY, "chaos-verifier")[i % 5])(client, i)
 
         async def verifier_other_role(client: httpx.AsyncClient, i: int) -> httpx.Response:
-            key = [API_KEY, COMMAND_KEY, PARTNER_SECRET, OTHER_SECRET, TRACKING_SECRET, token][
-                i % 6
-            ]
-            return await verifier_call(key)(client, i)
+            return await verifier_call(other_role(VERIFIER_KEY, i))(client, i)
 
         async def command(client: httpx.AsyncClient, key: str | None) -> httpx.Response:
             headers = {} if key is None else {"X-Command-Key": key}
@@ -270,21 +266,11 @@ async def attack(services: ServiceSet, per_kind: int, *, citizens: list[Person])
             return await command(client, None if i % 2 else "")
 
         async def command_wrong_key(client: httpx.AsyncClient, i: int) -> httpx.Response:
-            key = [
-                COMMAND_KEY + "x",
-                COMMAND_KEY.upper(),
-                COMMAND_KEY[:-1],
-                uuid.uuid4().hex,
-                "chaos-desk",
-                hashlib.sha256(COMMAND_KEY.encode()).hexdigest(),
-            ][i % 6]
-            return await command(client, key)
+            digest = hashlib.sha256(COMMAND_KEY.encode()).hexdigest()
+            return await command(client, wrong_keys(COMMAND_KEY, "chaos-desk", digest)[i % 6])
 
         async def command_other_role(client: httpx.AsyncClient, i: int) -> httpx.Response:
-            key = [VERIFIER_KEY, API_KEY, PARTNER_SECRET, OTHER_SECRET, TRACKING_SECRET, token][
-                i % 6
-            ]
-            return await command(client, key)
+            return await command(client, other_role(COMMAND_KEY, i))
 
         async def survey_no_token(client: httpx.AsyncClient, i: int) -> httpx.Response:
             headers = {} if i % 2 else {"X-Tracking-Token": ""}

@@ -8,6 +8,8 @@ from urllib.parse import quote
 
 from hypothesis import strategies as st
 
+from services.intake.open311 import _ATTRIBUTES as ATTRIBUTES
+from services.intake.open311 import _SPEC_FIELDS as SPEC_FIELDS
 from shared.topics import SERVICES
 from tests.chaos.credentials import API_KEY, COMMAND_KEY, PARTNER, VERIFIER_KEY
 from tests.chaos.http_strategies import (
@@ -91,31 +93,10 @@ def intake_cases(base: dict[str, Any], known_id: str) -> st.SearchStrategy[HttpC
 
 def open311_cases() -> st.SearchStrategy[HttpCase]:
     fmt = st.one_of(st.sampled_from(["json", "xml"]), segment())
-    fields = st.sampled_from(
-        [
-            "service_code",
-            "description",
-            "lat",
-            "long",
-            "address_string",
-            "address_id",
-            "email",
-            "device_id",
-            "account_id",
-            "first_name",
-            "last_name",
-            "phone",
-            "media_url",
-            "attribute[special_groups][]",
-            "attribute[language]",
-            "attribute[district]",
-            "attribute[x]",
-            "attribute[",
-            "api_key",
-            "jurisdiction_id",
-            "",
-        ]
-    )
+    # The fields the spec defines and our attributes (as one value and as a list), then
+    # names intake must refuse.
+    known = sorted(SPEC_FIELDS) + [f"attribute[{a}]{s}" for a in ATTRIBUTES for s in ("", "[]")]
+    fields = st.sampled_from([*known, "attribute[x]", "attribute[", ""])
     good = {
         "service_code": "food_supply",
         "description": "需要米面油",

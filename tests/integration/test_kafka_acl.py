@@ -148,6 +148,14 @@ def keyed(records: Records, key: str) -> list[dict[str, Any]]:
     return [json.loads(r.value) for r in records if r.key == key.encode() and r.value]
 
 
+async def read_request(
+    kafka: SecureKafka, user: str, topic: str, rid: str, *, group: str | None
+) -> list[dict[str, Any]]:
+    """The values keyed by request ``rid`` that ``user`` reads on ``topic``, once there are any."""
+    records = await read_as(kafka, user, topic, group=group, until=lambda rs: bool(keyed(rs, rid)))
+    return keyed(records, rid)
+
+
 def job(request_id: str, department: str) -> dict[str, Any]:
     return {"request_id": request_id, "department": department, "note": "acl test"}
 
@@ -160,14 +168,10 @@ async def test_a_department_reads_only_its_own_dispatch_topic(secure_kafka: Secu
     )
     await produce_as(secure_kafka, "svc-route", Topic.DISPATCH_POLICE, job(rid, "police"), key=rid)
 
-    mine = await read_as(
-        secure_kafka,
-        "dept-medical",
-        Topic.DISPATCH_MEDICAL,
-        group="dept-medical",
-        until=lambda rs: bool(keyed(rs, rid)),
+    mine = await read_request(
+        secure_kafka, "dept-medical", Topic.DISPATCH_MEDICAL, rid, group="dept-medical"
     )
-    assert keyed(mine, rid) == [job(rid, "medical")]
+    assert mine == [job(rid, "medical")]
 
     for topic in (Topic.DISPATCH_POLICE, Topic.SUBMITTED, Topic.STATUS):
         with pytest.raises(TopicAuthorizationFailedError):
@@ -190,10 +194,8 @@ async def test_a_department_writes_only_help_status(secure_kafka: SecureKafka) -
     rid = f"acl-{uuid.uuid4().hex[:8]}"
     report = {"request_id": rid, "department": "medical", "status": "acknowledged"}
     await produce_as(secure_kafka, "dept-medical", Topic.STATUS, report, key=rid)
-    seen = await read_as(
-        secure_kafka, "svc-route", Topic.STATUS, group=None, until=lambda rs: bool(keyed(rs, rid))
-    )
-    assert keyed(seen, rid) == [report]
+    seen = await read_request(secure_kafka, "svc-route", Topic.STATUS, rid, group=None)
+    assert seen == [report]
 
     for topic in (Topic.DISPATCH_MEDICAL, Topic.VERIFIED, Topic.LIFECYCLE):
         with pytest.raises(TopicAuthorizationFailedError):
