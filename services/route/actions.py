@@ -43,11 +43,9 @@ async def redispatch_leg(
     leg = await ctx.repo.get_leg(leg_id)
     if leg is None:
         return None
-    source = redispatch.LegView.of(leg)
-    watched_leg = await ctx.repo.get_leg(source.parent) if source.parent else None
-    watched = redispatch.LegView.of(watched_leg) if watched_leg else None
+    watched = await ctx.repo.get_leg(leg.parent) if leg.parent else None
     decision = redispatch.decide(
-        source,
+        leg,
         ask,
         watched=watched,
         rules=ctx.rules,
@@ -57,7 +55,7 @@ async def redispatch_leg(
     if isinstance(decision, redispatch.Refusal):
         return decision
     if isinstance(decision, redispatch.Plan):
-        await _apply(ctx, decision, leg, watched_leg)
+        await _apply(ctx, decision, leg, watched)
     successor = await ctx.repo.get_leg(decision.new_leg_id)
     if successor is None:  # a replay whose leg is gone: nothing route can finish
         return redispatch.Refusal("superseded", "This leg was replaced by another one.")

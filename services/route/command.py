@@ -126,6 +126,6 @@ def owned_list(owned: Iterable[Leg], parents: Mapping[str, Leg]) -> list[dict[st
     items = [
         owned_item(leg, parents.get(leg.parent) if leg.parent else None)
         for leg in owned
-        if redispatch.owned(redispatch.LegView.of(leg))
+        if redispatch.owned(leg)
     ]
     return sorted(items, key=lambda i: (str(i["priority"]), str(i["dispatched_at"])))

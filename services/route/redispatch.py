@@ -5,8 +5,8 @@ The command centre owns a leg when the leg is its own: a job rejected twice or l
 team, a reopened request, a suggestion, or the oversight job of a missed deadline (whose work
 leg is still with the team that missed it). Re-dispatching it replaces that leg — and, for a
 missed deadline, the work leg it watches — by one new leg of the chosen department, so exactly
-one team owns the job again. Pure: the rule reads leg views and the directory and returns a
-plan (or a refusal); :mod:`services.route.actions` applies it.
+one team owns the job again. Pure: the rule reads the stored legs and the directory and
+returns a plan (or a refusal); :mod:`services.route.actions` applies it.
 
 The new leg's id is derived from the leg it replaces, so the cause (this command leg) keys the
 whole action: a retry after a crash finishes the same plan, a retry after success is answered
@@ -31,51 +31,6 @@ RULE_ID = "redispatch"
 RefusalCode = Literal[
     "not_command_leg", "closed", "superseded", "nothing_to_change", "stays_with_command"
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class LegView:
-    """What the rule needs to know about a stored leg."""
-
-    leg_id: str
-    request_id: str
-    department: Department
-    team_id: str
-    slot: str
-    cycle: int
-    blocking: bool
-    current: bool
-    progress: str
-    category: Category
-    description: str
-    special_groups: tuple[str, ...]
-    district: str | None
-    parent: str | None = None
-    superseded_by: str | None = None
-
-    @classmethod
-    def of(cls, leg: Leg) -> LegView:
-        return cls(
-            leg_id=leg.leg_id,
-            request_id=leg.request_id,
-            department=leg.department,
-            team_id=leg.team_id,
-            slot=leg.slot,
-            cycle=leg.cycle,
-            blocking=leg.blocking,
-            current=leg.current,
-            progress=leg.progress,
-            category=leg.job.category,
-            description=leg.job.description,
-            special_groups=tuple(leg.job.special_groups),
-            district=leg.job.location.district,
-            parent=leg.parent,
-            superseded_by=leg.superseded_by,
-        )
-
-    @property
-    def open(self) -> bool:
-        return self.current and self.progress not in legs.TERMINAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,21 +95,21 @@ class Refusal:
 Decision = Plan | Replay | Refusal
 
 
-def new_leg_id(source: LegView) -> str:
+def new_leg_id(source: Leg) -> str:
     return domain.leg_id(source.request_id, slot_of(source))
 
 
-def slot_of(source: LegView) -> str:
+def slot_of(source: Leg) -> str:
     """The new leg's slot: named after the leg it replaces, so it is that leg's one successor
     (a later rejection of it re-routes within this slot, attempt 2, then the command centre)."""
     return f"redispatch:{source.leg_id}"
 
 
 def decide(
-    source: LegView,
+    source: Leg,
     ask: Ask,
     *,
-    watched: LegView | None,
+    watched: Leg | None,
     rules: domain.Rules,
     directory: Directory,
     load: Mapping[str, int],
@@ -172,7 +127,7 @@ def decide(
         return Refusal("closed", "This leg is finished.")
     if ask.department is None and ask.category is None:
         return Refusal("nothing_to_change", "Name a department, a category, or both.")
-    category = ask.category or source.category
+    category = ask.category or source.job.category
     department = ask.department or _department_for(source, category, rules)
     if department == "command":
         return Refusal(
@@ -185,8 +140,9 @@ def decide(
         replaces.append(watched.leg_id)  # the team that missed its deadline hands it over
         if watched.department == department:
             exclude.append(watched.team_id)
-    team = other_team(directory, department, source.district, load, exclude=exclude) or (
-        choose_team(directory, department, source.district, load)
+    district = source.job.location.district
+    team = other_team(directory, department, district, load, exclude=exclude) or (
+        choose_team(directory, department, district, load)
     )
     return Plan(
         request_id=source.request_id,
@@ -198,23 +154,23 @@ def decide(
         department=department,
         team_id=team.id,
         category=category,
-        recategorised=category != source.category,
+        recategorised=category != source.job.category,
         reason=ask.reason,
         actor=f"command:{ask.desk}",
     )
 
 
-def _department_for(source: LegView, category: Category, rules: domain.Rules) -> Department:
+def _department_for(source: Leg, category: Category, rules: domain.Rules) -> Department:
     """The first department the rules give the request under ``category``."""
     subject = domain.RoutingInput(
         category=category,
-        description=source.description,
-        special_groups=source.special_groups,
-        district=source.district,
+        description=source.job.description,
+        special_groups=tuple(source.job.special_groups),
+        district=source.job.location.district,
     )
     return domain.plan(subject, rules)[0].department
 
 
-def owned(leg: LegView) -> bool:
+def owned(leg: Leg) -> bool:
     """Whether a stored leg is one the command centre owns and may re-dispatch."""
     return leg.department == "command" and leg.open

@@ -9,7 +9,7 @@ import pytest
 
 from services.route import domain, redispatch
 from services.route.models import Leg
-from services.route.redispatch import Ask, LegView, Plan, Refusal, Replay, decide
+from services.route.redispatch import Ask, Plan, Refusal, Replay, decide
 from services.route.teams import load_directory
 from shared.schemas import DispatchJob
 from shared.settings import CONFIG_DIR
@@ -21,9 +21,11 @@ RULES = domain.load_rules(CONFIG_DIR / "routing.toml")
 TEAMS = load_directory(CONFIG_DIR / "teams.toml")
 
 
-def dispatched(job: DispatchJob, *, slot: str, parent: str | None = None) -> LegView:
-    """The rule's view of a leg route has just dispatched, nothing reported on it yet."""
-    return LegView.of(Leg.new(job, slot=slot, cycle=0, parent=parent))
+def dispatched(
+    job: DispatchJob, *, slot: str, parent: str | None = None, blocking: bool = True
+) -> Leg:
+    """A leg route has just dispatched, nothing reported on it yet."""
+    return Leg.new(job, slot=slot, cycle=0, parent=parent, blocking=blocking)
 
 
 # The command centre's own leg for a food request, holding the community slot after leg-b.
@@ -37,14 +39,12 @@ COMMAND_JOB = dispatch_job(
 )
 COMMAND_LEG = dispatched(COMMAND_JOB, slot="community", parent="leg-b")
 WORK_LEG = dispatched(dispatch_job(leg_id="leg-w", special_groups=["elderly"]), slot="medical")
-OVERSIGHT_LEG = replace(
-    COMMAND_LEG,
-    leg_id="leg-o",
+# The command centre's oversight of the medical job leg-w, whose deadline was missed.
+OVERSIGHT_LEG = dispatched(
+    dispatch_job(leg_id="leg-o", department="command", team_id="command-centre", special_groups=[]),
     slot="sla_acknowledge:leg-w",
-    blocking=False,
-    category="medical",
-    description="需要胰岛素",
     parent="leg-w",
+    blocking=False,
 )
 
 
@@ -52,7 +52,7 @@ def ask(**kwargs: object) -> Ask:
     return Ask(desk="desk-1", reason="wrong department", **kwargs)  # type: ignore[arg-type]
 
 
-def run(source: LegView, request: Ask, watched: LegView | None = None) -> redispatch.Decision:
+def run(source: Leg, request: Ask, watched: Leg | None = None) -> redispatch.Decision:
     return decide(source, request, watched=watched, rules=RULES, directory=TEAMS, load={})
 
 
