@@ -8,12 +8,7 @@
 #   deploy/local/bench.sh [--seconds 60] [--steps 250,500,1000,2000,max] [--backlog 50000] …
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/own-stack.sh"
-run_dir="${CITYHELP_BENCH_RUN_DIR:-$repo/.run/bench}"
-own_stack "$run_dir" "${BENCH_KAFKA_PORT:-39092}" "${BENCH_KAFKA_CONTROLLER_PORT:-39093}" \
-  "${BENCH_MONGODB_PORT:-27021}" "$run_dir/logs/stack-stop.log"
-# The services log at WARNING and above: INFO would write a line per request per stage, and the
-# figures come from the topics, not the logs.
-export LOG_LEVEL="${BENCH_LOG_LEVEL:-WARNING}"
+own_stack bench 39092 39093 27021 quiet
 
 echo "[bench] starting a fresh stack (Kafka $KAFKA_BOOTSTRAP, FerretDB 127.0.0.1:$MONGODB_PORT, data in $CITYHELP_RUN_DIR)"
 # The bench's ports lie in Linux's ephemeral range (32768-60999), so a passing outgoing

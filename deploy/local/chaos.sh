@@ -6,12 +6,7 @@
 #   deploy/local/chaos.sh [--requests N]   (default 20000)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/own-stack.sh"
-run_dir="${CITYHELP_CHAOS_RUN_DIR:-$repo/.run/chaos}"
-own_stack "$run_dir" "${CHAOS_KAFKA_PORT:-29092}" "${CHAOS_KAFKA_CONTROLLER_PORT:-29093}" \
-  "${CHAOS_MONGODB_PORT:-27019}" "$run_dir/logs/stack-stop.log"
-# The services log JSON lines at WARNING and above during the surge (INFO would write a line
-# per request per stage); the figures come from the topics and the database, not the logs.
-export LOG_LEVEL="${CHAOS_LOG_LEVEL:-WARNING}"
+own_stack chaos 29092 29093 27019 quiet  # the services log JSON lines at WARNING and above
 
 export CHAOS_STARTED="$(date +%s)"  # the last line's wall_s counts from here
 echo "[chaos] starting a fresh stack (Kafka $KAFKA_BOOTSTRAP, FerretDB 127.0.0.1:$MONGODB_PORT, data in $CITYHELP_RUN_DIR)"

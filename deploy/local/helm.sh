@@ -7,13 +7,11 @@
 # runs only print the path.
 set -euo pipefail
 
-cache="${CITYHELP_CACHE:-$HOME/.cache/cityhelp}"
+tag=helm
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 version="${HELM_VERSION:-v3.22.0}"
 dir="$cache/helm-$version"
 bin="$dir/helm"
-
-say() { printf '[helm] %s\n' "$*" >&2; }
-die() { printf '[helm] ERROR: %s\n' "$*" >&2; exit 1; }
 
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 command -v go >/dev/null 2>&1 \
@@ -23,13 +21,7 @@ say "building helm $version from the Go module proxy into $dir (first run only, 
 mkdir -p "$dir"
 started=$(date +%s)
 ( GOBIN="$dir/.build" CGO_ENABLED=0 go install "helm.sh/helm/v3/cmd/helm@$version" ) >"$dir/build.log" 2>&1 &
-pid=$!
-t=0
-while kill -0 "$pid" 2>/dev/null; do
-  sleep 5; t=$((t + 5))
-  [ $((t % 30)) -eq 0 ] && say "still building helm... ${t}s"
-done
-wait "$pid" || { tail -20 "$dir/build.log" >&2; die "helm build failed (log above); check that the Go module proxy is reachable (GOPROXY), then run again."; }
+building $! helm || { tail -20 "$dir/build.log" >&2; die "helm build failed (log above); check that the Go module proxy is reachable (GOPROXY), then run again."; }
 mv "$dir/.build/helm" "$bin"
 rmdir "$dir/.build" 2>/dev/null || true
 say "helm built in $(( $(date +%s) - started ))s: $("$bin" version --short 2>/dev/null)"

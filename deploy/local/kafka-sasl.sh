@@ -25,9 +25,8 @@
 #   CITYHELP_FRESH=1          wipe the data before start
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-cache="${CITYHELP_CACHE:-$HOME/.cache/cityhelp}"
+tag=kafka-sasl
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 run="${CITYHELP_RUN_DIR:-$repo/.run/sasl}"
 port="${KAFKA_SASL_PORT:-29092}"
 cport="${KAFKA_SASL_CONTROLLER_PORT:-29093}"
@@ -35,11 +34,6 @@ heap="${KAFKA_HEAP:-384m}"
 sasl="$here/kafka/sasl"
 state="$run/kafka-sasl"
 secrets="$state/secrets"
-log4j="-Dlog4j2.configurationFile=$here/kafka/log4j2.yaml"
-
-say() { printf '[kafka-sasl] %s\n' "$*" >&2; }
-die() { printf '[kafka-sasl] ERROR: %s\n' "$*" >&2; exit 1; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 python_bin() {
   if [ -x "$repo/.venv/bin/python" ]; then echo "$repo/.venv/bin/python"; else echo python3; fi
@@ -47,7 +41,7 @@ python_bin() {
 
 # The jars stack.sh fetches (same cache key: the hash of its pom.xml).
 libs_dir() {
-  local key; key="$(cat "$here/kafka/pom.xml" | sha256sum | cut -c1-16)"
+  local key; key="$(hash_of "$here/kafka/pom.xml")"
   local dir="$cache/kafka-$key"
   if [ ! -f "$dir/.complete" ]; then
     say "Kafka jars not cached yet; fetching them through stack.sh"
@@ -102,41 +96,17 @@ start() {
   if [ ! -f "$state/data/meta.properties" ]; then
     fresh=1
     say "formatting storage in $state/data with the admin's SCRAM credential"
-    java -cp "$libs/*" "$log4j" kafka.tools.StorageTool format --ignore-formatted \
-      -t "cityhelp-sasl-cluster-1" -c "$props" \
-      --add-scram "SCRAM-SHA-512=[name=admin,password=$(password_of admin)]" \
-      >"$run/logs/kafka-sasl-format.log" 2>&1 \
-      || { cat "$run/logs/kafka-sasl-format.log" >&2; die "storage format failed (log above)"; }
+    kafka_format "$libs" "$props" "cityhelp-sasl-cluster-1" "$run/logs/kafka-sasl-format.log" \
+      --add-scram "SCRAM-SHA-512=[name=admin,password=$(password_of admin)]"
   fi
   say "starting Kafka (SASL_PLAINTEXT) on 127.0.0.1:$port, controller $cport (log: $run/logs/kafka-sasl.log)"
-  nohup java -Xms128m -Xmx"$heap" -XX:+UseG1GC "$log4j" -Dkafka.logs.dir="$run/logs" \
-    -cp "$libs/*" kafka.Kafka "$props" >"$run/logs/kafka-sasl.log" 2>&1 &
-  echo $! > "$run/kafka-sasl.pid"
-  local i
-  for i in $(seq 1 120); do
-    if grep -q "Kafka Server started" "$run/logs/kafka-sasl.log" 2>/dev/null && port_open "$port"; then
-      say "Kafka is ready after ${i}s"; break
-    fi
-    kill -0 "$(cat "$run/kafka-sasl.pid")" 2>/dev/null || { tail -30 "$run/logs/kafka-sasl.log" >&2; die "Kafka exited during start (log above)"; }
-    [ $((i % 10)) -eq 0 ] && say "waiting for Kafka... ${i}s"
-    [ "$i" -eq 120 ] && die "Kafka did not become ready in 120 s; see $run/logs/kafka-sasl.log"
-    sleep 1
-  done
+  kafka_run "$libs" "$props" "$port" kafka-sasl 128m
   if [ "$fresh" = 1 ]; then create_topics; apply_acls; fi
 }
 
 stop() {
-  local file="$run/kafka-sasl.pid"
-  [ -f "$file" ] || { say "not running"; return 0; }
-  local pid; pid="$(cat "$file")"
-  if kill -0 "$pid" 2>/dev/null; then
-    say "stopping Kafka (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    local i
-    for i in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && { say "did not stop in 15 s; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
-  fi
-  rm -f "$file"
+  [ -f "$run/kafka-sasl.pid" ] || { say "not running"; return 0; }
+  stop_pidfile Kafka "$run/kafka-sasl.pid" 15
 }
 
 env_of() {

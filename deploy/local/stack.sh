@@ -21,9 +21,8 @@
 #                            when this script runs as root)
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-cache="${CITYHELP_CACHE:-$HOME/.cache/cityhelp}"
+tag=stack
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 run="${CITYHELP_RUN_DIR:-$repo/.run}"
 kafka_port="${KAFKA_PORT:-9092}"
 controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
@@ -35,17 +34,10 @@ pg_port="${POSTGRES_PORT:-$((mongo_port + 1000))}"
 pg_user="${POSTGRES_USER:-postgres}"
 pg_bin=/usr/lib/postgresql/15/bin
 
-say() { printf '[stack] %s\n' "$*" >&2; }
-die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
-
 need() {
   local cmd="$1" hint="$2"
   command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is missing. $hint"
 }
-
-hash_of() { cat "$@" | sha256sum | cut -c1-16; }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 case "$backend" in
   sqlite|postgresql) ;;
@@ -79,26 +71,10 @@ kafka_start() {
       -e "s#@CPORT@#$controller_port#g" "$here/kafka/server.properties.in" > "$props"
   if [ ! -f "$run/kafka/data/meta.properties" ]; then
     say "formatting Kafka storage in $run/kafka/data"
-    java -cp "$libs/*" -Dlog4j2.configurationFile="$here/kafka/log4j2.yaml" \
-      kafka.tools.StorageTool format --ignore-formatted \
-      -t "cityhelp-local-cluster-1" -c "$props" >"$run/logs/kafka-format.log" 2>&1 \
-      || { cat "$run/logs/kafka-format.log" >&2; die "Kafka storage format failed (log above)."; }
+    kafka_format "$libs" "$props" "cityhelp-local-cluster-1" "$run/logs/kafka-format.log"
   fi
   say "starting Kafka on 127.0.0.1:$kafka_port (log: $run/logs/kafka.log)"
-  KAFKA_LOG_DIR="$run/logs" nohup java -Xms256m -Xmx"$heap" -XX:+UseG1GC \
-    -Dlog4j2.configurationFile="$here/kafka/log4j2.yaml" -Dkafka.logs.dir="$run/logs" \
-    -cp "$libs/*" kafka.Kafka "$props" >"$run/logs/kafka.log" 2>&1 &
-  echo $! > "$run/kafka.pid"
-  local i
-  for i in $(seq 1 120); do
-    if grep -q "Kafka Server started" "$run/logs/kafka.log" 2>/dev/null && port_open "$kafka_port"; then
-      say "Kafka is ready after ${i}s"; return
-    fi
-    kill -0 "$(cat "$run/kafka.pid")" 2>/dev/null || { tail -30 "$run/logs/kafka.log" >&2; die "Kafka exited during start (log above)."; }
-    [ $((i % 10)) -eq 0 ] && say "waiting for Kafka... ${i}s"
-    sleep 1
-  done
-  die "Kafka did not become ready in 120 s; see $run/logs/kafka.log"
+  kafka_run "$libs" "$props" "$kafka_port" kafka 256m
 }
 
 # ---------------------------------------------------------------- FerretDB
@@ -130,9 +106,7 @@ ferret_bin() {
     cp "$here/ferretdb/main.go" "$here/ferretdb/go.mod" "$here/ferretdb/go.sum" "$build/src/"
     ( cd "$build/src" && ferret_patched_module ) || die "could not prepare FerretDB's sources; check that the Go module proxy is reachable (GOPROXY), then run again."
     ( cd "$build/src" && GOFLAGS=-mod=mod go build -o "$bin.tmp" . ) &
-    local pid=$! t=0
-    while kill -0 "$pid" 2>/dev/null; do sleep 5; t=$((t + 5)); [ $((t % 30)) -eq 0 ] && say "still building FerretDB... ${t}s"; done
-    wait "$pid" || die "FerretDB build failed; check that the Go module proxy is reachable (GOPROXY), then run again."
+    building $! FerretDB || die "FerretDB build failed; check that the Go module proxy is reachable (GOPROXY), then run again."
     mv "$bin.tmp" "$bin"
     say "FerretDB built"
   fi
@@ -247,19 +221,10 @@ db_start() {
 
 # ---------------------------------------------------------------- stop
 stop_pid() {
-  local name="$1" file="$run/$1.pid"
-  [ -f "$file" ] || return 0
-  local pid; pid="$(cat "$file")"
-  if kill -0 "$pid" 2>/dev/null; then
-    say "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    # Kafka's controlled shutdown flushes and closes every partition: give it longer.
-    local i grace=15
-    [ "$name" = kafka ] && grace=60
-    for i in $(seq 1 $((grace * 2))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && { say "$name did not stop in $grace s; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
-  fi
-  rm -f "$file"
+  # Kafka's controlled shutdown flushes and closes every partition: give it longer.
+  local grace=15
+  [ "$1" = kafka ] && grace=60
+  stop_pidfile "$1" "$run/$1.pid" "$grace"
 }
 
 status() {

@@ -3,8 +3,7 @@
 # disturbed), then ruff, mypy and the whole pytest suite; stops what it started.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/own-stack.sh"
-own_stack "${CITYHELP_TEST_RUN_DIR:-$repo/.run/test}" \
-  "${TEST_KAFKA_PORT:-19092}" "${TEST_KAFKA_CONTROLLER_PORT:-19093}" "${TEST_MONGODB_PORT:-27018}"
+own_stack test 19092 19093 27018
 
 started=$(date +%s)
 echo "[test] lint: ruff and mypy --strict"
