@@ -8,6 +8,8 @@ departments, channels and outcome codes.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Literal
 
 from prometheus_client import (
     REGISTRY,
@@ -21,77 +23,90 @@ from prometheus_client import (
 
 NAMESPACE = "cityhelp"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+Labels = Sequence[str]
+GaugeMode = Literal["max", "livesum"]
 
-MESSAGES_RECEIVED = Counter(
+
+def _counter(name: str, documentation: str, labels: Labels = ()) -> Counter:
+    return Counter(name, documentation, labels, namespace=NAMESPACE)
+
+
+def _gauge(
+    name: str, documentation: str, labels: Labels = (), *, multiprocess_mode: GaugeMode = "max"
+) -> Gauge:
+    """A gauge; with several workers (MULTIPROCESS_DIR) the largest worker's value unless
+    ``multiprocess_mode`` says otherwise: each worker measures the same value."""
+    return Gauge(
+        name, documentation, labels, namespace=NAMESPACE, multiprocess_mode=multiprocess_mode
+    )
+
+
+def _histogram(
+    name: str,
+    documentation: str,
+    labels: Labels = (),
+    *,
+    buckets: Sequence[float] = _LATENCY_BUCKETS,
+) -> Histogram:
+    """A histogram of seconds, unless ``buckets`` says otherwise."""
+    return Histogram(name, documentation, labels, namespace=NAMESPACE, buckets=buckets)
+
+
+MESSAGES_RECEIVED = _counter(
     "messages_received_total",
     "Records a stage received from an input topic.",
     ["service", "topic"],
-    namespace=NAMESPACE,
 )
-MESSAGES_PROCESSED = Counter(
+MESSAGES_PROCESSED = _counter(
     "messages_processed_total",
     "Records a stage finished, by outcome (ok, dead_lettered).",
     ["service", "topic", "outcome"],
-    namespace=NAMESPACE,
 )
-MESSAGES_FAILED = Counter(
+MESSAGES_FAILED = _counter(
     "messages_failed_total",
     "Transient failures (retried without advancing the offset), by error kind.",
     ["service", "topic", "error"],
-    namespace=NAMESPACE,
 )
-DEAD_LETTERS = Counter(
+DEAD_LETTERS = _counter(
     "dead_letters_total",
     "Records sent to the service's dead-letter topic, by reason code.",
     ["service", "topic", "reason"],
-    namespace=NAMESPACE,
 )
-PROCESSING_SECONDS = Histogram(
+PROCESSING_SECONDS = _histogram(
     "processing_seconds",
     "Time a stage spent on one record.",
     ["service", "topic"],
-    namespace=NAMESPACE,
-    buckets=_LATENCY_BUCKETS,
 )
-BATCH_RECORDS = Histogram(
+BATCH_RECORDS = _histogram(
     "batch_records",
     "Records in one batch a stage consumed and applied at once.",
     ["service"],
-    namespace=NAMESPACE,
     buckets=(1, 2, 5, 10, 25, 50, 100, 200, 500, 1000),
 )
-BATCH_SECONDS = Histogram(
+BATCH_SECONDS = _histogram(
     "batch_seconds",
     "Time a stage spent on one batch: planning, writes, publishes and the commit.",
     ["service"],
-    namespace=NAMESPACE,
-    buckets=_LATENCY_BUCKETS,
 )
-END_TO_END_SECONDS = Histogram(
+END_TO_END_SECONDS = _histogram(
     "end_to_end_latency_seconds",
     "Time from a request's submission until a stage finished with it.",
     ["stage"],
-    namespace=NAMESPACE,
-    buckets=_LATENCY_BUCKETS,
 )
-REQUESTS = Counter(
+REQUESTS = _counter(
     "requests_total",
     "Requests passing a lifecycle step (received, verified, dispatched, resolved, ...).",
     ["step", "category", "priority", "district"],
-    namespace=NAMESPACE,
 )
-STAGE_HALTED = Gauge(
+STAGE_HALTED = _gauge(
     "stage_halted",
     "1 while a stage has stopped consuming because its dead-letter limit was reached.",
     ["service"],
-    namespace=NAMESPACE,
-    multiprocess_mode="max",  # each worker measures the same value
 )
-HTTP_REQUESTS = Counter(
+HTTP_REQUESTS = _counter(
     "http_requests_total",
     "HTTP requests answered, by route template and status code.",
     ["service", "route", "method", "status"],
-    namespace=NAMESPACE,
 )
 
 
@@ -118,105 +133,86 @@ def metrics_page() -> bytes:
 
 # --- Operations: lag, review queue, notifications, service levels -------------------------------
 
-CONSUMER_LAG = Gauge(
+CONSUMER_LAG = _gauge(
     "consumer_lag",
     "Records on a partition not yet consumed by the group (end offset - committed offset), "
     "measured by the service that owns the group (shared.lag).",
     ["group", "topic", "partition"],
-    namespace=NAMESPACE,
-    multiprocess_mode="max",  # each worker measures the same value
 )
-REVIEW_QUEUE_DEPTH = Gauge(
+REVIEW_QUEUE_DEPTH = _gauge(
     "review_queue_depth",
     "Requests waiting for a human verifier.",
-    namespace=NAMESPACE,
-    multiprocess_mode="max",  # each worker measures the same value
 )
-NOTIFICATIONS = Counter(
+NOTIFICATIONS = _counter(
     "notifications_total",
     "Notification deliveries to citizens, by channel and result (sent, failed).",
     ["channel", "result"],
-    namespace=NAMESPACE,
 )
-SLA_BREACHES = Counter(
+SLA_BREACHES = _counter(
     "sla_breaches_total",
     "Service-level deadlines missed (kind: acknowledge, resolve), by department and priority.",
     ["kind", "department", "priority"],
-    namespace=NAMESPACE,
 )
-DB_COMMAND_SECONDS = Histogram(
+DB_COMMAND_SECONDS = _histogram(
     "db_command_seconds",
     "Time a database command took, by command and collection, including failed ones.",
     ["command", "collection", "outcome"],
-    namespace=NAMESPACE,
-    buckets=_LATENCY_BUCKETS,
 )
 
 # --- Intake: the submission records written off the request path, keyed retries ----------------
 
-INTAKE_RECORDS = Counter(
+INTAKE_RECORDS = _counter(
     "intake_records_total",
     "Submission records intake's batch writer handled, by outcome (written, existed, "
     "dropped_full, dropped_rejected, dropped_stopped); a dropped record is created by verify.",
     ["outcome"],
-    namespace=NAMESPACE,
 )
-INTAKE_RECORD_BUFFER = Gauge(
+INTAKE_RECORD_BUFFER = _gauge(
     "intake_record_buffer",
     "Submission records waiting for intake's batch writer.",
-    namespace=NAMESPACE,
     multiprocess_mode="livesum",
 )
-INTAKE_RECORD_WRITE_FAILURES = Counter(
+INTAKE_RECORD_WRITE_FAILURES = _counter(
     "intake_record_write_failures_total",
     "Failed batch writes of submission records (retried), by error type.",
     ["error"],
-    namespace=NAMESPACE,
 )
-INTAKE_REPLAYS = Counter(
+INTAKE_REPLAYS = _counter(
     "intake_replays_total",
     "Keyed retries answered with the original receipt, by where it was found (cache, database).",
     ["source"],
-    namespace=NAMESPACE,
 )
 
 # --- Closing the loop: verification calls, the call-back survey, requests for information --------
 
-VERIFICATION_CALLS = Counter(
+VERIFICATION_CALLS = _counter(
     "verification_calls_total",
     "Call-back attempts verifiers recorded on review items, by outcome (reached, unreachable, "
     "wrong_number).",
     ["outcome"],
-    namespace=NAMESPACE,
 )
-VERIFICATION_CALLS_HANDLED = Counter(
+VERIFICATION_CALLS_HANDLED = _counter(
     "verification_calls_handled_total",
     "Review items the call rule handled because the citizen could not be reached, by rule "
     "(escalate, verify, reject) and reason (unreachable, wrong_number).",
     ["rule", "reason"],
-    namespace=NAMESPACE,
 )
-VERIFICATION_CALLS_OVERDUE = Gauge(
+VERIFICATION_CALLS_OVERDUE = _gauge(
     "verification_calls_overdue",
     "Review items nobody has called yet past the call service level (five minutes by default).",
-    namespace=NAMESPACE,
-    multiprocess_mode="max",  # each worker measures the same value
 )
-VERIFICATION_FIRST_CALL_SECONDS = Histogram(
+VERIFICATION_FIRST_CALL_SECONDS = _histogram(
     "verification_first_call_seconds",
     "Time from a request entering review until its first call-back attempt.",
-    namespace=NAMESPACE,
     buckets=(30, 60, 120, 180, 300, 450, 600, 900, 1800, 3600),
 )
-SURVEYS = Counter(
+SURVEYS = _counter(
     "surveys_total",
     "Call-back surveys by step (sent, reminded, satisfied, unsatisfied, closed_without_answer).",
     ["step"],
-    namespace=NAMESPACE,
 )
-INFO_REQUESTS = Counter(
+INFO_REQUESTS = _counter(
     "info_requests_total",
     "Departments' requests for information from the citizen, by step (asked, added).",
     ["step", "department"],
-    namespace=NAMESPACE,
 )
