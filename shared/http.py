@@ -55,17 +55,32 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
-class BodySizeLimit:
-    """Refuses bodies over ``max_bytes`` with 413, whether or not Content-Length is sent."""
+class HttpMiddleware:
+    """A pure ASGI middleware of HTTP requests (:meth:`http`); other scopes (lifespan,
+    websockets) pass through untouched. Cheaper than Starlette's ``BaseHTTPMiddleware``, which
+    runs every request through a task group and memory streams."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class BodySizeLimit(HttpMiddleware):
+    """Refuses bodies over ``max_bytes`` with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             if int(declared) <= DRAIN_FACTOR * self.max_bytes:
