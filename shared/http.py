@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,6 +30,34 @@ def key_required(header: str, key: str = "A key") -> JSONResponse:
     )
 
 
+class KeyRequiredError(Exception):
+    """A request without a valid key in ``header``: answered with :func:`key_required`'s 401
+    (by :func:`install_error_handlers`)."""
+
+    def __init__(self, header: str, key: str) -> None:
+        super().__init__(header)
+        self.header = header
+        self.key = key
+
+
+def key_holder(
+    find: Callable[[str | None], str | None], header: str, key: str = "A key"
+) -> Callable[..., Awaitable[str]]:
+    """A FastAPI dependency: who holds the key presented in ``header`` (``find``: the holder
+    of a key, or None), else :class:`KeyRequiredError`."""
+
+    # A default, not an annotation: annotations are read as strings, without this scope.
+    in_header = Header(default=None, alias=header.lower(), max_length=200)
+
+    async def holder(presented: str | None = in_header) -> str:
+        found = find(presented)
+        if found is None:
+            raise KeyRequiredError(header, key)
+        return found
+
+    return holder
+
+
 def problems_from(exc: RequestValidationError) -> list[dict[str, str]]:
     """Each validation problem as {field, problem, type}; input values are not echoed back."""
     out = []
@@ -45,6 +74,10 @@ def problems_from(exc: RequestValidationError) -> list[dict[str, str]]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(KeyRequiredError)
+    async def on_key_required(request: Request, exc: KeyRequiredError) -> JSONResponse:
+        return key_required(exc.header, exc.key)
+
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = problems_from(exc)

@@ -5,17 +5,16 @@ repository and handler calls."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.verify import call_tasks, domain, handlers, review
 from services.verify.calls import CallOutcome, CallRules
-from shared.http import key_required, problem
+from shared.http import key_holder, problem
 from shared.keys import KeyDigests
 from shared.schemas import Category, Priority
 
@@ -55,27 +54,23 @@ def build_router(
     """The review queue's routes, and the call-back task of each review item."""
     repo, config = ctx.repo, ctx.config
     router = APIRouter(tags=["review"])
-    unauthorised = partial(key_required, "X-Verifier-Key", "A verifier key")
+    # The verifier whose key the request presents; a 401 without one.
+    signed_in = Depends(key_holder(keys.find, "X-Verifier-Key", "A verifier key"))
 
-    @router.get("/v1/review", summary="Requests waiting for a verifier, most urgent first")
+    @router.get(
+        "/v1/review",
+        summary="Requests waiting for a verifier, most urgent first",
+        dependencies=[signed_in],
+    )
     async def list_reviews(
-        x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
         limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
     ) -> JSONResponse:
-        if keys.find(x_verifier_key) is None:
-            return unauthorised()
         reviews = await repo.open_reviews(limit or config.rules.review_list_limit)
         items = [review_item(doc) for doc in reviews]
         return JSONResponse(jsonable_encoder({"items": items, "count": len(items)}))
 
     @router.post("/v1/review/{request_id}/claim", summary="Claim a review to work on it")
-    async def claim(
-        request_id: str,
-        x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> JSONResponse:
-        verifier = keys.find(x_verifier_key)
-        if verifier is None:
-            return unauthorised()
+    async def claim(request_id: str, verifier: str = signed_in) -> JSONResponse:
         result = await repo.claim(
             request_id, verifier=verifier, now=ctx.clock(), ttl=config.rules.claim_ttl
         )
@@ -103,31 +98,15 @@ def build_router(
 
     @router.post("/v1/review/{request_id}/decision", summary="Verify, reject or merge a request")
     async def decide(
-        request_id: str,
-        body: DecisionBody,
-        x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
+        request_id: str, body: DecisionBody, verifier: str = signed_in
     ) -> JSONResponse:
-        verifier = keys.find(x_verifier_key)
-        if verifier is None:
-            return unauthorised()
-        fixes = body.corrections
-        outcome = await review.decide_review(
-            request_id,
-            verifier=verifier,
-            kind=body.decision,
-            corrections=domain.Corrections(
-                phone=fixes.phone,
-                district=fixes.district,
-                category=fixes.category,
-                priority=fixes.priority,
-            ),
-            reason=body.reason,
-            duplicate_of=body.duplicate_of,
-            bus=ctx.bus,
-            repo=repo,
-            config=config,
-            clock=ctx.clock,
+        choice = review.ReviewDecision(
+            body.decision,
+            domain.Corrections(**body.corrections.model_dump()),
+            body.reason,
+            body.duplicate_of,
         )
+        outcome = await review.decide_review(request_id, choice, verifier=verifier, ctx=ctx)
         if not outcome.ok:
             status = {
                 "not_found": 404,
@@ -145,13 +124,12 @@ def build_router(
             }
         )
 
-    @router.get("/v1/review/{request_id}/calls", summary="The call-back task of a review item")
-    async def get_calls(
-        request_id: str,
-        x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> JSONResponse:
-        if keys.find(x_verifier_key) is None:
-            return unauthorised()
+    @router.get(
+        "/v1/review/{request_id}/calls",
+        summary="The call-back task of a review item",
+        dependencies=[signed_in],
+    )
+    async def get_calls(request_id: str) -> JSONResponse:
         review = await repo.get_review(request_id)
         if review is None:
             return problem(404, "not_found", "No review with this id.")
@@ -162,12 +140,9 @@ def build_router(
     async def post_call(
         request_id: str,
         body: AttemptBody,
-        x_verifier_key: Annotated[str | None, Header(max_length=200)] = None,
+        verifier: str = signed_in,
         idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
     ) -> JSONResponse:
-        verifier = keys.find(x_verifier_key)
-        if verifier is None:
-            return unauthorised()
         result = await call_tasks.record_attempt(
             request_id,
             verifier=verifier,

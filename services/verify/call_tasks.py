@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.verify import calls, domain
+from services.verify import calls
 from services.verify.calls import CallOutcome, CallRules
 from services.verify.domain import Config
 from services.verify.repository import REVIEW, VerifyRepository
-from services.verify.review import apply_review_decision
+from services.verify.review import ReviewDecision, apply_review_decision
 from shared.db import Database, Document
 from shared.envelope import utcnow
 from shared.kafka import EventBus
@@ -182,11 +182,8 @@ async def _apply_rule(
         return
     await apply_review_decision(
         review,
+        ReviewDecision("verify" if step.state == "verify" else "reject", reason=reason),
         actor=RULE_ACTOR,
-        kind="verify" if step.state == "verify" else "reject",
-        corrections=domain.Corrections(),
-        reason=reason,
-        duplicate_of=None,
         bus=bus,
         repo=repo,
         config=config,

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.verify import domain, handlers
 from services.verify.api import review_item
-from services.verify.review import decide_review
+from services.verify.review import ReviewDecision, decide_review
 from shared.keys import KeyDigests
 from shared.schemas import CATEGORIES
 from shared.web import Pages
@@ -219,21 +219,15 @@ def build_router(*, pages: Pages, ctx: handlers.VerifyContext, keys: KeyDigests)
         doc = await repo.get_review(request_id)
         original = (doc or {}).get("verification", {})
         district = values.get("district") or None
-        outcome = await decide_review(
-            request_id,
-            verifier=session.principal,
-            kind="verify" if kind == "verify" else "reject",
-            corrections=domain.Corrections(
+        choice = ReviewDecision(
+            "verify" if kind == "verify" else "reject",
+            domain.Corrections(
                 district=district if district != original.get("district") else None,
                 category=category if category != (doc or {}).get("category") else None,
             ),
             reason=values.get("reason") or None,
-            duplicate_of=None,
-            bus=ctx.bus,
-            repo=repo,
-            config=config,
-            clock=ctx.clock,
         )
+        outcome = await decide_review(request_id, choice, verifier=session.principal, ctx=ctx)
         if not outcome.ok:
             field = {"reason_required": "reason", "invalid_correction": "district"}.get(
                 outcome.error, "decision"

@@ -5,17 +5,15 @@ path would have published (services/verify/handlers.py)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
 from services.verify import domain
 from services.verify.domain import Config
-from services.verify.handlers import now_ms, publish, side_effects
+from services.verify.handlers import VerifyContext, now_ms, publish, side_effects
 from services.verify.repository import VerifyRepository, decision_from
 from shared.db import Document
-from shared.envelope import utcnow
 from shared.kafka import EventBus, effect_id
 from shared.metrics import REQUESTS
 from shared.schemas import Category, SubmittedRequest
@@ -34,55 +32,51 @@ class ReviewOutcome:
     event_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewDecision:
+    """What is decided on a review: verify (with the corrections), reject (why) or duplicate
+    (of which request)."""
+
+    kind: ReviewDecisionKind
+    corrections: domain.Corrections = field(default_factory=domain.Corrections)
+    reason: str | None = None
+    duplicate_of: str | None = None
+
+
 async def decide_review(
-    request_id: str,
-    *,
-    verifier: str,
-    kind: ReviewDecisionKind,
-    corrections: domain.Corrections,
-    reason: str | None,
-    duplicate_of: str | None,
-    bus: EventBus,
-    repo: VerifyRepository,
-    config: Config,
-    clock: Callable[[], datetime] = utcnow,
+    request_id: str, choice: ReviewDecision, *, verifier: str, ctx: VerifyContext
 ) -> ReviewOutcome:
     """A verifier's decision on a claimed review: store it with who and when, then publish
     the same event the automatic path would have."""
-    now = now_ms(clock)
+    now = now_ms(ctx.clock)
+    repo = ctx.repo
     review = await repo.get_review(request_id)
     if review is None:
         return ReviewOutcome(False, "not_found", "No review with this id.")
     if review.get("state") != "open":
         return ReviewOutcome(False, "already_decided", "This review was already decided.")
-    claim = await repo.hold(request_id, verifier=verifier, now=now, ttl=config.rules.claim_ttl)
+    claim = await repo.hold(request_id, verifier=verifier, now=now, ttl=ctx.config.rules.claim_ttl)
     if claim.outcome != "held":
         return ReviewOutcome(False, "not_claimed", "Claim the review before deciding it.")
-    if kind == "reject" and not (reason or "").strip():
+    if choice.kind == "reject" and not (choice.reason or "").strip():
         # The citizen is told it was refused; the record must say why, and who decided.
         return ReviewOutcome(False, "reason_required", "A rejection needs a reason.")
     return await apply_review_decision(
         review,
+        choice,
         actor=f"verifier:{verifier}",
-        kind=kind,
-        corrections=corrections,
-        reason=reason,
-        duplicate_of=duplicate_of,
-        bus=bus,
+        bus=ctx.bus,
         repo=repo,
-        config=config,
+        config=ctx.config,
         at=now,
     )
 
 
 async def apply_review_decision(
     review: Document,
+    choice: ReviewDecision,
     *,
     actor: str,
-    kind: ReviewDecisionKind,
-    corrections: domain.Corrections,
-    reason: str | None,
-    duplicate_of: str | None,
     bus: EventBus,
     repo: VerifyRepository,
     config: Config,
@@ -92,13 +86,14 @@ async def apply_review_decision(
     """Decide an open review as ``actor`` (a verifier, or the call rule): store the decision,
     publish the outcome's event and close the review."""
     request_id = str(review["_id"])
+    kind, reason, duplicate_of = choice.kind, choice.reason, choice.duplicate_of
     now = at
     verifier = actor.removeprefix("verifier:")
     submitted = SubmittedRequest.model_validate(review["submitted"])
     automatic, _ = decision_from(review["verification"])
     category: Category | None = None
     if kind == "verify":
-        correction = domain.apply_corrections(submitted, automatic, corrections, config)
+        correction = domain.apply_corrections(submitted, automatic, choice.corrections, config)
         if correction.problems:
             return ReviewOutcome(False, "invalid_correction", ", ".join(correction.problems))
         decision = correction.decision
