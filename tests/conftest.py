@@ -72,9 +72,10 @@ async def survey_services(
     kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway, **env: str
 ) -> ServiceSet:
     """A service set whose notify sends SMS to ``gateway``, its survey links pointing at its
-    own notify (``env`` may point them elsewhere)."""
+    own notify and its needs-info links at its own route (``env`` may point them elsewhere)."""
     services = await sms_services(kafka_bootstrap, mongodb_uri, gateway, **env)
     services.extra_env.setdefault("NOTIFY_SURVEY_BASE_URL", services.url("notify"))
+    services.extra_env.setdefault("NOTIFY_INFO_BASE_URL", services.url("route"))
     return services
 
 
@@ -87,11 +88,18 @@ async def pipeline(kafka_bootstrap: str, mongodb_uri: str) -> AsyncIterator[Serv
 
 
 @pytest.fixture(scope="module")
+def pipeline_env() -> dict[str, str]:
+    """Settings of ``sms_pipeline`` beyond the defaults: a module that needs some (keys, short
+    timers) overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 async def sms_pipeline(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
+    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway, pipeline_env: dict[str, str]
 ) -> AsyncIterator[ServiceSet]:
-    """The four services running, notify sending SMS to the module's gateway (survey links to
-    the set's own notify)."""
-    services = await survey_services(kafka_bootstrap, mongodb_uri, gateway)
+    """The four services running, notify sending SMS to the module's gateway (links to the
+    set's own services), with the module's ``pipeline_env``."""
+    services = await survey_services(kafka_bootstrap, mongodb_uri, gateway, **pipeline_env)
     with services.running():
         yield services

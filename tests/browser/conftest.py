@@ -22,9 +22,7 @@ from tests.browser.support import (
     STACK_ENV,
     watch_console,
 )
-from tests.conftest import survey_services
 from tests.support.services import ServiceSet
-from tools.fake_gateway import FakeGateway
 
 NewPage = Callable[..., Awaitable[Page]]
 
@@ -87,23 +85,13 @@ async def desktop(new_page: NewPage) -> Page:
     return await new_page("desktop", lang="zh")
 
 
-async def start_stack(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway, **env: str
-) -> ServiceSet:
-    """The four services, notify sending SMS to ``gateway``, the staff keys of STACK_ENV,
-    survey links pointing at notify; ``env`` adds or overrides variables."""
-    services = await survey_services(kafka_bootstrap, mongodb_uri, gateway, **{**STACK_ENV, **env})
-    services.start()
-    return services
+@pytest.fixture(scope="module")
+def pipeline_env() -> dict[str, str]:
+    """The staff keys the pages sign in with (a module may add its own)."""
+    return dict(STACK_ENV)
 
 
 @pytest.fixture(scope="module")
-async def stack(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
-) -> AsyncIterator[ServiceSet]:
-    """The four services for one test module (a module may define its own ``stack``)."""
-    services = await start_stack(kafka_bootstrap, mongodb_uri, gateway)
-    try:
-        yield services
-    finally:
-        services.stop()
+def stack(sms_pipeline: ServiceSet) -> ServiceSet:
+    """The four services for one test module, notify sending SMS to the module's gateway."""
+    return sms_pipeline

@@ -5,9 +5,6 @@ reaches ``resolved``. A 退单 without a reason is refused next to the job."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
 from playwright.async_api import Page, expect
 
 from shared.topics import Topic
@@ -19,23 +16,17 @@ from tests.browser.support import (
     console_errors,
     screenshot,
 )
-from tests.support.journey import values_for
-from tests.support.kafka import read_topic, wait_until
+from tests.support.journey import EXAMPLE, shown_as, submit, values_for
+from tests.support.kafka import read_topic
 from tests.support.services import ServiceSet
 
-INSULIN: dict[str, Any] = {
-    "category": "medical",
+# The example request, from a Russian speaker.
+INSULIN = {
+    **EXAMPLE,
     "description": "Нужен инсулин, пожилой человек живёт один",
     "contact": {"name": "Иван", "phone": "138 0037 1357"},
-    "location": {"district": "erqi", "address": "улица Цзефан, 5"},
-    "special_groups": ["elderly", "chronic_illness"],
     "language": "ru",
 }
-
-
-async def status_of(stack: ServiceSet, request_id: str) -> str:
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as http:
-        return str((await http.get(f"/v1/requests/{request_id}")).json().get("status"))
 
 
 async def sign_in(page: Page, stack: ServiceSet) -> None:
@@ -53,8 +44,7 @@ async def test_a_team_acknowledges_and_resolves_a_job_on_its_board(
 ) -> None:
     page = await new_page("desktop", lang="ru")
     await sign_in(page, stack)
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as http:
-        request_id = (await http.post("/v1/requests", json=INSULIN)).json()["request_id"]
+    request_id = (await submit(stack, INSULIN))["request_id"]
 
     # The board was open before the job existed: it shows up without a reload.
     card = page.locator("article.job").filter(has_text=request_id)
@@ -84,10 +74,7 @@ async def test_a_team_acknowledges_and_resolves_a_job_on_its_board(
     # error) is a failure.
     assert [e for e in console_errors(page) if "Failed to load resource" not in e] == []
 
-    async def resolved() -> bool:
-        return await status_of(stack, request_id) == "resolved"
-
-    await wait_until(resolved, timeout=30)
+    await shown_as(stack, request_id, "resolved")
     records = await read_topic(
         kafka_bootstrap,
         stack.prefix + Topic.STATUS.value,

@@ -7,7 +7,6 @@ goes out once on help.dispatch.medical, and the reason is on the request's timel
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 from playwright.async_api import expect
@@ -15,16 +14,8 @@ from playwright.async_api import expect
 from shared.topics import Topic
 from tests.browser.conftest import NewPage
 from tests.browser.support import COMMAND_KEY, check_axe, console_errors, screenshot
-from tests.support.journey import everything_about, jobs, report
+from tests.support.journey import WRONG_CATEGORY, everything_about, jobs, report, submit
 from tests.support.services import ServiceSet
-
-WRONG_CATEGORY: dict[str, Any] = {
-    "category": "education",
-    "description": "孩子发烧三天了，需要买退烧药",
-    "contact": {"name": "张女士", "phone": "137 0037 8642"},
-    "location": {"district": "erqi", "address": "二七路 3 号"},
-    "language": "zh",
-}
 
 
 async def test_the_command_centre_sees_counts_move_and_redispatches_a_leg(
@@ -39,8 +30,7 @@ async def test_the_command_centre_sees_counts_move_and_redispatches_a_leg(
     total = page.locator("#total-requests")
     before = int(await total.get_attribute("data-total") or "0")
 
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as http:
-        receipt = (await http.post("/v1/requests", json=WRONG_CATEGORY)).json()
+    receipt = await submit(stack, WRONG_CATEGORY)
     request_id, token = receipt["request_id"], receipt["tracking_token"]
     # The totals move by themselves (the page reloads them every few seconds).
     await expect(total).to_have_attribute("data-total", str(before + 1), timeout=30_000)
@@ -92,9 +82,8 @@ async def test_a_redispatch_without_a_reason_is_refused_next_to_its_field(
     await page.goto(stack.url("route") + "/command?lang=en")
     await page.get_by_label("Key").fill(COMMAND_KEY)
     await page.get_by_role("button", name="Sign in").click()
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as http:
-        body = {**WRONG_CATEGORY, "category": "suggestion", "description": "建议增加夜间配送"}
-        request_id = (await http.post("/v1/requests", json=body)).json()["request_id"]
+    body = {**WRONG_CATEGORY, "category": "suggestion", "description": "建议增加夜间配送"}
+    request_id = (await submit(stack, body))["request_id"]
     [owned] = await jobs(stack, kafka_bootstrap, Topic.DISPATCH_COMMAND, request_id, 1)
     card = page.locator(f"article[data-leg-id='{owned['leg_id']}']")
     await expect(card).to_be_visible(timeout=30_000)

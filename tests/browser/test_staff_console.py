@@ -6,7 +6,6 @@ the request goes on to dispatch."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +14,9 @@ import pytest
 from playwright.async_api import Page, expect
 from pymongo import AsyncMongoClient
 
-from tests.browser.conftest import NewPage, start_stack
+from tests.browser.conftest import NewPage
 from tests.browser.support import (
+    STACK_ENV,
     VERIFIER_ID,
     VERIFIER_KEY,
     assert_fits_width,
@@ -24,9 +24,8 @@ from tests.browser.support import (
     console_errors,
     screenshot,
 )
-from tests.support.kafka import wait_until
+from tests.support.journey import shown_as, submit
 from tests.support.services import ServiceSet
-from tools.fake_gateway import FakeGateway
 
 OTHER_ID, OTHER_KEY = "verifier-2", "browser-verifier-2-key"
 # A district nobody knows: verify cannot place it and holds the request for a human.
@@ -41,22 +40,9 @@ DOUBTFUL: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-async def stack(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
-) -> AsyncIterator[ServiceSet]:
+def pipeline_env() -> dict[str, str]:
     keys = {VERIFIER_ID: VERIFIER_KEY, OTHER_ID: OTHER_KEY}
-    services = await start_stack(
-        kafka_bootstrap, mongodb_uri, gateway, VERIFY_REVIEWER_KEYS=json.dumps(keys)
-    )
-    try:
-        yield services
-    finally:
-        services.stop()
-
-
-async def status_of(stack: ServiceSet, request_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as http:
-        return dict((await http.get(f"/v1/requests/{request_id}")).json())
+    return {**STACK_ENV, "VERIFY_REVIEWER_KEYS": json.dumps(keys)}
 
 
 async def sign_in(page: Page, stack: ServiceSet) -> None:
@@ -70,13 +56,8 @@ async def sign_in(page: Page, stack: ServiceSet) -> None:
 async def test_a_verifier_corrects_the_district_and_the_request_is_dispatched(
     stack: ServiceSet, new_page: NewPage, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> None:
-    async with httpx.AsyncClient(base_url=stack.url("intake")) as http:
-        request_id = (await http.post("/v1/requests", json=DOUBTFUL)).json()["request_id"]
-
-    async def in_review() -> bool:
-        return (await status_of(stack, request_id)).get("status") == "needs_review"
-
-    await wait_until(in_review, timeout=30)
+    request_id = (await submit(stack, DOUBTFUL))["request_id"]
+    await shown_as(stack, request_id, "needs_review")
     # Another verifier claims it first, over the review API.
     async with httpx.AsyncClient(
         base_url=stack.url("verify"), headers={"X-Verifier-Key": OTHER_KEY}
@@ -124,11 +105,7 @@ async def test_a_verifier_corrects_the_district_and_the_request_is_dispatched(
     # error) is a failure.
     assert [e for e in console_errors(page) if "Failed to load resource" not in e] == []
 
-    async def dispatched() -> dict[str, Any] | None:
-        view = await status_of(stack, request_id)
-        return view if view.get("status") == "dispatched" else None
-
-    view = await wait_until(dispatched, timeout=45)
+    view = await shown_as(stack, request_id, "dispatched", timeout=45)
     assert view["district"] == "jinshui"
     actors = [entry["actor"] for entry in view["timeline"]]
     assert f"verifier:{VERIFIER_ID}" in actors

@@ -7,7 +7,6 @@ Open311 form offers its districts."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ import httpx
 import pytest
 
 from shared.topics import Topic
-from tests.conftest import sms_services
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
@@ -28,14 +26,8 @@ CITY_FILE = Path(__file__).resolve().parents[1] / "fixtures/novosibirsk/jurisdic
 
 
 @pytest.fixture(scope="module")
-async def services(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
-) -> AsyncIterator[ServiceSet]:
-    services = await sms_services(
-        kafka_bootstrap, mongodb_uri, gateway, CITYHELP_JURISDICTION_FILE=str(CITY_FILE)
-    )
-    with services.running():
-        yield services
+def pipeline_env() -> dict[str, str]:
+    return {"CITYHELP_JURISDICTION_FILE": str(CITY_FILE)}
 
 
 def sms_about(gateway: FakeGateway, request_id: str) -> list[dict[str, Any]]:

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from shared.topics import Topic
-from tests.conftest import sms_services
-from tests.support.journey import everything_about, jobs, report, values_for
+from tests.support.journey import (
+    WRONG_CATEGORY,
+    everything_about,
+    jobs,
+    report,
+    submit,
+    values_for,
+)
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
@@ -26,13 +31,6 @@ pytestmark = pytest.mark.e2e
 
 COMMAND_KEY = "command-desk-key-for-tests-only"
 BOARD_KEY = "medical-board-key-for-tests-only"
-WRONG_CATEGORY: dict[str, Any] = {
-    "category": "education",
-    "description": "孩子发烧三天了，需要买退烧药",
-    "contact": {"name": "张女士", "phone": "137 0037 5678"},
-    "location": {"district": "erqi", "address": "二七路 3 号"},
-    "language": "en",
-}
 
 
 def digest(key: str) -> str:
@@ -40,33 +38,25 @@ def digest(key: str) -> str:
 
 
 @pytest.fixture(scope="module")
-async def centre(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
-) -> AsyncIterator[ServiceSet]:
-    services = await sms_services(
-        kafka_bootstrap,
-        mongodb_uri,
-        gateway,
-        ROUTE_COMMAND_KEYS=json.dumps({"desk-1": digest(COMMAND_KEY)}),
-        ROUTE_BOARD_KEYS=json.dumps({"medical": digest(BOARD_KEY)}),
-    )
-    with services.running():
-        yield services
+def pipeline_env() -> dict[str, str]:
+    return {
+        "ROUTE_COMMAND_KEYS": json.dumps({"desk-1": digest(COMMAND_KEY)}),
+        "ROUTE_BOARD_KEYS": json.dumps({"medical": digest(BOARD_KEY)}),
+    }
 
 
 async def test_the_command_centre_recategorises_a_leg_it_owns(
-    centre: ServiceSet, kafka_bootstrap: str, gateway: FakeGateway
+    services: ServiceSet, kafka_bootstrap: str, gateway: FakeGateway
 ) -> None:
-    async with httpx.AsyncClient(base_url=centre.url("intake")) as http:
-        receipt = (await http.post("/v1/requests", json=WRONG_CATEGORY)).json()
+    receipt = await submit(services, WRONG_CATEGORY)
     request_id, token = receipt["request_id"], receipt["tracking_token"]
-    [first] = await jobs(centre, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id, 1)
-    await report(centre, kafka_bootstrap, first, "rejected", note="not education")
-    second = (await jobs(centre, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id, 2))[1]
-    await report(centre, kafka_bootstrap, second, "rejected", note="not ours either")
-    [owned] = await jobs(centre, kafka_bootstrap, Topic.DISPATCH_COMMAND, request_id, 1)
+    [first] = await jobs(services, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id, 1)
+    await report(services, kafka_bootstrap, first, "rejected", note="not education")
+    second = (await jobs(services, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, request_id, 2))[1]
+    await report(services, kafka_bootstrap, second, "rejected", note="not ours either")
+    [owned] = await jobs(services, kafka_bootstrap, Topic.DISPATCH_COMMAND, request_id, 1)
 
-    route = centre.url("route")
+    route = services.url("route")
     headers = {"X-Command-Key": COMMAND_KEY}
     async with httpx.AsyncClient(base_url=route, headers=headers) as http:
 
@@ -96,7 +86,7 @@ async def test_the_command_centre_recategorises_a_leg_it_owns(
         overview = (await http.get("/v1/command/overview")).json()
         assert owned["leg_id"] not in [i["leg_id"] for i in overview["owned"]]
 
-    [job] = await jobs(centre, kafka_bootstrap, Topic.DISPATCH_MEDICAL, request_id, 1)
+    [job] = await jobs(services, kafka_bootstrap, Topic.DISPATCH_MEDICAL, request_id, 1)
     assert (job["leg_id"], job["category"], job["rule_id"]) == (
         answer["leg_id"],
         "medical",
@@ -104,7 +94,7 @@ async def test_the_command_centre_recategorises_a_leg_it_owns(
     )
     assert job["reason"] == ask["reason"]
 
-    async with httpx.AsyncClient(base_url=centre.url("intake")) as http:
+    async with httpx.AsyncClient(base_url=services.url("intake")) as http:
         view = (await http.get(f"/v1/requests/{request_id}", params={"token": token})).json()
     assert view["category"] == "medical"
     [entry] = [e for e in view["timeline"] if e.get("actor") == "command:desk-1"]
@@ -133,7 +123,7 @@ async def test_the_command_centre_recategorises_a_leg_it_owns(
         assert sent.status_code == 202, sent.text
     records = await read_topic(
         kafka_bootstrap,
-        centre.prefix + Topic.STATUS.value,
+        services.prefix + Topic.STATUS.value,
         timeout=20.0,
         until=lambda rs: any(e.get("actor") == "board:medical" for e in values_for(rs, request_id)),
     )
@@ -152,5 +142,5 @@ async def test_the_command_centre_recategorises_a_leg_it_owns(
 
         await wait_until(acknowledged, timeout=30)
 
-    community = await everything_about(centre, kafka_bootstrap, Topic.DISPATCH_MEDICAL, request_id)
-    assert len(community) == 1, "the re-dispatched job went out once"
+    medical = await everything_about(services, kafka_bootstrap, Topic.DISPATCH_MEDICAL, request_id)
+    assert len(medical) == 1, "the re-dispatched job went out once"

@@ -20,6 +20,7 @@ from services.intake import domain
 from shared.topics import Topic
 from tests.conftest import make_services
 from tests.support.expected import SERVICE_CODES
+from tests.support.journey import submit_open311
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet
 
@@ -192,19 +193,14 @@ async def test_every_channel_reaches_verification_and_shows_its_status(
 
 async def test_open311_reads_with_an_off_the_shelf_client(services: ServiceSet) -> None:
     """``georeport`` (PyPI) reads services, definitions and requests in JSON and in XML."""
+    form = {
+        "service_code": "health_code",
+        "description": "健康码变红，需要申诉",
+        "phone": phone(),
+        "attribute[district]": "erqi",
+    }
+    request_id = (await submit_open311(services, API_KEY, form))["service_request_id"]
     async with httpx.AsyncClient(base_url=services.url("intake")) as http:
-        posted = await http.post(
-            "/open311/v2/requests.json",
-            data={
-                "api_key": API_KEY,
-                "service_code": "health_code",
-                "description": "健康码变红，需要申诉",
-                "phone": phone(),
-                "attribute[district]": "erqi",
-            },
-        )
-        assert posted.status_code == 200, posted.text
-        request_id = posted.json()[0]["service_request_id"]
         await reached(http, request_id)
 
     root = f"{services.url('intake')}/open311/v2"

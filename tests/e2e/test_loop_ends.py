@@ -5,7 +5,6 @@ with a link, and what the citizen adds there reaches the department on its dispa
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,8 +16,7 @@ from services.notify import domain
 from shared import requests_store
 from shared.kafka import effect_id
 from shared.topics import Topic
-from tests.conftest import survey_services
-from tests.support.journey import report, sms_for, taken_up
+from tests.support.journey import help_request, report, sms_for, stored_as, taken_up
 from tests.support.kafka import read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
@@ -27,32 +25,17 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-async def services(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
-) -> AsyncIterator[ServiceSet]:
-    # Survey timers in seconds instead of days, through the settings.
-    services = await survey_services(
-        kafka_bootstrap,
-        mongodb_uri,
-        gateway,
-        NOTIFY_SURVEY_REMINDER_SECONDS="2",
-        NOTIFY_SURVEY_CLOSE_SECONDS="5",
-        NOTIFY_SURVEY_SCAN_SECONDS="0.5",
-    )
-    services.extra_env["NOTIFY_INFO_BASE_URL"] = services.url("route")
-    with services.running():
-        yield services
+def pipeline_env() -> dict[str, str]:
+    """Survey timers in seconds instead of days, through the settings."""
+    return {
+        "NOTIFY_SURVEY_REMINDER_SECONDS": "2",
+        "NOTIFY_SURVEY_CLOSE_SECONDS": "5",
+        "NOTIFY_SURVEY_SCAN_SECONDS": "0.5",
+    }
 
 
 def body(phone: str, language: str) -> dict[str, Any]:
-    return {
-        "category": "medical",
-        "description": "need insulin, my mother lives alone",
-        "contact": {"name": "Ann", "phone": phone},
-        "location": {"district": "jinshui", "address": "Jinshui Rd 1", "lat": 34.77, "lon": 113.66},
-        "special_groups": ["elderly"],
-        "language": language,
-    }
+    return help_request(phone, language, "need insulin, my mother lives alone")
 
 
 def nid(request_id: str, event: str, leg: str = "") -> str:
@@ -86,13 +69,7 @@ async def test_an_unanswered_survey_is_reminded_once_then_closed_without_answer(
     assert reminder["text"].startswith("Reminder:")
     assert f"{services.url('notify')}/surveys/{rid}" in reminder["text"]
 
-    db = mongo[services.database]
-
-    async def closed() -> dict[str, Any] | None:
-        doc = await requests_store.get_request(db, rid)
-        return doc if doc is not None and doc.get("status") == "closed" else None
-
-    doc = await wait_until(closed, timeout=30)
+    doc = await stored_as(mongo[services.database], rid, "closed", timeout=30)
     [entry] = [e for e in doc["timeline"] if e["status"] == "closed"]
     assert (entry["reason"], entry["actor"]) == ("closed_without_answer", "notify")
     lifecycle = await read_topic(

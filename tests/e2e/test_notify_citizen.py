@@ -15,7 +15,7 @@ from shared import requests_store
 from shared.envelope import event_type
 from shared.topics import Topic
 from tests.conftest import make_services
-from tests.support.journey import dispatch_job, report, sms_for, submit
+from tests.support.journey import dispatch_job, help_request, report, sms_for, submit
 from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet, free_port
 from tools.fake_gateway import FakeGateway
@@ -23,22 +23,6 @@ from tools.fake_gateway import FakeGateway
 pytestmark = pytest.mark.e2e
 
 CYRILLIC = set("абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ")
-
-
-def help_request(phone: str, language: str, description: str) -> dict[str, Any]:
-    return {
-        "category": "medical",
-        "description": description,
-        "contact": {"name": "Анна", "phone": phone},
-        "location": {"district": "jinshui", "address": "金水路 1 号", "lat": 34.77, "lon": 113.66},
-        "special_groups": ["elderly"],
-        "language": language,
-    }
-
-
-@pytest.fixture(scope="module")
-def services(sms_pipeline: ServiceSet) -> ServiceSet:
-    return sms_pipeline
 
 
 def nid(request_id: str, event: str, leg: str = "") -> str:

@@ -24,11 +24,6 @@ pytestmark = pytest.mark.e2e
 JINSHUI = {"district": "金水区", "address": "金水路 1 号", "lat": 34.8, "lon": 113.66}
 
 
-@pytest.fixture(scope="module")
-def services(sms_pipeline: ServiceSet) -> ServiceSet:
-    return sms_pipeline
-
-
 async def submit(services: ServiceSet, body: dict[str, Any]) -> str:
     request_id: str = (await journey.submit(services, body))["request_id"]
     return request_id

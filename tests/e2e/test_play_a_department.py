@@ -9,14 +9,12 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
 from shared import requests_store
-from tests.conftest import survey_services
 from tests.support.services import REPO, ServiceSet
 from tests.support.settings_env import dev_keys_environment
 from tools.fake_gateway import FakeGateway
@@ -47,7 +45,8 @@ def play_script() -> str:
     return "\n".join(blocks)
 
 
-def make_run_keys() -> dict[str, str]:
+@pytest.fixture(scope="module")
+def pipeline_env() -> dict[str, str]:
     """The variables `make run` sets for the services (deploy/local/dev-keys.sh)."""
     env = {k: v for k, v in os.environ.items() if k not in DEV_VARIABLES}
     exported = dev_keys_environment(env)
@@ -62,15 +61,6 @@ def localised(script: str, services: ServiceSet, bootstrap: str, gateway: FakeGa
         script = script.replace(f"http://127.0.0.1:{port}", services.url(service))
     script = script.replace("http://127.0.0.1:8099", gateway.url)
     return script.replace("-t help.", f"-t {services.prefix}help.")
-
-
-@pytest.fixture(scope="module")
-async def services(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
-) -> AsyncIterator[ServiceSet]:
-    started = await survey_services(kafka_bootstrap, mongodb_uri, gateway, **make_run_keys())
-    with started.running():
-        yield started
 
 
 async def test_the_readme_plays_one_request_through_to_the_survey(

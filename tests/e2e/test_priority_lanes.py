@@ -23,7 +23,7 @@ from pymongo import AsyncMongoClient
 from shared import requests_store
 from shared.topics import DISPATCH_TOPICS, Topic, dispatch_topic
 from tests.conftest import make_services
-from tests.e2e.test_verify_pipeline import _backlog, _produce, _submitted
+from tests.support import lanes
 from tests.support.kafka import wait_until
 from tests.support.services import ServiceSet
 
@@ -81,10 +81,10 @@ async def test_a_p1_request_overtakes_a_backlog_at_dispatch(
     services: ServiceSet, kafka_bootstrap: str, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> None:
     db = mongo[services.database]
-    backlog = _backlog(BACKLOG)
+    backlog = lanes.backlog(BACKLOG)
     ids = [s.request_id for s in backlog]
     services.start("verify")
-    await _produce(kafka_bootstrap, services.prefix + Topic.SUBMITTED.value, backlog)
+    await lanes.publish(kafka_bootstrap, services.prefix + Topic.SUBMITTED.value, backlog)
 
     async def all_verified() -> bool:
         decided = await db[requests_store.DECISIONS].count_documents(
@@ -108,10 +108,10 @@ async def test_a_p1_request_overtakes_a_backlog_at_dispatch(
             )
 
         await wait_until(started, timeout=120)  # route's ordinary lane is busy with the backlog
-        urgent = _submitted(
-            -1, description="У жены схватки, отошли воды, нужна машина", phone="+86 136 0000 0001"
+        urgent = lanes.urgent()
+        await lanes.publish(
+            kafka_bootstrap, services.prefix + Topic.SUBMITTED_PRIORITY.value, [urgent]
         )
-        await _produce(kafka_bootstrap, services.prefix + Topic.SUBMITTED_PRIORITY.value, [urgent])
 
         async def urgent_dispatched() -> int | None:
             await dispatches.poll()

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,37 +16,31 @@ from pymongo import AsyncMongoClient
 
 from shared import requests_store
 from shared.topics import Topic
-from tests.conftest import REPO, survey_services
-from tests.support.journey import jobs, report, verify_in_review
+from tests.conftest import REPO
+from tests.support.journey import (
+    FOOD_AND_INSULIN,
+    jobs,
+    report,
+    stored_as,
+    submit,
+    verify_in_review,
+)
 from tests.support.kafka import wait_until
 from tests.support.services import ServiceSet
-from tools.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.e2e
 
 KEY = {"X-Verifier-Key": "dora-e2e-key"}
-FOOD_AND_INSULIN: dict[str, Any] = {
-    "category": "food_supply",
-    "description": "老人独居，家里没有吃的，胰岛素也快用完了",
-    "contact": {"name": "李先生", "phone": "139 0037 5678"},
-    "location": {"district": "Chaoyang District", "address": "金水路 9 号"},
-    "special_groups": ["elderly", "living_alone"],
-    "language": "zh",
+# A district outside the city, no coordinates: verify puts the request in review.
+IN_REVIEW = {
+    **FOOD_AND_INSULIN,
+    "location": {"district": "Chaoyang District", "address": "金水路 1 号"},
 }
 
 
 @pytest.fixture(scope="module")
-async def services(
-    kafka_bootstrap: str, mongodb_uri: str, gateway: FakeGateway
-) -> AsyncIterator[ServiceSet]:
-    services = await survey_services(
-        kafka_bootstrap,
-        mongodb_uri,
-        gateway,
-        VERIFY_REVIEWER_KEYS=json.dumps({"dora": KEY["X-Verifier-Key"]}),
-    )
-    with services.running():
-        yield services
+def pipeline_env() -> dict[str, str]:
+    return {"VERIFY_REVIEWER_KEYS": json.dumps({"dora": KEY["X-Verifier-Key"]})}
 
 
 async def replay(services: ServiceSet, *args: str) -> tuple[int, str]:
@@ -79,15 +72,9 @@ async def test_replay_rebuilds_a_reviewed_rerouted_surveyed_request(
 ) -> None:
     db = mongo[services.database]
     async with httpx.AsyncClient(timeout=30) as http:
-        receipt = await http.post(f"{services.url('intake')}/v1/requests", json=FOOD_AND_INSULIN)
-        assert receipt.status_code == 202, receipt.text
-        rid, token = receipt.json()["request_id"], receipt.json()["tracking_token"]
-
-        async def in_review() -> bool:
-            doc = await requests_store.get_request(db, rid)
-            return doc is not None and doc["status"] == "needs_review"
-
-        await wait_until(in_review, timeout=60)
+        receipt = await submit(services, IN_REVIEW)
+        rid, token = receipt["request_id"], receipt["tracking_token"]
+        await stored_as(db, rid, "needs_review")
         await verify_in_review(services, rid, KEY, {"district": "jinshui"})
 
         [community] = await jobs(services, kafka_bootstrap, Topic.DISPATCH_COMMUNITY, rid, 1)
@@ -110,11 +97,7 @@ async def test_replay_rebuilds_a_reviewed_rerouted_surveyed_request(
         )
         assert answer.status_code == 200, answer.text
 
-    async def closed() -> dict[str, Any] | None:
-        doc = await requests_store.get_request(db, rid)
-        return doc if doc is not None and doc["status"] == "closed" else None
-
-    doc = await wait_until(closed, timeout=60)
+    doc = await stored_as(db, rid, "closed")
     statuses = [e["status"] for e in doc["timeline"]]
     for status in ("submitted", "needs_review", "verified", "resolved", "closed"):
         assert status in statuses, statuses

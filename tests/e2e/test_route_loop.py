@@ -19,10 +19,12 @@ from pymongo import AsyncMongoClient
 from shared.topics import Topic
 from tests.conftest import make_services
 from tests.support.journey import (
+    FOOD_AND_INSULIN,
     Records,
     everything_about,
     jobs,
     report,
+    shown_as,
     submit,
     values_for,
     verified_request,
@@ -31,16 +33,6 @@ from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet, service_levels_file
 
 pytestmark = pytest.mark.e2e
-
-
-FOOD_AND_INSULIN: dict[str, Any] = {
-    "category": "food_supply",
-    "description": "老人独居，家里没有吃的，胰岛素也快用完了",
-    "contact": {"name": "李先生", "phone": "139 0037 1234"},
-    "location": {"district": "jinshui", "address": "金水路 9 号", "lat": 34.77, "lon": 113.66},
-    "special_groups": ["elderly", "living_alone"],
-    "language": "zh",
-}
 
 
 @pytest.fixture(scope="module")
@@ -65,20 +57,14 @@ async def test_two_departments_acknowledge_and_resolve(
     assert community["rule_id"] == "default:food_supply"
     assert medical["rule_id"] == "food-medicine-also-medical"
     assert community["team_id"].startswith("community-jinshui")
-    assert medical["contact"]["phone"] == "+8613900371234"
+    assert medical["contact"]["phone"] == "+8613800138000"
 
     # The departments report the moment they see their jobs, as a real system would.
     await report(loop, kafka_bootstrap, community, "acknowledged")
     await report(loop, kafka_bootstrap, medical, "resolved", echo_leg=False)
     await report(loop, kafka_bootstrap, community, "resolved")
 
-    async with httpx.AsyncClient(base_url=loop.url("intake")) as http:
-
-        async def resolved() -> dict[str, Any] | None:
-            view = (await http.get(f"/v1/requests/{request_id}")).json()
-            return view if view.get("status") == "resolved" else None
-
-        view = await wait_until(resolved, timeout=30)
+    view = await shown_as(loop, request_id, "resolved")
     assert view["departments"] == ["community", "medical"]
     steps = [entry["status"] for entry in view["timeline"]]
     assert steps.index("acknowledged") < steps.index("resolved")
@@ -91,7 +77,7 @@ async def test_two_departments_acknowledge_and_resolve(
     )
     [done] = [e for e in values_for(records, request_id) if e["status"] == "resolved"]
     assert (done["actor"], done["category"], done["language"]) == ("route", "food_supply", "zh")
-    assert done["contact"]["phone"] == "+8613900371234"
+    assert done["contact"]["phone"] == "+8613800138000"
 
 
 async def test_rejected_leg_is_rerouted_then_owned_by_the_command_centre(

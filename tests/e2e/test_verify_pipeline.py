@@ -8,21 +8,20 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from services.intake import domain as intake_domain
 from shared import requests_store
-from shared.schemas import SubmittedRequest
 from shared.topics import Topic
 from tests.conftest import make_services
+from tests.support import lanes
 from tests.support.delivery import read_all
-from tests.support.kafka import produce, read_topic, submitted_headers, values, wait_until
+from tests.support.journey import stored_as, submit_open311
+from tests.support.kafka import produce, read_topic, values, wait_until
 from tests.support.services import ServiceSet
 
 pytestmark = pytest.mark.e2e
@@ -58,37 +57,26 @@ def _body(phone: str, description: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def _status(db: Any, request_id: str, status: str) -> dict[str, Any] | None:
-    doc = await requests_store.get_request(db, request_id)
-    return doc if doc is not None and doc.get("status") == status else None
-
-
 async def test_a_repeat_through_a_second_channel_collapses_into_the_original(
     services: ServiceSet, kafka_bootstrap: str, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> None:
     """The citizen files through an Open311 app (a form POST); the 12345 hotline then passes the
     same need on, written differently, on the partner topic. Two channels, one request."""
     db = mongo[services.database]
-    async with httpx.AsyncClient(base_url=services.url("intake")) as http:
-        form = await http.post(
-            "/open311/v2/requests.json",
-            data={
-                "api_key": API_KEY,
-                "service_code": "medical",
-                "description": "需要胰岛素，家里老人独居",
-                "phone": "138 0013 8000",
-                "first_name": "女士",
-                "last_name": "王",
-                "lat": "34.77",
-                "long": "113.66",
-                "attribute[district]": "金水区",
-                "attribute[special_groups][]": ["elderly", "chronic_illness"],
-                "attribute[language]": "zh",
-            },
-        )
-    assert form.status_code == 200, form.text
-    original = form.json()[0]["service_request_id"]
-    await wait_until(lambda: _status(db, original, "verified"), timeout=30)
+    form = {
+        "service_code": "medical",
+        "description": "需要胰岛素，家里老人独居",
+        "phone": "138 0013 8000",
+        "first_name": "女士",
+        "last_name": "王",
+        "lat": "34.77",
+        "long": "113.66",
+        "attribute[district]": "金水区",
+        "attribute[special_groups][]": ["elderly", "chronic_illness"],
+        "attribute[language]": "zh",
+    }
+    original = (await submit_open311(services, API_KEY, form))["service_request_id"]
+    await stored_as(db, original, "verified", timeout=30)
 
     external_id = f"hotline-{uuid.uuid4().hex[:8]}"
     relayed = {
@@ -105,7 +93,7 @@ async def test_a_repeat_through_a_second_channel_collapses_into_the_original(
     repeat = intake_domain.partner_request_id(PARTNER, external_id)
     assert repeat != original
 
-    dup = await wait_until(lambda: _status(db, repeat, "duplicate"), timeout=60)
+    dup = await stored_as(db, repeat, "duplicate", timeout=60)
     assert dup["duplicate_of"] == original
     first_doc = await requests_store.get_request(db, original)
     assert first_doc is not None
@@ -147,7 +135,7 @@ async def test_two_verifiers_claim_one_review_and_only_one_decides(
         )
     assert response.status_code == 202, response.text
     request_id = response.json()["request_id"]
-    await wait_until(lambda: _status(db, request_id, "needs_review"), timeout=30)
+    await stored_as(db, request_id, "needs_review", timeout=30)
 
     async with httpx.AsyncClient(base_url=services.url("verify")) as http:
         queue = await http.get("/v1/review", headers={"X-Verifier-Key": KEYS["alice"]})
@@ -195,58 +183,12 @@ async def test_two_verifiers_claim_one_review_and_only_one_decides(
     assert doc["timeline"][-1]["actor"] == f"verifier:{winner}"
 
 
-def _submitted(i: int, *, description: str, phone: str) -> SubmittedRequest:
-    return SubmittedRequest.model_validate(
-        {
-            "request_id": f"lane-{uuid.uuid4()}",
-            "submitted_at": datetime.now(UTC),
-            "channel": "partner_topic",
-            "partner_id": "12345-hotline",
-            "external_id": f"hotline-{i}",
-            "tracking_token_hash": "h",
-            "request": {
-                "category": "food_supply",
-                "description": description,
-                "contact": {"phone": phone},
-                "location": {"district": "二七区"},
-            },
-        }
-    )
-
-
-def _backlog(count: int) -> list[SubmittedRequest]:
-    """Ordinary requests (food during a lockdown) that keep the ordinary lane busy."""
-    return [
-        _submitted(i, description=f"小区封控，需要买菜，{i}号楼", phone=f"137{i:08d}")
-        for i in range(count)
-    ]
-
-
-async def _produce(bootstrap: str, topic: str, requests: list[SubmittedRequest]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
-    await producer.start()
-    try:
-        sent = []
-        for s in requests:
-            sent.append(
-                await producer.send(
-                    topic,
-                    s.model_dump_json().encode(),
-                    key=s.request_id.encode(),
-                    headers=[(k, v.encode()) for k, v in submitted_headers(s).items()],
-                )
-            )
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-
-
 async def test_a_p1_request_overtakes_a_backlog_of_ordinary_ones(
     services: ServiceSet, kafka_bootstrap: str, mongo: AsyncMongoClient[dict[str, Any]]
 ) -> None:
     db = mongo[services.database]
-    backlog = _backlog(BACKLOG)
-    await _produce(kafka_bootstrap, services.prefix + Topic.SUBMITTED.value, backlog)
+    backlog = lanes.backlog(BACKLOG)
+    await lanes.publish(kafka_bootstrap, services.prefix + Topic.SUBMITTED.value, backlog)
     ids = [s.request_id for s in backlog]
 
     async def started() -> bool:
@@ -254,12 +196,10 @@ async def test_a_p1_request_overtakes_a_backlog_of_ordinary_ones(
         return found is not None
 
     await wait_until(started, timeout=60)  # the ordinary lane is busy with the backlog
-    urgent = _submitted(
-        -1, description="У жены схватки, отошли воды, нужна машина", phone="+86 136 0000 0001"
-    )
-    await _produce(kafka_bootstrap, services.prefix + Topic.SUBMITTED_PRIORITY.value, [urgent])
+    urgent = lanes.urgent()
+    await lanes.publish(kafka_bootstrap, services.prefix + Topic.SUBMITTED_PRIORITY.value, [urgent])
 
-    doc = await wait_until(lambda: _status(db, urgent.request_id, "verified"), timeout=60)
+    doc = await stored_as(db, urgent.request_id, "verified", timeout=60)
     assert doc["priority"] == "P1"
     p1_at = doc["verification"]["at"]
     before = await db[requests_store.DECISIONS].count_documents(

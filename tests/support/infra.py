@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 HOW = (
     "Run the suite with `make test`, or start the stack with `make infra` and export "
@@ -29,30 +29,39 @@ def docker_available() -> bool:
 
 
 @contextmanager
-def kafka_bootstrap() -> Iterator[str]:
-    if value := os.environ.get("KAFKA_BOOTSTRAP"):
+def _from_environment_or_docker(
+    variable: str, what: str, container: Callable[[], AbstractContextManager[str]]
+) -> Iterator[str]:
+    """The address in ``variable``; otherwise one of a container while a Docker engine
+    answers; otherwise a failure that says what to do."""
+    if value := os.environ.get(variable):
         yield value
         return
-    if docker_available():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka:
-            yield kafka.get_bootstrap_server()
-        return
-    raise RuntimeError(
-        f"No Kafka broker: KAFKA_BOOTSTRAP is unset and no Docker engine answers. {HOW}"
-    )
+    if not docker_available():
+        raise RuntimeError(f"No {what}: {variable} is unset and no Docker engine answers. {HOW}")
+    with container() as address:
+        yield address
 
 
 @contextmanager
-def mongodb_uri() -> Iterator[str]:
-    if value := os.environ.get("MONGODB_URI"):
-        yield value
-        return
-    if docker_available():
-        from testcontainers.mongodb import MongoDbContainer
+def _kafka_container() -> Iterator[str]:
+    from testcontainers.kafka import KafkaContainer
 
-        with MongoDbContainer("mongo:8") as mongo:
-            yield mongo.get_connection_url()
-        return
-    raise RuntimeError(f"No database: MONGODB_URI is unset and no Docker engine answers. {HOW}")
+    with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka:
+        yield kafka.get_bootstrap_server()
+
+
+@contextmanager
+def _mongodb_container() -> Iterator[str]:
+    from testcontainers.mongodb import MongoDbContainer
+
+    with MongoDbContainer("mongo:8") as mongo:
+        yield mongo.get_connection_url()
+
+
+def kafka_bootstrap() -> AbstractContextManager[str]:
+    return _from_environment_or_docker("KAFKA_BOOTSTRAP", "Kafka broker", _kafka_container)
+
+
+def mongodb_uri() -> AbstractContextManager[str]:
+    return _from_environment_or_docker("MONGODB_URI", "database", _mongodb_container)

@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 from aiokafka.structs import ConsumerRecord
 
+from shared import requests_store
+from shared.db import Database
 from shared.topics import Topic
-from tests.support.kafka import produce, read_topic
+from tests.support.kafka import produce, read_topic, wait_until
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
 
@@ -27,6 +29,33 @@ EXAMPLE: dict[str, Any] = {
     "special_groups": ["elderly", "chronic_illness"],
     "language": "zh",
 }
+# The same citizen out of food as well as insulin: one job for community, one for medical.
+FOOD_AND_INSULIN: dict[str, Any] = {
+    **EXAMPLE,
+    "category": "food_supply",
+    "description": "老人独居，家里没有吃的，胰岛素也快用完了",
+    "special_groups": ["elderly", "living_alone"],
+}
+# A sick child filed under education: community rejects it twice and the command centre gets it.
+WRONG_CATEGORY: dict[str, Any] = {
+    "category": "education",
+    "description": "孩子发烧三天了，需要买退烧药",
+    "contact": {"name": "张女士", "phone": "137 0037 5678"},
+    "location": {"district": "erqi", "address": "二七路 3 号"},
+    "language": "en",
+}
+
+
+def help_request(phone: str, language: str, description: str) -> dict[str, Any]:
+    """A request like the example from another elderly citizen: their phone, their language
+    and their words."""
+    return {
+        **EXAMPLE,
+        "description": description,
+        "contact": {"name": "Анна", "phone": phone},
+        "special_groups": ["elderly"],
+        "language": language,
+    }
 
 
 async def submit(services: ServiceSet, body: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +65,43 @@ async def submit(services: ServiceSet, body: dict[str, Any]) -> dict[str, Any]:
     assert response.status_code == 202, response.text
     receipt: dict[str, Any] = response.json()
     return receipt
+
+
+async def submit_open311(
+    services: ServiceSet, api_key: str, form: dict[str, Any]
+) -> dict[str, Any]:
+    """A request posted through an Open311 app (a form POST answered in JSON); its receipt
+    (service_request_id, token)."""
+    async with httpx.AsyncClient(base_url=services.url("intake"), timeout=30) as http:
+        response = await http.post("/open311/v2/requests.json", data={"api_key": api_key, **form})
+    assert response.status_code == 200, response.text
+    [receipt] = response.json()
+    return dict(receipt)
+
+
+async def stored_as(
+    db: Database, request_id: str, status: str, timeout: float = 60.0
+) -> dict[str, Any]:
+    """The stored request once its status is ``status``, waiting for it."""
+
+    async def reached() -> dict[str, Any] | None:
+        doc = await requests_store.get_request(db, request_id)
+        return doc if doc is not None and doc.get("status") == status else None
+
+    return dict(await wait_until(reached, timeout=timeout))
+
+
+async def shown_as(
+    services: ServiceSet, request_id: str, status: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    """The request's public view on intake once it shows ``status``, waiting for it."""
+    async with httpx.AsyncClient(base_url=services.url("intake"), timeout=30) as http:
+
+        async def reached() -> dict[str, Any] | None:
+            view: dict[str, Any] = (await http.get(f"/v1/requests/{request_id}")).json()
+            return view if view.get("status") == status else None
+
+        return dict(await wait_until(reached, timeout=timeout))
 
 
 def values_for(records: Records, request_id: str) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -60,6 +60,24 @@ def values(records: list[ConsumerRecord[bytes, bytes]]) -> list[dict[str, Any]]:
     return [json.loads(r.value) for r in records if r.value is not None]
 
 
+# A record to publish: key, value, headers.
+Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
+
+
+async def produce_many(bootstrap: str, topic: str, records: Iterable[Record]) -> None:
+    """Records published all at once (batched, in flight together), each acknowledged by the
+    broker before this returns."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20
+    )
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, v, key=k, headers=h) for k, v, h in records]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
 async def produce(
     bootstrap: str,
     topic: str,
@@ -68,12 +86,7 @@ async def produce(
     key: bytes | None = None,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, value, key=key, headers=headers or [])
-    finally:
-        await producer.stop()
+    await produce_many(bootstrap, topic, [(key, value, headers or [])])
 
 
 async def wait_until(
