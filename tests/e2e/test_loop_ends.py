@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from services.notify import domain
@@ -18,6 +17,7 @@ from shared.kafka import effect_id
 from shared.topics import Topic
 from tests.support.journey import help_request, report, sms_for, stored_as, taken_up
 from tests.support.kafka import read_topic, wait_until
+from tests.support.metrics import samples
 from tests.support.services import ServiceSet
 from tools.fake_gateway import FakeGateway
 
@@ -43,14 +43,11 @@ def nid(request_id: str, event: str, leg: str = "") -> str:
 
 
 async def counter(services: ServiceSet, service: str, name: str, **labels: str) -> float:
-    async with httpx.AsyncClient(base_url=services.url(service), timeout=10) as http:
-        text = (await http.get("/metrics")).text
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
+    return sum(
+        sample.value
+        for sample in await samples(services, service, name)
+        if all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 async def test_an_unanswered_survey_is_reminded_once_then_closed_without_answer(

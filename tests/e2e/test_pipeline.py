@@ -10,10 +10,9 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared import requests_store
 from shared.topics import Topic
-from tests.support.journey import EXAMPLE
-from tests.support.kafka import read_topic, wait_until
+from tests.support.journey import EXAMPLE, stored_as
+from tests.support.kafka import read_topic
 from tests.support.services import SERVICES, ServiceSet
 
 pytestmark = pytest.mark.e2e
@@ -46,13 +45,7 @@ async def test_example_request_reaches_medical_dispatch(
         headers
     )
 
-    db = mongo[pipeline.database]
-
-    async def dispatched() -> dict[str, Any] | None:
-        doc = await requests_store.get_request(db, request_id)
-        return doc if doc is not None and doc["status"] == "dispatched" else None
-
-    doc = await wait_until(dispatched, timeout=60)
+    doc = await stored_as(mongo[pipeline.database], request_id, "dispatched")
     assert [t["status"] for t in doc["timeline"]] == ["submitted", "verified", "dispatched"]
     assert doc["departments"] == ["medical"]
 

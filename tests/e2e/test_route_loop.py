@@ -11,9 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
 from shared.topics import Topic
@@ -30,6 +28,7 @@ from tests.support.journey import (
     verified_request,
 )
 from tests.support.kafka import produce, read_topic, wait_until
+from tests.support.metrics import samples
 from tests.support.services import ServiceSet, service_levels_file
 
 pytestmark = pytest.mark.e2e
@@ -155,16 +154,11 @@ async def test_missed_deadlines_escalate_once_across_a_restart(
         assert sorted(reasons(lifecycle, request_id)) == ["sla_acknowledge", "sla_resolve"]
 
         async def breaches() -> dict[tuple[str, str, str], float]:
-            async with httpx.AsyncClient() as http:
-                metrics = (await http.get(f"{services.url('route')}/metrics")).text
             return {
                 (sample.labels["kind"], sample.labels["department"], sample.labels["priority"]): (
                     sample.value
                 )
-                for family in text_string_to_metric_families(metrics)
-                if family.name == "cityhelp_sla_breaches"
-                for sample in family.samples
-                if sample.name.endswith("_total")
+                for sample in await samples(services, "route", "cityhelp_sla_breaches_total")
             }
 
         # The breach is counted right after its flag is stored.

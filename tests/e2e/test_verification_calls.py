@@ -11,14 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
-from shared import requests_store
 from shared.topics import Topic
 from tests.conftest import make_services
-from tests.support.journey import verify_in_review
+from tests.support.journey import stored_as, verify_in_review
 from tests.support.kafka import read_topic, values, wait_until
+from tests.support.metrics import samples
 from tests.support.services import ServiceSet
 
 pytestmark = pytest.mark.e2e
@@ -54,13 +53,9 @@ def doubtful(phone: str) -> dict[str, Any]:
 
 
 async def gauge(services: ServiceSet, name: str) -> float:
-    async with httpx.AsyncClient(base_url=services.url("verify"), timeout=10) as http:
-        text = (await http.get("/metrics")).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    raise AssertionError(f"{name} not exported")
+    found = await samples(services, "verify", name)
+    assert found, f"{name} not exported"
+    return float(found[0].value)
 
 
 async def into_review(services: ServiceSet, phone: str) -> str:
@@ -144,13 +139,7 @@ async def test_a_wrong_number_is_rejected_by_the_configured_rule(
     assert response.status_code == 201, response.text
     assert response.json()["state"] == "reject"
 
-    db = mongo[services.database]
-
-    async def rejected() -> dict[str, Any] | None:
-        doc = await requests_store.get_request(db, request_id)
-        return doc if doc and doc.get("status") == "rejected" else None
-
-    doc = await wait_until(rejected, timeout=15)
+    doc = await stored_as(mongo[services.database], request_id, "rejected", timeout=15)
     assert doc["timeline"][-1]["actor"] == "verify:calls"
     records = await read_topic(
         kafka_bootstrap,
@@ -168,11 +157,7 @@ async def _at_least(services: ServiceSet, name: str, value: float) -> bool:
 
 
 async def _sample(services: ServiceSet, name: str) -> dict[tuple[str, str], float]:
-    async with httpx.AsyncClient(base_url=services.url("verify"), timeout=10) as http:
-        text = (await http.get("/metrics")).text
-    found: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                found[(sample.labels["rule"], sample.labels["reason"])] = float(sample.value)
-    return found
+    return {
+        (sample.labels["rule"], sample.labels["reason"]): float(sample.value)
+        for sample in await samples(services, "verify", name)
+    }
