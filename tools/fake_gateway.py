@@ -91,6 +91,10 @@ class FakeGateway:
 
 def _handler_for(gateway: FakeGateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        # Keep-alive, as a real gateway: a sender reuses its connections (every reply carries
+        # its content-length).
+        protocol_version = "HTTP/1.1"
+
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the numbers and texts stay out of the output
 

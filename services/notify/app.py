@@ -47,7 +47,10 @@ def build_app(
     rt.bus.declare(Topic.LIFECYCLE, schema=LifecycleEvent)
     repo = NotifyRepository(rt.db)
     rt.startup.append(repo.ensure_indexes)
-    http = httpx.AsyncClient(timeout=settings.send_timeout_seconds)
+    # A batch sends its messages concurrently, more of them than the pool has connections:
+    # waiting for a free connection is not a failed attempt, so only the send itself (connect,
+    # write, read) is bounded by the send timeout.
+    http = httpx.AsyncClient(timeout=httpx.Timeout(settings.send_timeout_seconds, pool=None))
     # httpx logs every request's URL at INFO; a gateway URL may carry credentials.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

@@ -7,6 +7,7 @@ Files (rules, templates) are read once at start-up by the ``load_*`` functions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import tomllib
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, StrictUndefined, Template
 
 from shared.envelope import derive_id
 from shared.jurisdiction import Jurisdiction, load_jurisdiction
@@ -129,9 +130,15 @@ def load_templates(directory: Path) -> dict[str, str]:
     }
 
 
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    """A template's source compiled once (compiling costs far more than rendering)."""
+    return _JINJA.from_string(source)
+
+
 def render(source: str, values: Mapping[str, Any]) -> str:
     """The message text; a placeholder without a value is an error, never an empty gap."""
-    return _JINJA.from_string(source).render(**values).strip()
+    return _compiled(source).render(**values).strip()
 
 
 # --- what an input event means for the citizen ----------------------------------------------

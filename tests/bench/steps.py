@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,31 +263,46 @@ class BacklogResult:
     p1_dispatch_ms: list[float]
 
 
-async def produce_backlog(bootstrap: str, topic: str, n: int, base: int) -> set[str]:
-    """``n`` ordinary P3 submitted records straight onto ``topic`` (acks=all, idempotent)."""
+async def produce_all(
+    bootstrap: str, records: Iterable[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]
+) -> int:
+    """Every ``(topic, value, key, headers)`` record, as fast as the producer takes them
+    (acks=all, idempotent); how many."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
     )
     await producer.start()
-    ids: set[str] = set()
+    sent = 0
     try:
         pending = []
-        for i in range(n):
-            request_id = str(uuid.uuid4())
-            value = bodies.submitted(request_id, bodies.p3_body(base + i))
-            ids.add(request_id)
-            pending.append(
-                await producer.send(
-                    topic, value.model_dump_json().encode(), key=request_id.encode()
-                )
-            )
+        for topic, value, key, headers in records:
+            pending.append(await producer.send(topic, value, key=key, headers=headers))
+            sent += 1
             if len(pending) >= 2000:
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
-    return ids
+    return sent
+
+
+async def produce_backlog(bootstrap: str, topic: str, n: int, base: int) -> set[str]:
+    """``n`` ordinary P3 submitted records straight onto ``topic`` (acks=all, idempotent)."""
+    ids = [str(uuid.uuid4()) for _ in range(n)]
+    await produce_all(
+        bootstrap,
+        (
+            (
+                topic,
+                bodies.submitted(rid, bodies.p3_body(base + i)).model_dump_json().encode(),
+                rid.encode(),
+                [],
+            )
+            for i, rid in enumerate(ids)
+        ),
+    )
+    return set(ids)
 
 
 async def submit_p1(url: str, n: int, spread_s: float, base: int) -> set[str]:
