@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.intake import domain as intake_domain
@@ -32,6 +32,7 @@ from tests.chaos.kafka_records import (
     now_iso,
 )
 from tests.chaos.personal_data import Person, request_body
+from tests.support.kafka import kafka_producer
 from tests.support.services import ServiceSet
 
 
@@ -48,25 +49,12 @@ def _digest(value: bytes | None) -> str:
 
 
 async def produce_all(bootstrap: str, prefix: str, records: Sequence[BadRecord]) -> list[Produced]:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        max_request_size=2 * 1024 * 1024,
-        linger_ms=20,
-    )
-    await producer.start()
-    try:
-        futures = []
-        for r in records:
-            futures.append(
-                await producer.send(
-                    prefix + r.topic.value, r.value, key=r.key, headers=list(r.headers)
-                )
-            )
+    async with kafka_producer(bootstrap, max_request_size=2 * 1024 * 1024, linger_ms=20) as p:
+        futures = [
+            await p.send(prefix + r.topic.value, r.value, key=r.key, headers=list(r.headers))
+            for r in records
+        ]
         metas = await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
     return [
         Produced(r, m.partition, m.offset, _digest(r.value))
         for r, m in zip(records, metas, strict=True)
@@ -222,10 +210,8 @@ async def valid_after_flood(
     request_id = intake_domain.request_id_for(
         client=f"partner:{PARTNER}", idempotency_key=external_id
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
     reached: dict[str, bool] = dict.fromkeys(SERVICES, False)
-    try:
+    async with kafka_producer(bootstrap) as producer:
         await producer.send_and_wait(
             prefix + Topic.PARTNER_INBOUND.value,
             encode(value, "utf8"),
@@ -276,8 +262,6 @@ async def valid_after_flood(
                 if reached["notify"] and reached["route"]:
                     break
                 await asyncio.sleep(1.0)
-    finally:
-        await producer.stop()
     return reached
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -64,18 +65,26 @@ def values(records: list[ConsumerRecord[bytes, bytes]]) -> list[dict[str, Any]]:
 Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 
 
-async def produce_many(bootstrap: str, topic: str, records: Iterable[Record]) -> None:
-    """Records published all at once (batched, in flight together), each acknowledged by the
-    broker before this returns."""
+@asynccontextmanager
+async def kafka_producer(bootstrap: str, **options: Any) -> AsyncIterator[AIOKafkaProducer]:
+    """A started producer as the services run theirs (acks=all, idempotent), with ``options``
+    added (batching, record size); stopped on the way out."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **options
     )
     await producer.start()
     try:
-        sent = [await producer.send(topic, v, key=k, headers=h) for k, v, h in records]
-        await asyncio.gather(*sent)
+        yield producer
     finally:
         await producer.stop()
+
+
+async def produce_many(bootstrap: str, topic: str, records: Iterable[Record]) -> None:
+    """Records published all at once (batched, in flight together), each acknowledged by the
+    broker before this returns."""
+    async with kafka_producer(bootstrap, linger_ms=20) as producer:
+        sent = [await producer.send(topic, v, key=k, headers=h) for k, v, h in records]
+        await asyncio.gather(*sent)
 
 
 async def produce(
