@@ -68,11 +68,18 @@ def parse_wrk_output(text: str) -> dict[str, int]:
 
 
 async def run_wrk(
-    url: str, *, rate: float | None, seconds: float, base: int, threads: int = 2
+    url: str,
+    *,
+    rate: float | None,
+    seconds: float,
+    base: int,
+    threads: int = 2,
+    connections: int | None = None,
 ) -> LoadResult:
     """POST to ``url``/v1/requests for ``seconds`` at ``rate`` requests/s in total (None: as
-    fast as possible), request numbers (phones) from ``base``."""
-    connections = connections_for(rate, threads)
+    fast as possible), request numbers (phones) from ``base``, over ``connections`` (by default
+    :func:`connections_for`)."""
+    connections = connections or connections_for(rate, threads)
     result = LoadResult(rate, seconds, threads, connections)
     env = dict(os.environ)
     env["BENCH_BASE"] = str(base)

@@ -59,7 +59,7 @@ function request()
     ["Content-Type"] = "application/json",
     ["X-Client-Id"] = string.format("bench-%d-%d", tid, counter),
     -- a citizen's own address, forwarded by the (trusted) loopback proxy
-    ["X-Forwarded-For"] = string.format("10.%d.%d.%d", tid % 256, (counter // 256) % 256, counter % 256),
+    ["X-Forwarded-For"] = string.format("10.%d.%d.%d", tid % 256, math.floor(counter / 256) % 256, counter % 256),
   }
   return wrk.format("POST", "/v1/requests", headers, body)
 end
