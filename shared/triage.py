@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.schemas import CATEGORIES, PRIORITIES, SPECIAL_GROUPS, Priority, SpecialGroup
-from shared.text import fold, word_pattern
+from shared.text import any_word, fold, word_pattern
 
 # Urgent requests take the fast lanes (submitted and verified priority topics).
 URGENT_PRIORITIES: frozenset[Priority] = frozenset({"P1", "P2"})
@@ -31,6 +31,11 @@ class KeywordRule:
     needs_group: bool
     patterns: tuple[re.Pattern[str], ...]
     all_of: tuple[str, ...] = ()  # named terms that together fire the rule, anywhere
+    # Any of the patterns, in one search (shared.text.any_word).
+    matcher: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "matcher", any_word(self.patterns))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,12 @@ class Triage:
     keywords: tuple[KeywordRule, ...]
     terms: Mapping[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     fever: Fever = Fever()
+    # Each term's patterns in one search (shared.text.any_word).
+    term_matchers: Mapping[str, re.Pattern[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        matchers = {name: any_word(patterns) for name, patterns in self.terms.items()}
+        object.__setattr__(self, "term_matchers", matchers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +175,7 @@ def has_fever(text: str, fever: Fever) -> bool:
 
 def terms_in(text: str, rules: Triage) -> frozenset[str]:
     """The named terms a folded text contains (the fever term also by a temperature)."""
-    found = {
-        name for name, patterns in rules.terms.items() if any(p.search(text) for p in patterns)
-    }
+    found = {name for name, matcher in rules.term_matchers.items() if matcher.search(text)}
     if has_fever(text, rules.fever):
         found.add(rules.fever.term)
     return frozenset(found)
@@ -178,8 +187,7 @@ def fired_rules(text: str, rules: Triage) -> list[KeywordRule]:
     return [
         rule
         for rule in rules.keywords
-        if any(p.search(text) for p in rule.patterns)
-        or (rule.all_of and terms.issuperset(rule.all_of))
+        if rule.matcher.search(text) or (rule.all_of and terms.issuperset(rule.all_of))
     ]
 
 
