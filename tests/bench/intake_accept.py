@@ -88,6 +88,18 @@ def stack_cpu(run_dir: Path) -> dict[str, float]:
     return {n: f.cpu_s for n, f in figures.items() if f is not None}
 
 
+def summary_line(runs: list[Figures], *, workers: int) -> str:
+    """The last line: the medians of the runs."""
+    medians = {
+        "accept_per_s": (statistics.median(r.accept_per_s for r in runs), 0),
+        "cpu_ms_per_accept": (statistics.median(r.cpu_ms_per_accept for r in runs), 2),
+        "p50_ms": (statistics.median(r.p50_ms for r in runs), 0),
+        "p99_ms": (statistics.median(r.p99_ms for r in runs), 0),
+    }
+    fields = " ".join(f"{name}={value:.{places}f}" for name, (value, places) in medians.items())
+    return f"intake_accept: {fields} workers={workers}"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench.intake_accept", description=__doc__
@@ -166,16 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         return 1
 
-    def median(values: list[float]) -> float:
-        return statistics.median(values)
-
-    print(
-        f"intake_accept: accept_per_s={median([r.accept_per_s for r in runs]):.0f}"
-        f" cpu_ms_per_accept={median([r.cpu_ms_per_accept for r in runs]):.2f}"
-        f" p50_ms={median([r.p50_ms for r in runs]):.0f}"
-        f" p99_ms={median([r.p99_ms for r in runs]):.0f} workers={args.workers}",
-        flush=True,
-    )
+    print(summary_line(runs, workers=args.workers), flush=True)
     return 0
 
 
