@@ -251,12 +251,7 @@ class BatchRunner:
         self, events: Sequence[Event], dead: Sequence[tuple[Record, PermanentError]]
     ) -> None:
         """Every event and dead letter of the batch, awaited together."""
-        sends: list[Awaitable[Any]] = [
-            self.bus.emit(
-                e.topic, e.value, key=e.key, name=e.name, event_id=e.event_id, cause=e.cause
-            )
-            for e in events
-        ]
+        sends: list[Awaitable[Any]] = [e.publish(self.bus) for e in events]
         sends.extend(self.stage.refuse(r, e) for r, e in dead)
         results = await asyncio.gather(*sends, return_exceptions=True)
         for result in results:

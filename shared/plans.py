@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from shared.db import Document
 from shared.envelope import Envelope
+from shared.kafka import EventBus
 from shared.stage import PermanentError, Record
 from shared.topics import Topic
 
@@ -46,6 +47,18 @@ class Event:
     name: str
     event_id: str
     cause: Envelope | None = None
+
+    async def publish(self, bus: EventBus) -> Envelope:
+        """Publish it now and wait for the broker's acknowledgement (the per-record path; the
+        batch runner sends a batch's events together)."""
+        return await bus.emit(
+            self.topic,
+            self.value,
+            key=self.key,
+            name=self.name,
+            event_id=self.event_id,
+            cause=self.cause,
+        )
 
 
 @dataclass(frozen=True)

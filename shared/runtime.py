@@ -139,6 +139,27 @@ class Runtime:
 
         self._batch_subscriber(topics, consume, name=name, group=group)
 
+    def subscribe_lanes(
+        self,
+        ordinary: Sequence[Topic],
+        priority: Sequence[Topic],
+        plan: Planner,
+        *,
+        careful: Handler,
+        name: str,
+    ) -> None:
+        """:meth:`subscribe_batch` the ordinary lanes (the service's group) and the priority
+        lanes (group ``<service>-priority``, subscriber ``<name>-priority``): in a group of
+        their own, urgent records never wait behind a backlog of ordinary ones."""
+        self.subscribe_batch(ordinary, plan, careful=careful, name=name)
+        self.subscribe_batch(
+            priority,
+            plan,
+            careful=careful,
+            name=f"{name}-priority",
+            group=f"{self.service}-priority",
+        )
+
     def _batch_subscriber(
         self,
         topics: Sequence[Topic],

@@ -68,15 +68,10 @@ def build_app(
     rt.startup.append(load_history)
     plan = partial(handlers.plan_submitted, ctx=ctx)
     careful = partial(handlers.finish_submitted, ctx=ctx)
-    # Two subscribers with their own consumer groups: the priority lane is consumed on its own,
-    # so an urgent request never waits behind a backlog of ordinary ones on the other lane.
-    rt.subscribe_batch([Topic.SUBMITTED], plan, careful=careful, name="submitted", group="verify")
-    rt.subscribe_batch(
-        [Topic.SUBMITTED_PRIORITY],
-        plan,
-        careful=careful,
-        name="submitted-priority",
-        group="verify-priority",
+    # The priority lane in a consumer group of its own (verify-priority), so an urgent request
+    # never waits behind a backlog of ordinary ones on the other lane.
+    rt.subscribe_lanes(
+        [Topic.SUBMITTED], [Topic.SUBMITTED_PRIORITY], plan, careful=careful, name="submitted"
     )
 
     keys = KeyDigests.of_keys(settings.reviewer_keys)

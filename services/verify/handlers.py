@@ -162,11 +162,10 @@ def decided(
                 {"$addToSet": {"absorbed": request_id}, "$inc": {"duplicates_absorbed": 1}},
             )
         )
-    topic, value, name = outcome_event(submitted, decision, at=at)
     return Plan(
         guards=(Insert(DECISIONS, decision_record(request_id, event_id, decision, at=at)),),
         writes=tuple(writes),
-        events=(Event(topic, value, key=request_id, name=name, event_id=event_id, cause=cause),),
+        events=(outcome_event(submitted, decision, at=at, event_id=event_id, cause=cause),),
         done=partial(_count, submitted, decision, at),
     )
 
@@ -190,7 +189,8 @@ async def finish_submitted(record: Record, *, ctx: VerifyContext) -> None:
     await _remember(ctx, submitted, decision)
     await ctx.repo.ensure_record(submitted)
     await side_effects(submitted, decision, repo=ctx.repo, at=at)
-    await publish(submitted, decision, bus=ctx.bus, event_id=event_id, at=at, cause=record.envelope)
+    event = outcome_event(submitted, decision, at=at, event_id=event_id, cause=record.envelope)
+    await event.publish(ctx.bus)
 
 
 def decision_phone(submitted: SubmittedRequest, ctx: VerifyContext) -> str | None:
@@ -241,38 +241,27 @@ def outcome_event(
     decision: Decision,
     *,
     at: datetime,
-    actor: str = "verify",
-    category: Category | None = None,
-) -> tuple[Topic, BaseModel, str]:
-    """The topic, value and event name of a decision's outcome."""
-    if decision.outcome == "verified":
-        verified = domain.verified_event(
-            submitted, decision, at=at, verified_by=actor, category=category
-        )
-        return domain.verified_lane(decision), verified, "request.verified"
-    if decision.outcome == "needs_review":
-        return Topic.REVIEW, domain.review_event(submitted, decision, at=at), "request.needs_review"
-    rejected = domain.rejected_event(submitted, decision, at=at, rejected_by=actor)
-    name = "request.duplicate" if decision.outcome == "duplicate" else "request.rejected"
-    return Topic.REJECTED, rejected, name
-
-
-async def publish(
-    submitted: SubmittedRequest,
-    decision: Decision,
-    *,
-    bus: EventBus,
     event_id: str,
-    at: datetime,
     cause: Envelope | None,
     actor: str = "verify",
     category: Category | None = None,
-) -> None:
-    """The event of an outcome on its topic, keyed by the request id."""
-    topic, value, name = outcome_event(submitted, decision, at=at, actor=actor, category=category)
-    await bus.emit(
-        topic, value, key=submitted.request_id, name=name, event_id=event_id, cause=cause
-    )
+) -> Event:
+    """The event of a decision's outcome, on its topic, keyed by the request id."""
+    value: BaseModel
+    if decision.outcome == "verified":
+        value = domain.verified_event(
+            submitted, decision, at=at, verified_by=actor, category=category
+        )
+        topic, name = domain.verified_lane(decision), "request.verified"
+    elif decision.outcome == "needs_review":
+        value = domain.review_event(submitted, decision, at=at)
+        topic, name = Topic.REVIEW, "request.needs_review"
+    else:
+        value = domain.rejected_event(submitted, decision, at=at, rejected_by=actor)
+        topic = Topic.REJECTED
+        name = "request.duplicate" if decision.outcome == "duplicate" else "request.rejected"
+    key = submitted.request_id
+    return Event(topic, value, key=key, name=name, event_id=event_id, cause=cause)
 
 
 def now_ms(clock: Callable[[], datetime] = utcnow) -> datetime:

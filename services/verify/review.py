@@ -11,7 +11,7 @@ from typing import Literal
 
 from services.verify import domain
 from services.verify.domain import Config
-from services.verify.handlers import VerifyContext, now_ms, publish, side_effects
+from services.verify.handlers import VerifyContext, now_ms, outcome_event, side_effects
 from services.verify.repository import VerifyRepository, decision_from
 from shared.db import Document
 from shared.kafka import EventBus, effect_id
@@ -123,16 +123,10 @@ async def apply_review_decision(
         category=category if category != submitted.request.category else None,
         store_as="review_decision",
     )
-    await publish(
-        submitted,
-        decision,
-        bus=bus,
-        event_id=event_id,
-        at=now,
-        cause=None,
-        actor=actor,
-        category=category,
+    event = outcome_event(
+        submitted, decision, at=now, event_id=event_id, cause=None, actor=actor, category=category
     )
+    await event.publish(bus)
     await repo.close_review(
         request_id,
         verifier=verifier,
