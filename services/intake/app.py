@@ -148,6 +148,7 @@ def build_app(
     web.install(app)
     app.state.intake = ctx  # tests reach the replay cache and the batch writer through it
     install_error_handlers(app)
+    open311_api.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(open311_api.Open311TooLarge)  # outermost: sees the limit's 413
     return app

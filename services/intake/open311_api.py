@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from pymongo.errors import PyMongoError
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,32 +66,21 @@ def build_router(ctx: IntakeContext) -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["open311"])
     config = ctx.rules.open311
 
+    # Refusals (Open311InputError) are answered in the spec's format by on_refusal.
     @router.get("/services.{fmt}", summary="Open311: service list (our categories)")
     async def services(fmt: str) -> Response:
-        try:
-            return _answer(
-                open311.service_list(config), _format(fmt), root="services", item="service"
-            )
-        except Open311InputError as exc:
-            return _errors(exc, fmt)
+        chosen = _format(fmt)
+        return _answer(open311.service_list(config), chosen, root="services", item="service")
 
     @router.get("/services/{service_code}.{fmt}", summary="Open311: service definition")
     async def service_definition(service_code: str, fmt: str) -> Response:
-        try:
-            chosen = _format(fmt)
-            definition = open311.service_definition(config, service_code)
-            return _answer(definition, chosen, root="service_definition", item=None)
-        except Open311InputError as exc:
-            return _errors(exc, fmt)
+        chosen = _format(fmt)
+        definition = open311.service_definition(config, service_code)
+        return _answer(definition, chosen, root="service_definition", item=None)
 
     @router.post("/requests.{fmt}", summary="Open311: submit a service request (form fields)")
     async def post_request(fmt: str, request: Request) -> Response:
-        try:
-            chosen = _format(fmt)
-            return await _post_request(request, chosen)
-        except Open311InputError as exc:
-            headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
-            return _errors(exc, fmt, headers)
+        return await _post_request(request, _format(fmt))
 
     async def _post_request(request: Request, fmt: Format) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -156,47 +145,38 @@ def build_router(ctx: IntakeContext) -> APIRouter:
 
     @router.get("/requests.{fmt}", summary="Open311: search service requests")
     async def get_requests(fmt: str, request: Request) -> Response:
-        try:
-            chosen = _format(fmt)
-            query = open311.parse_query(dict(request.query_params), config, now=ctx.clock())
-            if query.ids:
-                docs = [doc for rid in query.ids if (doc := await ctx.repo.get(rid)) is not None]
-            else:
-                docs = await ctx.repo.search(
-                    categories=query.service_codes,
-                    statuses=query.statuses,
-                    start=query.start,
-                    end=query.end,
-                    limit=config.max_results,
-                )
-            views = [open311.request_view(doc, config) for doc in docs]
-            return _answer(views, chosen, root="service_requests", item="request")
-        except Open311InputError as exc:
-            return _errors(exc, fmt)
+        chosen = _format(fmt)
+        query = open311.parse_query(dict(request.query_params), config, now=ctx.clock())
+        if query.ids:
+            docs = [doc for rid in query.ids if (doc := await ctx.repo.get(rid)) is not None]
+        else:
+            docs = await ctx.repo.search(
+                categories=query.service_codes,
+                statuses=query.statuses,
+                start=query.start,
+                end=query.end,
+                limit=config.max_results,
+            )
+        views = [open311.request_view(doc, config) for doc in docs]
+        return _answer(views, chosen, root="service_requests", item="request")
 
     @router.get("/requests/{service_request_id}.{fmt}", summary="Open311: one service request")
     async def get_request(service_request_id: str, fmt: str) -> Response:
-        try:
-            chosen = _format(fmt)
-            doc = await ctx.repo.get(service_request_id)
-            if doc is None:
-                raise bad(404, f"service_request_id {service_request_id!r} not found")
-            view = open311.request_view(doc, config)
-            return _answer([view], chosen, root="service_requests", item="request")
-        except Open311InputError as exc:
-            return _errors(exc, fmt)
+        chosen = _format(fmt)
+        doc = await ctx.repo.get(service_request_id)
+        if doc is None:
+            raise bad(404, f"service_request_id {service_request_id!r} not found")
+        view = open311.request_view(doc, config)
+        return _answer([view], chosen, root="service_requests", item="request")
 
     @router.get("/tokens/{token}.{fmt}", summary="Open311: service request id from a token")
     async def get_token(token: str, fmt: str) -> Response:
-        try:
-            chosen = _format(fmt)
-            request_id = await ctx.repo.request_for_token(domain.token_hash(token))
-            if request_id is None:
-                raise bad(404, "token not found")
-            answer = [{"service_request_id": request_id, "token": token}]
-            return _answer(answer, chosen, root="service_requests", item="request")
-        except Open311InputError as exc:
-            return _errors(exc, fmt)
+        chosen = _format(fmt)
+        request_id = await ctx.repo.request_for_token(domain.token_hash(token))
+        if request_id is None:
+            raise bad(404, "token not found")
+        answer = [{"service_request_id": request_id, "token": token}]
+        return _answer(answer, chosen, root="service_requests", item="request")
 
     @router.api_route(
         "/{rest:path}", methods=["GET", "POST"], include_in_schema=False, name="open311_unknown"
@@ -206,6 +186,16 @@ def build_router(ctx: IntakeContext) -> APIRouter:
         return _errors(bad(404, "no such Open311 resource"), fmt)
 
     return router
+
+
+def install(app: FastAPI) -> None:
+    """Open311's refusals answered in the spec's error format, in the path's format (JSON
+    unless ``.xml``), with Retry-After when the refusal names one."""
+
+    @app.exception_handler(Open311InputError)
+    async def on_refusal(request: Request, exc: Open311InputError) -> Response:
+        headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+        return _errors(exc, str(request.path_params.get("fmt", "json")), headers)
 
 
 class Open311TooLarge:
