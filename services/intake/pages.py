@@ -100,6 +100,19 @@ def build_router(ctx: IntakeContext, pages: Pages) -> APIRouter:
             request, "lookup.html", status_code=status_code, code=code, errors=errors
         )
 
+    async def looked_up(
+        request: Request, code: str, *, invalid_status: int
+    ) -> tuple[str, str] | Response:
+        """(canonical code, request id), or the lookup page saying why not: not a code
+        (``invalid_status``), or no request has it (404)."""
+        found = await resolve(code)
+        if found is None:
+            return lookup_page(request, code, "lookup.invalid", invalid_status)
+        canonical, request_id = found
+        if request_id is None:
+            return lookup_page(request, code, "lookup.not_found", 404)
+        return canonical, request_id
+
     @router.get("/", response_class=HTMLResponse)
     async def request_form(request: Request) -> HTMLResponse:
         return form_page(request, key=uuid.uuid4().hex)
@@ -158,22 +171,17 @@ def build_router(ctx: IntakeContext, pages: Pages) -> APIRouter:
     ) -> Response:
         if code is None:
             return lookup_page(request, "", "", 200)
-        found = await resolve(code)
-        if found is None:
-            return lookup_page(request, code, "lookup.invalid", 400)
-        canonical, request_id = found
-        if request_id is None:
-            return lookup_page(request, code, "lookup.not_found", 404)
-        return RedirectResponse(track_url(canonical, request), status_code=303)
+        found = await looked_up(request, code, invalid_status=400)
+        if isinstance(found, Response):
+            return found
+        return RedirectResponse(track_url(found[0], request), status_code=303)
 
     @router.get("/track/{code}", response_class=HTMLResponse)
     async def track(request: Request, code: Annotated[str, Path(max_length=40)]) -> Response:
-        found = await resolve(code)
-        if found is None:
-            return lookup_page(request, code, "lookup.invalid", 404)
+        found = await looked_up(request, code, invalid_status=404)
+        if isinstance(found, Response):
+            return found
         canonical, request_id = found
-        if request_id is None:
-            return lookup_page(request, code, "lookup.not_found", 404)
         if canonical != code:
             return RedirectResponse(track_url(canonical, request), status_code=303)
         return pages.render(
