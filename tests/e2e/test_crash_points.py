@@ -170,11 +170,20 @@ async def test_crash_at_point_then_restart_repeats_no_effect(
         return all(status in statuses(doc) for doc in docs)
 
     await wait_until(lambda: all_reached("dispatched"), timeout=120, every=0.5)
-    jobs = {
-        json.loads(r.value)["leg_id"]: json.loads(r.value)
-        for r in await dispatches(services, kafka_bootstrap)
-        if r.key is not None and r.key.decode() in accepted
-    }
+
+    async def every_job_out() -> dict[str, dict[str, Any]] | None:
+        # A department acknowledges the jobs it sees. After a crash, route's careful path
+        # records a leg (and "dispatched") before its job goes out, so the job may follow the
+        # status by a moment.
+        victim.supervise()
+        found = {
+            json.loads(r.value)["leg_id"]: json.loads(r.value)
+            for r in await dispatches(services, kafka_bootstrap)
+            if r.key is not None and r.key.decode() in accepted
+        }
+        return found if {j["request_id"] for j in found.values()} == set(accepted) else None
+
+    jobs = await wait_until(every_job_out, timeout=120, every=0.5)
     await report_acknowledged(kafka_bootstrap, services, list(jobs.values()))
     await wait_until(lambda: all_reached("acknowledged"), timeout=120, every=0.5)
 
