@@ -50,7 +50,11 @@ def build_app(
     # A batch sends its messages concurrently, more of them than the pool has connections:
     # waiting for a free connection is not a failed attempt, so only the send itself (connect,
     # write, read) is bounded by the send timeout.
-    http = httpx.AsyncClient(timeout=httpx.Timeout(settings.send_timeout_seconds, pool=None))
+    connections = settings.send_concurrency * len(settings.channels)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.send_timeout_seconds, pool=None),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    )
     # httpx logs every request's URL at INFO; a gateway URL may carry credentials.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

@@ -33,6 +33,9 @@ class NotifySettings(ServiceSettings):
     send_base_delay_seconds: float = 0.5
     send_max_delay_seconds: float = 8.0
     send_timeout_seconds: float = 5.0
+    # Sends in flight per channel (and connections kept to its far end): enough for the
+    # gateway's latency times the messages per second wanted (32 at 100 ms: 320/s).
+    send_concurrency: int = Field(32, ge=1)
     rules_file: str = "notify.toml"
     templates_dir: str = "templates"
     # The call-back survey's timers (services/notify/surveys.py), counted from when the survey
