@@ -183,13 +183,19 @@ def transition_write(
     *,
     set_fields: Document,
     set_on_insert: Document | None = None,
+    set_status: bool = True,
 ) -> tuple[Document, Document]:
     """The filter and update of one first-time transition, for a bulk write: the stage that
     plans it knows the event is new (its guard insert just succeeded), so no read is needed.
     ``set_on_insert`` (with an upsert) creates the record when the earlier stage's write has
-    not landed yet."""
+    not landed yet; without ``set_status`` the entry is on the timeline only, as
+    :func:`apply_transition` records it."""
     return transitions_write(
-        request_id, [entry], set_fields=set_fields, set_on_insert=set_on_insert
+        request_id,
+        [entry],
+        set_fields=set_fields,
+        set_on_insert=set_on_insert,
+        set_status=set_status,
     )
 
 
@@ -199,13 +205,14 @@ def transitions_write(
     *,
     set_fields: Document,
     set_on_insert: Document | None = None,
+    set_status: bool = True,
 ) -> tuple[Document, Document]:
-    """:func:`transition_write` for several transitions at once; the last one sets the status."""
-    update_set: Document = {
-        "updated_at": entries[-1]["at"],
-        "status": entries[-1]["status"],
-        **set_fields,
-    }
+    """:func:`transition_write` for several transitions at once; the last one sets the status
+    (unless ``set_status`` is False)."""
+    status = {"status": entries[-1]["status"]} if set_status else {}
+    if not set_status:
+        entries = [{**e, "sets_status": False} for e in entries]
+    update_set: Document = {"updated_at": entries[-1]["at"], **status, **set_fields}
     update: Document = {
         "$set": update_set,
         "$push": {"timeline": {"$each": entries}},

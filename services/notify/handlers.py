@@ -369,6 +369,11 @@ async def note_failure(
         set_status=False,
         set_on_insert=dict(initial) if initial else None,
     )
+    count_failure(message, failure)
+
+
+def count_failure(message: Outbound, failure: delivery.Failure) -> None:
+    """A delivery given up, counted and logged (without the number or the text)."""
     channel = failure.dead_letter.headers["notify_channel"]
     NOTIFICATIONS.labels(channel, "failed").inc()
     logger.error(

@@ -32,9 +32,10 @@ from services.notify import delivery, domain, handlers
 from services.notify.channels import Channel, Outbound
 from services.notify.handlers import NotifyContext, parse_notice
 from services.notify.repository import CLAIMS, NOTIFICATIONS
+from shared import requests_store
 from shared.db import Document
 from shared.metrics import NOTIFICATIONS as SENT
-from shared.plans import DEFER, Event, Insert, Outcome, Plan
+from shared.plans import DEFER, Event, Insert, Outcome, Plan, Update, Write
 from shared.stage import PermanentError, Record
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ async def _deliver_all(
 ) -> Plan:
     """Send the claimed messages (one after the other per request: channels are few) and plan
     what to store and announce about them."""
-    documents: list[Insert] = []
+    documents: list[Write] = []
     events: list[Event] = []
     failures: list[delivery.Failure] = []
     for planned in outbound:
@@ -160,8 +161,9 @@ async def _deliver_all(
             failure = delivery.failure(
                 message, channel.name, error=decision.error, attempts=len(log), at=ctx.clock()
             )
-            await handlers.note_failure(ctx, message, failure, initial=initial)
+            handlers.count_failure(message, failure)
             failures.append(failure)
+            documents.append(_on_timeline(message, failure, initial))
             documents.append(
                 Insert(
                     NOTIFICATIONS,
@@ -188,3 +190,18 @@ async def _deliver_all(
         events=tuple(events),
         dead=delivery.first_dead_letter(failures),
     )
+
+
+def _on_timeline(
+    message: Outbound, failure: delivery.Failure, initial: Mapping[str, Any] | None
+) -> Update:
+    """The delivery given up on the request's timeline (``notification_failed``, the status
+    unchanged); ``initial`` creates the record when no stage wrote it yet."""
+    where, update = requests_store.transition_write(
+        message.request_id,
+        failure.transition,
+        set_fields={},
+        set_on_insert=dict(initial) if initial else None,
+        set_status=False,
+    )
+    return Update(requests_store.COLLECTION, where, update, upsert=initial is not None)
