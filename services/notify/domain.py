@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import tomllib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -202,15 +202,21 @@ def from_submitted(event: SubmittedRequest, rules: Rules, *, public_base_url: st
     )
 
 
-def from_verified(event: VerifiedRequest) -> Notice:
+def _checked(event: VerifiedRequest | DispatchJob, name: str, values: Mapping[str, str]) -> Notice:
+    """A notice about a verified request or its job: both carry the checked contact, the
+    category and the language under the same names."""
     return Notice(
         request_id=event.request_id,
-        event="verified",
+        event=name,
         category=event.category,
         language=event.language,
         phone=event.contact.phone,
-        values={},
+        values=values,
     )
+
+
+def from_verified(event: VerifiedRequest) -> Notice:
+    return _checked(event, "verified", {})
 
 
 def from_review(event: ReviewRequest, rules: Rules) -> Notice | None:
@@ -258,17 +264,13 @@ def department_name(department: str, language: str, rules: Rules) -> str:
 
 def from_dispatch(job: DispatchJob, rules: Rules) -> Notice:
     """One message per leg: each names the service that will come and when."""
-    return Notice(
-        request_id=job.request_id,
-        event="dispatched",
-        category=job.category,
-        language=job.language,
-        phone=job.contact.phone,
-        values={
-            "department_name": department_name(job.department, job.language, rules),
-            "acknowledge_by": local_time(job.acknowledge_by, rules),
-            "resolve_by": local_time(job.resolve_by, rules),
-        },
+    values = {
+        "department_name": department_name(job.department, job.language, rules),
+        "acknowledge_by": local_time(job.acknowledge_by, rules),
+        "resolve_by": local_time(job.resolve_by, rules),
+    }
+    return replace(
+        _checked(job, "dispatched", values),
         leg=job.leg_id,
         team_id=job.team_id,
         department=job.department,
