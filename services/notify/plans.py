@@ -10,7 +10,7 @@ A delivery in the batch path:
 2. the per-citizen rate limit, shared by every notify process: one slot per admitted message,
    claimed by inserts for the whole batch at once (:class:`shared.quota.WindowQuota`);
 3. the send, with the notification id as idempotency key, retried with the shared back-off
-   (the one send loop, :func:`services.notify.handlers.attempts`, deciding by
+   (the one send loop, :func:`services.notify.sending.attempts`, deciding by
    services/notify/delivery.py); every attempt is published on ``help.notifications``;
 4. the delivery record, inserted with its final status and attempt log (``notifications``);
    past the last attempt it is stored ``failed``, the request's timeline shows
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from services.notify import delivery, domain, handlers
+from services.notify import delivery, domain, handlers, sending
 from services.notify.channels import Channel, Outbound
 from services.notify.handlers import NotifyContext, parse_notice
 from services.notify.repository import CLAIMS, NOTIFICATIONS
@@ -143,7 +143,7 @@ async def _deliver_all(
             continue
         log: list[Document] = []
         decision: delivery.Decision | None = None
-        async for decision, at in handlers.attempts(ctx, channel, message, first=1):
+        async for decision, at in sending.attempts(ctx, channel, message, first=1):
             entry = delivery.attempt_entry(decision, at)
             log.append(entry)
             events.append(
@@ -161,7 +161,7 @@ async def _deliver_all(
             failure = delivery.failure(
                 message, channel.name, error=decision.error, attempts=len(log), at=ctx.clock()
             )
-            handlers.count_failure(message, failure)
+            sending.count_failure(message, failure)
             failures.append(failure)
             documents.append(_on_timeline(message, failure, initial))
             documents.append(

@@ -22,7 +22,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from services.notify import delivery, domain, handlers
+from services.notify import delivery, domain, handlers, sending
 from services.notify.handlers import NotifyContext
 from shared import requests_store
 from shared.db import Document
@@ -98,7 +98,7 @@ async def remind(ctx: NotifyContext, survey: Document) -> None:
     for channel, message in handlers.outbound(
         ctx, notice, language=language, phone=phone, category=category
     ):
-        failure = await handlers.deliver(ctx, channel, message)
+        failure = await sending.deliver(ctx, channel, message)
         if failure is not None:
             failures.append(failure)
     dead = delivery.first_dead_letter(failures)
