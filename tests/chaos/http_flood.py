@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import httpx
+from hypothesis import strategies as st
 
 from shared.topics import SERVICES
 from tests.chaos.credentials import sign
@@ -166,6 +167,53 @@ class HttpFlood:
     seconds: float
 
 
+# Every kind of generated request; the flood sends each at least once, whatever the seed.
+KINDS = frozenset(
+    {
+        "json_mutated",
+        "json_junk",
+        "bytes_junk",
+        "oversized",
+        "content_type",
+        "path_query",
+        "partner_unsigned_junk",
+        "partner_json_mutated",
+        "partner_json_junk",
+        "partner_bytes_junk",
+        "partner_oversized",
+        "open311_get",
+        "open311_post_urlencoded",
+        "open311_post_multipart",
+        "verify_decision",
+        "survey",
+        "command_summary",
+        "stray",
+    }
+)
+
+
+async def _cover_every_kind(
+    services: ServiceSet,
+    tally: HttpTally,
+    strategy: st.SearchStrategy[HttpCase],
+    seed: int,
+    rounds: int = 40,
+) -> None:
+    """Draw more (fresh seeds) and send only the kinds the main draw happened to miss: the rarer
+    kinds come up about once in a hundred draws, so a small flood can miss one."""
+    for round_ in range(rounds):
+        missing = KINDS - set(tally.by_kind)
+        if not missing:
+            return
+        drawn = await asyncio.to_thread(generate, strategy, 300, seed=seed + 7919 * (round_ + 1))
+        found = [case for case in drawn if case.kind in missing]
+        firsts = list({case.kind: case for case in found}.values())
+        tally.merge(await send_cases(services, firsts))
+    missing = KINDS - set(tally.by_kind)
+    if missing:
+        raise AssertionError(f"the case generator never drew {sorted(missing)}")
+
+
 async def http_flood(services: ServiceSet, count: int, *, seed: int, citizen: Person) -> HttpFlood:
     """At least ``count`` generated requests answered (plus the raw cases): a few draws the
     HTTP client itself refuses to send (an invalid URL, a header it will not encode) are
@@ -190,5 +238,8 @@ async def http_flood(services: ServiceSet, count: int, *, seed: int, citizen: Pe
         extra = await send_cases(services, more[: count - tally.tried])
         tally.merge(extra)
         round_ += 1
+    await _cover_every_kind(
+        services, tally, all_cases(request_body(citizen), known_id, known_token), seed
+    )
     await send_raw(services, tally)
     return HttpFlood(tally, await alive_and_ready(services), time.monotonic() - started)
