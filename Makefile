@@ -91,5 +91,6 @@ replay: setup
 # Ceilings of Kafka and the database, the pipeline at fixed offered loads (wrk) and P1 behind a
 # backlog, on a fresh stack of its own; a table, bench/results.json, bench/*.png and one line
 # `bench: e2e_per_s=… …` (deploy/local/bench.sh). Short run: make bench BENCH_ARGS='--seconds 10'.
+# Where the time goes: BENCH_ARGS='--profile bench/profile' (py-spy of every service).
 bench: setup tools
 	@deploy/local/bench.sh $(BENCH_ARGS)

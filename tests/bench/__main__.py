@@ -4,7 +4,9 @@
    size and partition count, and the database's batched-insert rate;
 2. the pipeline at fixed offered loads through intake's HTTP API (wrk, paced), and as fast as
    wrk can send ("max": intake's accept rate at saturation), each on fresh services with a
-   bounded drain wait;
+   bounded drain wait; per step, the database time per request by service, command and
+   collection, and with ``--profile DIR`` py-spy samples of the four services during the highest
+   step (the top frames of the stage that used the most CPU);
 3. P1 requests through HTTP while a backlog of P3 requests waits on the submitted topic;
 4. a table, ``bench/results.json``, ``bench/throughput.png`` and ``bench/latency.png``, and the
    last line ``bench: e2e_per_s=… accept_per_s=… …``.
@@ -23,12 +25,13 @@ import tomllib
 from pathlib import Path
 
 from tests.bench import bodies
+from tests.bench.backlog import backlog_step
 from tests.bench.ceilings import database_ceiling, kafka_ceiling
 from tests.bench.load import own_usage, wrk_available
 from tests.bench.procs import read_proc, stack_pids
 from tests.bench.report import Run, lines, step_held, summary, write
 from tests.bench.stats import summary_line
-from tests.bench.steps import REPO, Bench, backlog_step, load_step
+from tests.bench.steps import REPO, Bench, load_step
 
 PARTS = ("ceilings", "steps", "backlog")
 STARTUP_S = 15.0  # starting one service set and stopping it, roughly
@@ -54,6 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db-seconds", type=float, default=10.0, help="batched-insert run")
     parser.add_argument("--parts", default=",".join(PARTS), help="ceilings,steps,backlog")
     parser.add_argument("--out", default=str(REPO / "bench"), help="results.json and plots")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="py-spy samples the four services during the highest load step: one file of"
+        " collapsed stacks per service in DIR, the slowest stage's top frames in the table",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,6 +75,13 @@ def parse_steps(text: str) -> list[float | None]:
         elif part:
             steps.append(float(part))
     return steps
+
+
+def highest_step(steps: list[float | None]) -> int | None:
+    """Index of the highest offered load ('max' above any rate)."""
+    if not steps:
+        return None
+    return max(range(len(steps)), key=lambda i: (steps[i] is None, steps[i] or 0.0, -i))
 
 
 def partitions() -> int:
@@ -141,6 +157,7 @@ async def measure(args: argparse.Namespace, bench: Bench) -> int:
             result.notes.append("steps skipped: wrk is missing (deploy/local/tools.sh installs it)")
             bench.say(result.notes[-1])
         else:
+            profiled = highest_step(steps) if args.profile else None
             for n, rate in enumerate(steps):
                 label = f"{rate:.0f}/s" if rate else "max"
                 remaining["steps"] = (len(steps) - n) * (budget["steps"] / max(1, len(steps)))
@@ -148,7 +165,13 @@ async def measure(args: argparse.Namespace, bench: Bench) -> int:
                 remaining["steps"] = (len(steps) - n - 1) * (budget["steps"] / len(steps))
                 try:
                     step = await load_step(
-                        bench, label, rate, args.seconds, args.drain, base=n * 20_000_000
+                        bench,
+                        label,
+                        rate,
+                        args.seconds,
+                        args.drain,
+                        base=n * 20_000_000,
+                        profile_dir=Path(args.profile) if n == profiled else None,
                     )
                 except Exception as exc:
                     result.notes.append(f"step {label} could not run: {exc!r}")
@@ -159,7 +182,8 @@ async def measure(args: argparse.Namespace, bench: Bench) -> int:
                 bench.say(
                     f"  {label}: accepted {o.accepted} ({o.accept_per_s:.0f}/s), dispatched "
                     f"{o.dispatched} ({o.e2e_per_s:.0f}/s end to end), lost {o.lost}, "
-                    f"p99 dispatch {o.dispatch['p99'].text() if o.dispatch['p99'] else '-'} ms"
+                    f"p99 dispatch {o.dispatch['p99'].text() if o.dispatch['p99'] else '-'} ms;"
+                    f" load average {step.load_average[0]:.1f}"
                 )
     if "backlog" in parts:
         phase(
@@ -237,6 +261,20 @@ def notes(result: Run) -> list[str]:
         " lost = all steps and the P1; max_rss_mb = the largest of the four services; -1 = not"
         " measured.",
     ]
+    if result.steps:
+        out.append(
+            "Database time: cityhelp_db_command_seconds (_sum, _count) of each service, from the"
+            " step's start to its drain's end, per decided request. PyMongo times a command from"
+            " sending it to reading its reply, so a wait for the service's own busy event loop"
+            " counts, and commands in flight together overlap: it is not CPU time."
+        )
+    if any(s.profiles for s in result.steps):
+        out.append(
+            "Profile: py-spy samples each service's Python stacks from the load's start to the"
+            " drain's end (idle waits not sampled); own = the frame itself was running, total ="
+            " the frame was on the stack. Sampling pauses the process briefly: the profiled"
+            " step's rates are a little lower than unprofiled."
+        )
     offered = [s for s in result.steps if s.offered_per_s]
     if offered and not any(step_held(s) for s in offered):
         out.append("No offered step was held: the p99 in the last line is the lowest step's.")

@@ -19,8 +19,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,9 +31,10 @@ import httpx
 
 from shared.envelope import Envelope, derive_id, event_type
 from shared.topics import Department, Topic, dispatch_topic
+from tests.bench import profiling
+from tests.bench.backlog import produce_all
 from tests.bench.procs import document_counts, read_proc
 from tests.bench.stats import WRITE_COMMANDS, db_write_commands, delta, metric_samples
-from tests.bench.steps import produce_all
 from tests.support.services import REPO, ServiceSet, free_port, wait_http_ready
 
 # A record as the producer takes it: topic, value, key, headers.
@@ -186,18 +185,6 @@ def finished(text: str) -> float:
     )
 
 
-def profile(path: str | None, pid: int) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling notify while it drains (``--profile``; py-spy must be installed)."""
-    if not path:
-        return None
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    return subprocess.Popen(
-        [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "50", "-o", path],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def cpu_of(services: ServiceSet) -> float:
     figures = read_proc(services.procs["notify"].pid)
     return figures.cpu_s if figures else 0.0
@@ -236,7 +223,10 @@ async def run(args: argparse.Namespace) -> None:
         before = await notify_metrics(services)
         docs_before = await document_counts(uri, services.database)
         cpu_before = cpu_of(services)
-        profiler = profile(args.profile, services.procs["notify"].pid)
+        recordings = {}
+        if args.profile:
+            pid = services.procs["notify"].pid
+            recordings = profiling.start({"notify": (Path(args.profile), pid)})
         started = time.monotonic()
         records = await produce_all(bootstrap, bench_records(services.prefix, args.requests, kinds))
         say(f"published {records} records in {time.monotonic() - started:.1f}s")
@@ -257,10 +247,14 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.5)
         seconds = time.monotonic() - started
         cpu = cpu_of(services) - cpu_before
-        if profiler is not None:
-            profiler.send_signal(signal.SIGINT)
-            profiler.wait(timeout=60)
-            say(f"profile (py-spy, collapsed stacks) in {args.profile}")
+        if recordings:
+            profiles, errors = profiling.finish(recordings, repo=REPO)
+            for error in errors.values():
+                say(f"no profile: {error}")
+            if "notify" in profiles:
+                for line in profiling.profile_lines(profiles["notify"]):
+                    say(line)
+                say(f"profile (py-spy, collapsed stacks) in {args.profile}")
         writes = delta(db_write_commands(text), db_write_commands(before))
         docs_after = await document_counts(uri, services.database)
         inserted = {k: n - docs_before.get(k, 0) for k, n in docs_after.items()}

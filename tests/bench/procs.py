@@ -1,10 +1,11 @@
-"""Per-process figures from /proc (peak RSS, CPU seconds), the services' database write counters
-from their /metrics, and document counts of a service set's database."""
+"""Per-process figures from /proc (peak RSS, CPU seconds), the services' database command counters
+(calls and seconds) from their /metrics, and document counts of a service set's database."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
-from tests.bench.stats import db_write_commands
+from tests.bench.stats import CommandTotals, db_command_totals, write_counts
 from tests.support.services import SERVICES, ServiceSet
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -109,17 +110,25 @@ def service_figures(services: ServiceSet) -> dict[str, ProcFigures]:
     return figures
 
 
-async def write_commands(services: ServiceSet) -> dict[str, float]:
-    """Database write commands so far, summed over the four services, by command:collection."""
-    total: dict[str, float] = {}
+async def db_totals(services: ServiceSet) -> dict[str, dict[tuple[str, str], tuple[float, float]]]:
+    """Each service's database seconds and calls so far, by (command, collection)."""
+    totals = {}
     async with httpx.AsyncClient(timeout=10) as http:
         for service in SERVICES:
             try:
                 response = await http.get(f"{services.url(service)}/metrics")
             except httpx.HTTPError:
                 continue
-            for key, value in db_write_commands(response.text).items():
-                total[key] = total.get(key, 0.0) + value
+            totals[service] = db_command_totals(response.text)
+    return totals
+
+
+def write_commands(totals: Mapping[str, CommandTotals]) -> dict[str, float]:
+    """Database write commands, summed over the services, by command:collection."""
+    total: dict[str, float] = {}
+    for service in totals.values():
+        for key, value in write_counts(service).items():
+            total[key] = total.get(key, 0.0) + value
     return total
 
 

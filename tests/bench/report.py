@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.bench.backlog import BacklogResult
+from tests.bench.breakdown import db_time_lines, profile_json, profile_section, profiled_step
 from tests.bench.ceilings import DatabaseCeiling, KafkaCeiling
 from tests.bench.stats import (
     Quantile,
@@ -19,7 +21,7 @@ from tests.bench.stats import (
     summary_line,
     table,
 )
-from tests.bench.steps import BacklogResult, StepResult
+from tests.bench.steps import StepResult
 from tests.bench.watch import Outcomes
 
 SERVICE_NAMES = ("intake", "verify", "route", "notify")
@@ -153,6 +155,10 @@ def lines(run: Run) -> list[str]:
             LOAD_HEADERS,
             [_load_row(s) for s in run.steps],
         )
+        for s in run.steps:
+            out += ["", *db_time_lines(s)]
+        if (profiled := profiled_step(run.steps)) is not None:
+            out += ["", *profile_section(profiled, run.args.get("profile"))]
     b = run.backlog
     if b is not None:
         out += [
@@ -300,6 +306,7 @@ def results(run: Run) -> dict[str, Any]:
         },
         "steps": steps,
         "backlog": _json(run.backlog),
+        "profile": profile_json(run.steps, run.args.get("profile")),
         "processes": _json(run.processes),
         "ratios": _json(ratios(run)),
         "summary": _json(summary(run)),

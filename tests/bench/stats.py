@@ -1,5 +1,6 @@
 """The bench's pure arithmetic: percentiles with censored values, the ceiling ratios, parsing of
-Kafka's performance tools and of Prometheus text, and the summary line. No I/O here, so that
+Kafka's performance tools and of Prometheus text (database commands' counts and time), and the
+summary line. No I/O here, so that
 tests/unit/test_bench.py can check every figure the bench prints.
 """
 
@@ -124,14 +125,74 @@ def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     return samples
 
 
+# Per (command, collection): the seconds and the calls a service's commands took.
+CommandTotals = Mapping[tuple[str, str], tuple[float, float]]
+
+
+def db_command_totals(text: str) -> dict[tuple[str, str], tuple[float, float]]:
+    """Seconds and calls per (command, collection), every outcome together, from a service's
+    /metrics (``cityhelp_db_command_seconds_sum`` and ``_count``)."""
+    totals: dict[tuple[str, str], list[float]] = {}
+    for column, suffix in enumerate(("_sum", "_count")):
+        for labels, value in metric_samples(text, "cityhelp_db_command_seconds" + suffix):
+            key = (labels.get("command", "?"), labels.get("collection", "?"))
+            totals.setdefault(key, [0.0, 0.0])[column] += value
+    return {key: (seconds, calls) for key, (seconds, calls) in totals.items()}
+
+
+def write_counts(totals: CommandTotals) -> dict[str, float]:
+    """Write commands per collection (``<command>:<collection>``) of one service's totals."""
+    return {
+        f"{command}:{collection}": calls
+        for (command, collection), (_, calls) in totals.items()
+        if command in WRITE_COMMANDS
+    }
+
+
 def db_write_commands(text: str) -> dict[str, float]:
     """Write commands per collection (``<command>:<collection>``) from a service's /metrics."""
-    counts: dict[str, float] = {}
-    for labels, value in metric_samples(text, "cityhelp_db_command_seconds_count"):
-        if labels.get("command") in WRITE_COMMANDS:
-            key = f"{labels['command']}:{labels.get('collection', '?')}"
-            counts[key] = counts.get(key, 0.0) + value
-    return counts
+    return write_counts(db_command_totals(text))
+
+
+@dataclass(frozen=True)
+class DbTime:
+    """What one service's commands of one kind on one collection took over a step, per request
+    (as PyMongo times a command: from sending it to reading its reply)."""
+
+    service: str
+    command: str
+    collection: str
+    ms_per_request: float
+    calls_per_request: float
+    mean_ms: float  # per call
+
+
+def db_time(
+    after: Mapping[str, CommandTotals], before: Mapping[str, CommandTotals], requests: int
+) -> list[DbTime]:
+    """Database time per request between two scrapes of every service's totals (by service
+    name), biggest first; a command not called in between is left out."""
+    if requests <= 0:
+        return []
+    rows = []
+    for service, totals in after.items():
+        earlier = before.get(service, {})
+        for (command, collection), (seconds, calls) in totals.items():
+            seconds_before, calls_before = earlier.get((command, collection), (0.0, 0.0))
+            seconds, calls = seconds - seconds_before, calls - calls_before
+            if calls <= 0:
+                continue
+            rows.append(
+                DbTime(
+                    service=service,
+                    command=command,
+                    collection=collection,
+                    ms_per_request=seconds * 1000 / requests,
+                    calls_per_request=calls / requests,
+                    mean_ms=seconds * 1000 / calls,
+                )
+            )
+    return sorted(rows, key=lambda r: (-r.ms_per_request, r.service, r.command, r.collection))
 
 
 def delta(after: Mapping[str, float], before: Mapping[str, float]) -> dict[str, float]:

@@ -1,5 +1,5 @@
 """The pipeline's steps: a fixed offered load through intake's HTTP API (or as fast as wrk can
-send), and P1 requests submitted behind a backlog of P3 ones.
+send); the P1 requests behind a backlog are in tests/bench/backlog.py.
 
 Each step runs on a service set of its own (a topic prefix, consumer groups and database of its
 own, the four services started fresh), so one step's undrained backlog never slows the next and
@@ -11,29 +11,27 @@ as lost, never waited for.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-from aiokafka import AIOKafkaProducer
-
 from shared.kafka import ensure_topics
 from shared.settings import ServiceSettings
-from shared.topics import Topic
-from tests.bench import bodies
+from tests.bench import profiling
 from tests.bench.load import LoadResult, run_wrk
 from tests.bench.procs import (
     ProcFigures,
+    db_totals,
     document_counts,
     read_proc,
     service_figures,
     stack_pids,
     write_commands,
 )
-from tests.bench.stats import WRITE_COMMANDS, delta
+from tests.bench.profiling import Profile
+from tests.bench.stats import WRITE_COMMANDS, DbTime, db_time, delta
 from tests.bench.watch import Outcomes, Track, Watch, outcomes, per_second
 from tests.support.services import ServiceSet
 
@@ -118,6 +116,10 @@ class StepResult:
     dispatch_ms: list[float]  # submit→dispatch of every dispatched request (for the plot)
     cpu_s: dict[str, float]  # CPU seconds during the step: services, kafka, ferretdb, wrk
     per_topic: dict[str, int]  # records seen per topic (contract name)
+    load_average: tuple[float, float, float]  # the machine's, when the load ended
+    db_time: list[DbTime] = field(default_factory=list)  # per decided request, biggest first
+    profiles: dict[str, Profile] = field(default_factory=dict)  # by service (--profile)
+    profile_errors: dict[str, str] = field(default_factory=dict)  # by service: why none
 
     @property
     def decided(self) -> int:
@@ -189,17 +191,33 @@ async def drain(
 
 
 async def load_step(
-    bench: Bench, label: str, rate: float | None, seconds: float, drain_bound: float, base: int
+    bench: Bench,
+    label: str,
+    rate: float | None,
+    seconds: float,
+    drain_bound: float,
+    base: int,
+    profile_dir: Path | None = None,
 ) -> StepResult:
-    """One step: fresh services, wrk at ``rate`` for ``seconds``, a bounded drain, figures."""
+    """One step: fresh services, wrk at ``rate`` for ``seconds``, a bounded drain, figures;
+    with ``profile_dir``, py-spy samples every service from the load's start to the drain's
+    end, one file per service there."""
     services = await bench.start_services()
     watch = Watch(bench.bootstrap, services.prefix)
     await watch.start()
+    recordings: dict[str, profiling.Recording] = {}
     try:
-        writes_before = await write_commands(services)
+        db_before = await db_totals(services)
         docs_before = await document_counts(bench.uri, services.database)
         cpu_before = bench.stack_cpu()
         cpu_before.update({n: f.cpu_s for n, f in service_figures(services).items()})
+        if profile_dir is not None:
+            targets = {
+                n: (profile_dir / f"{n}.collapsed.txt", p.pid) for n, p in services.procs.items()
+            }
+            recordings = await asyncio.to_thread(profiling.start, targets)
+            for error in (r.error for r in recordings.values() if r.error):
+                bench.say(f"  profile: {error}")
         start_ms = time.time() * 1000
         task = asyncio.create_task(
             run_wrk(services.url("intake"), rate=rate, seconds=seconds, base=base)
@@ -210,13 +228,16 @@ async def load_step(
                 total, undecided, _ = pending(watch.seen.tracks)
                 bench.say(f"  {label}: {total} accepted so far, {total - undecided} decided")
         load = task.result()
+        load_average = os.getloadavg()
         bench.loads.append(load)
         if load.error:
             bench.say(f"  wrk: {load.error}")
         drain_s, drained = await drain(bench, watch, drain_bound)
         end_ms = time.time() * 1000
+        profiles, profile_errors = await asyncio.to_thread(profiling.finish, recordings, 20, REPO)
         found = outcomes(watch.seen.tracks, None, end_ms)
-        writes = delta(await write_commands(services), writes_before)
+        db_after = await db_totals(services)
+        writes = delta(write_commands(db_after), write_commands(db_before))
         docs_after = await document_counts(bench.uri, services.database)
         inserted = {k: n - docs_before.get(k, 0) for k, n in docs_after.items()}
         cpu_after = bench.stack_cpu()
@@ -225,7 +246,7 @@ async def load_step(
         cpu["wrk"] = load.cpu_s
         tracks = [t for t in watch.seen.tracks.values() if t.submit_ms is not None]
         span = int(seconds + drain_s) + 2
-        return StepResult(
+        step = StepResult(
             label=label,
             offered_per_s=rate,
             seconds=seconds,
@@ -246,129 +267,13 @@ async def load_step(
             ],
             cpu_s=cpu,
             per_topic=dict(watch.seen.per_topic),
+            load_average=load_average,
+            profiles=profiles,
+            profile_errors=profile_errors,
         )
+        step.db_time = db_time(db_after, db_before, step.decided)
+        return step
     finally:
-        await watch.stop()
-        await bench.stop_services(services)
-
-
-@dataclass
-class BacklogResult:
-    backlog: int
-    produce_s: float
-    p1_sent: int
-    p1: Outcomes
-    p3: Outcomes
-    waited_s: float
-    p1_dispatch_ms: list[float]
-
-
-async def produce_all(
-    bootstrap: str, records: Iterable[tuple[str, bytes, bytes, list[tuple[str, bytes]]]]
-) -> int:
-    """Every ``(topic, value, key, headers)`` record, as fast as the producer takes them
-    (acks=all, idempotent); how many."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
-    )
-    await producer.start()
-    sent = 0
-    try:
-        pending = []
-        for topic, value, key, headers in records:
-            pending.append(await producer.send(topic, value, key=key, headers=headers))
-            sent += 1
-            if len(pending) >= 2000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return sent
-
-
-async def produce_backlog(bootstrap: str, topic: str, n: int, base: int) -> set[str]:
-    """``n`` ordinary P3 submitted records straight onto ``topic`` (acks=all, idempotent)."""
-    ids = [str(uuid.uuid4()) for _ in range(n)]
-    await produce_all(
-        bootstrap,
-        (
-            (
-                topic,
-                bodies.submitted(rid, bodies.p3_body(base + i)).model_dump_json().encode(),
-                rid.encode(),
-                [],
-            )
-            for i, rid in enumerate(ids)
-        ),
-    )
-    return set(ids)
-
-
-async def submit_p1(url: str, n: int, spread_s: float, base: int) -> set[str]:
-    """``n`` P1 requests through intake's HTTP API, spread evenly over ``spread_s`` seconds;
-    the request ids of those accepted."""
-    accepted: set[str] = set()
-
-    async def one(http: httpx.AsyncClient, i: int) -> None:
-        await asyncio.sleep(spread_s * i / max(1, n))
-        headers = {
-            "X-Client-Id": f"bench-p1-{i}",
-            "X-Forwarded-For": f"10.255.{(i >> 8) & 255}.{i & 255}",
-            "Idempotency-Key": uuid.uuid4().hex,
-        }
-        for _ in range(3):
-            try:
-                response = await http.post(
-                    "/v1/requests", json=bodies.p1_body(base + i), headers=headers
-                )
-            except httpx.HTTPError:
-                await asyncio.sleep(0.5)
-                continue
-            if response.status_code == 202:
-                accepted.add(str(response.json()["request_id"]))
-            return
-
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-        await asyncio.gather(*(one(http, i) for i in range(n)))
-    return accepted
-
-
-async def backlog_step(
-    bench: Bench, backlog: int, p1: int, bound: float, base: int
-) -> BacklogResult:
-    """P1 submit→dispatch while ``backlog`` P3 requests wait on the submitted topic."""
-    services = await bench.start_services()
-    watch = Watch(bench.bootstrap, services.prefix)
-    await watch.start()
-    try:
-        bench.say(f"  producing {backlog} P3 records onto the submitted topic")
-        started = time.monotonic()
-        p3_ids = await produce_backlog(
-            bench.bootstrap, services.prefix + Topic.SUBMITTED.value, backlog, base
-        )
-        produce_s = time.monotonic() - started
-        bench.say(f"  produced in {produce_s:.1f}s; submitting {p1} P1 requests over 10 s")
-        p1_ids = await submit_p1(services.url("intake"), p1, 10.0, base + backlog)
-        bench.say(f"  {len(p1_ids)} P1 accepted; waiting for their dispatch (at most {bound:.0f}s)")
-        waited, _ = await drain(bench, watch, bound, ids=p1_ids, notifications=False)
-        end_ms = time.time() * 1000
-        tracks = watch.seen.tracks
-        p1_out = outcomes(tracks, p1_ids, end_ms)
-        p3_out = outcomes(tracks, p3_ids, end_ms)
-        return BacklogResult(
-            backlog=backlog,
-            produce_s=produce_s,
-            p1_sent=p1,
-            p1=p1_out,
-            p3=p3_out,
-            waited_s=waited,
-            p1_dispatch_ms=[
-                t.dispatch_ms - t.submit_ms
-                for k in p1_ids
-                if (t := tracks.get(k)) and t.dispatch_ms is not None and t.submit_ms is not None
-            ],
-        )
-    finally:
+        await asyncio.to_thread(profiling.stop, recordings)  # after an error on the way
         await watch.stop()
         await bench.stop_services(services)

@@ -8,12 +8,16 @@ import os
 import pytest
 
 from tests.bench import bodies
+from tests.bench.__main__ import highest_step
 from tests.bench.load import connections_for, parse_wrk_output
 from tests.bench.procs import parse_ppid, parse_stat_cpu, parse_vm_hwm_mb
 from tests.bench.stats import (
+    DbTime,
     Quantile,
     Summary,
     ceiling_ratio,
+    db_command_totals,
+    db_time,
     db_write_commands,
     delta,
     held,
@@ -122,6 +126,56 @@ def test_database_write_commands_from_metrics() -> None:
     assert delta({"a": 5, "b": 2, "c": 1}, {"a": 2, "b": 2}) == {"a": 3, "c": 1}
 
 
+def db_metrics(*samples: tuple[str, str, str, float, float]) -> str:
+    """A service's /metrics with ``(command, collection, outcome, seconds, calls)`` samples of
+    cityhelp_db_command_seconds, buckets and other metrics around them."""
+    lines = [
+        "# HELP cityhelp_db_command_seconds Time a database command took",
+        "# TYPE cityhelp_db_command_seconds histogram",
+        'cityhelp_messages_processed_total{service="route",topic="t",outcome="ok"} 1000.0',
+    ]
+    for command, collection, outcome, seconds, calls in samples:
+        labels = f'collection="{collection}",command="{command}",outcome="{outcome}"'
+        lines += [
+            f'cityhelp_db_command_seconds_bucket{{{labels},le="0.005"}} {calls}',
+            f"cityhelp_db_command_seconds_count{{{labels}}} {calls}",
+            f"cityhelp_db_command_seconds_sum{{{labels}}} {seconds}",
+            f"cityhelp_db_command_seconds_created{{{labels}}} 1.7e9",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_database_time_per_request_by_service_command_and_collection() -> None:
+    before = {
+        "route": db_command_totals(
+            db_metrics(("insert", "legs", "ok", 0.5, 10), ("find", "teams", "ok", 0.1, 2))
+        ),
+        "verify": db_command_totals(db_metrics(("find", "requests", "ok", 0.0, 0))),
+    }
+    after = {
+        "route": db_command_totals(
+            db_metrics(
+                ("insert", "legs", "ok", 2.5, 110),
+                ("insert", "legs", "error", 0.5, 10),  # outcomes add up
+                ("find", "teams", "ok", 0.1, 2),  # not called during the step: left out
+            )
+        ),
+        "verify": db_command_totals(
+            db_metrics(("find", "requests", "ok", 6.0, 300), ("update", "checks", "ok", 1.0, 50))
+        ),
+        "notify": db_command_totals(db_metrics(("insert", "deliveries", "ok", 2.5, 100))),
+    }
+    assert after["route"][("insert", "legs")] == (3.0, 120.0)
+    rows = db_time(after, before, requests=100)
+    assert rows == [
+        DbTime("verify", "find", "requests", 60.0, 3.0, 20.0),
+        DbTime("notify", "insert", "deliveries", 25.0, 1.0, 25.0),
+        DbTime("route", "insert", "legs", 25.0, 1.1, 2500 / 110),
+        DbTime("verify", "update", "checks", 10.0, 0.5, 20.0),
+    ]
+    assert db_time(after, before, requests=0) == []
+
+
 def test_summary_line_has_the_exact_form() -> None:
     line = summary_line(
         Summary(
@@ -180,6 +234,13 @@ def test_outcomes_count_decided_apart_from_lost() -> None:
     assert o.e2e_per_s == pytest.approx(2 / 1.3)
     only = outcomes(tracks, {"a", "c"}, end_ms=10_000)
     assert (only.accepted, only.dispatched, only.needs_review, only.lost) == (2, 1, 1, 0)
+
+
+def test_the_highest_step_is_max_else_the_highest_rate() -> None:
+    assert highest_step([250.0, None, 1000.0]) == 1
+    assert highest_step([1000.0, 250.0, 2000.0, 500.0]) == 2
+    assert highest_step([None, None]) == 0
+    assert highest_step([]) is None
 
 
 def test_per_second_buckets() -> None:
