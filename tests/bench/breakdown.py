@@ -64,10 +64,11 @@ def profile_section(step: StepResult, where: object) -> list[str]:
         f" {step.load_average[0]:.1f}); py-spy, {RATE} samples/s, files in {where}"
     ]
     profile = step.profiles.get(stage) if stage else None
-    if profile is not None:
+    if stage is not None and profile is not None:
         out.append(
-            f"{stage}: {profile.samples} samples on the CPU (about {profile.samples / RATE:.0f}"
-            " s; idle waits are not sampled); share of those samples:"
+            f"{stage}: {profile.samples} samples not idle ({profile.samples / RATE:.1f} s, against"
+            f" {step.cpu_s[stage]:.1f} CPU s from /proc: the rest runnable, waiting for a core);"
+            " shares of those samples. Runner.run's own share is uvloop's event loop, in C."
         )
         out += profile_lines(profile)
     for name, error in step.profile_errors.items():

@@ -152,13 +152,16 @@ class Frame:
 class Profile:
     samples: int
     by_own: list[Frame]
-    by_total: list[Frame]
+    by_total: list[Frame]  # below the entry chain
+    entry: list[str]  # the frames every sample of the main thread passes through, running none
 
 
 def shares(
     stacks: Mapping[tuple[str, ...], int], top: int = 20, repo: Path | None = None
 ) -> Profile:
-    """The ``top`` frames by own share and by total share."""
+    """The ``top`` frames by own share and by total share; by total share, the entry chain
+    (``<module>``, ``serve``, the server's ``run``: on the stack of every sample of the main
+    thread, never running themselves) is left out, listed apart."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0
@@ -169,7 +172,9 @@ def shares(
         for name in set(names):  # a recursive frame counts once per sample
             total[name] += count
     if samples == 0:
-        return Profile(0, [], [])
+        return Profile(0, [], [], [])
+    widest = max(total.values())
+    entry = {n for n, count in total.items() if count == widest and not own[n]}
 
     def frames_of(names: Iterable[tuple[str, int]]) -> list[Frame]:
         return [Frame(n, own[n] / samples, total[n] / samples) for n, _ in names]
@@ -177,8 +182,25 @@ def shares(
     return Profile(
         samples=samples,
         by_own=frames_of(own.most_common(top)),
-        by_total=frames_of(sorted(total.items(), key=lambda x: (-x[1], -own[x[0]], x[0]))[:top]),
+        by_total=frames_of(
+            sorted(
+                ((n, count) for n, count in total.items() if n not in entry),
+                key=lambda x: (-x[1], -own[x[0]], x[0]),
+            )[:top]
+        ),
+        entry=_in_stack_order(entry, stacks, repo),
     )
+
+
+def _in_stack_order(
+    names: set[str], stacks: Mapping[tuple[str, ...], int], repo: Path | None
+) -> list[str]:
+    """``names`` root first, as a stack that holds them all orders them."""
+    for frames in stacks:
+        shown = [short_frame(f, repo) for f in frames]
+        if names <= set(shown):
+            return [n for n in dict.fromkeys(shown) if n in names]
+    return sorted(names)
 
 
 def read_profile(path: Path, top: int = 20, repo: Path | None = None) -> Profile:
@@ -193,6 +215,8 @@ def profile_lines(profile: Profile, top: int = 12) -> list[str]:
 
     return [
         *table(["frame, by own share", "own", "total"], rows(profile.by_own)),
+        "",
+        "entry chain (on every sample of the main thread): " + " > ".join(profile.entry),
         "",
         *table(["frame, by total share", "own", "total"], rows(profile.by_total)),
     ]
