@@ -21,24 +21,17 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from shared.envelope import Envelope, derive_id, event_type
 from shared.topics import Department, Topic, dispatch_topic
-from tests.bench import profiling
-from tests.bench.backlog import produce_all
-from tests.bench.procs import document_counts, read_proc
-from tests.bench.stats import WRITE_COMMANDS, db_write_commands, delta, metric_samples
+from tests.bench.stage_run import Record, drain
 from tests.support.services import REPO, ServiceSet, free_port, wait_http_ready
 
-# A record as the producer takes it: topic, value, key, headers.
-Record = tuple[str, bytes, bytes, list[tuple[str, bytes]]]
 CATEGORIES: tuple[tuple[str, Department], ...] = (
     ("medical", "medical"),
     ("food_supply", "community"),
@@ -170,26 +163,6 @@ def bench_records(prefix: str, requests: int, kinds: set[str]) -> Iterator[Recor
             )
 
 
-async def notify_metrics(services: ServiceSet) -> str:
-    """Notify's /metrics (it answers late while it plans a large batch)."""
-    async with httpx.AsyncClient(timeout=60) as http:
-        return (await http.get(f"{services.url('notify')}/metrics")).text
-
-
-def finished(text: str) -> float:
-    """Records notify finished (ok or dead-lettered), over every topic."""
-    return sum(
-        v
-        for labels, v in metric_samples(text, "cityhelp_messages_processed_total")
-        if labels.get("service") == "notify"
-    )
-
-
-def cpu_of(services: ServiceSet) -> float:
-    figures = read_proc(services.procs["notify"].pid)
-    return figures.cpu_s if figures else 0.0
-
-
 async def run(args: argparse.Namespace) -> None:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     uri = os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true")
@@ -220,60 +193,23 @@ async def run(args: argparse.Namespace) -> None:
         services.start("notify")
         say(f"notify pid {services.procs['notify'].pid}")
         await asyncio.sleep(3)  # its consumers join their groups
-        before = await notify_metrics(services)
-        docs_before = await document_counts(uri, services.database)
-        cpu_before = cpu_of(services)
-        recordings = {}
-        if args.profile:
-            pid = services.procs["notify"].pid
-            recordings = profiling.start({"notify": (Path(args.profile), pid)})
-        started = time.monotonic()
-        records = await produce_all(bootstrap, bench_records(services.prefix, args.requests, kinds))
-        say(f"published {records} records in {time.monotonic() - started:.1f}s")
-        done = finished(before)
-        last = time.monotonic()
-        while True:
-            text = await notify_metrics(services)
-            count = finished(text) - done
-            waited = time.monotonic() - started
-            if count >= records:
-                break
-            if waited > args.timeout:
-                say(f"stopped waiting after {waited:.0f}s: {count:.0f}/{records} records")
-                break
-            if time.monotonic() - last >= 5:
-                say(f"{count:.0f}/{records} records, {waited:.0f}s")
-                last = time.monotonic()
-            await asyncio.sleep(0.5)
-        seconds = time.monotonic() - started
-        cpu = cpu_of(services) - cpu_before
-        if recordings:
-            profiles, errors = profiling.finish(recordings, repo=REPO)
-            for error in errors.values():
-                say(f"no profile: {error}")
-            if "notify" in profiles:
-                for line in profiling.profile_lines(profiles["notify"]):
-                    say(line)
-                say(f"profile (py-spy, collapsed stacks) in {args.profile}")
-        writes = delta(db_write_commands(text), db_write_commands(before))
-        docs_after = await document_counts(uri, services.database)
-        inserted = {k: n - docs_before.get(k, 0) for k, n in docs_after.items()}
-        others = sum(n for k, n in writes.items() if k.split(":")[0] in WRITE_COMMANDS - {"insert"})
+        drained = await drain(
+            services,
+            "notify",
+            bench_records(services.prefix, args.requests, kinds),
+            bootstrap=bootstrap,
+            uri=uri,
+            timeout=args.timeout,
+            say=say,
+            profile_path=args.profile,
+        )
         async with httpx.AsyncClient(timeout=30) as http:
             snapshot = (await http.get(f"{gateway_url}/messages")).json()
-        requests = args.requests
-        say(f"write commands: {json.dumps(writes)}")
-        say(f"documents inserted: {json.dumps({k: v for k, v in inserted.items() if v})}")
         say(f"sms {len(snapshot['messages'])}, duplicates at the gateway {snapshot['duplicates']}")
         print(
             "notify_stage:"
-            f" requests={requests} records={count:.0f}"
-            f" records_per_s={count / seconds:.0f}"
-            f" cpu_ms_per_request={cpu * 1000 / requests:.2f}"
-            f" cpu_ms_per_record={cpu * 1000 / max(count, 1):.3f}"
-            f" writes_per_request={(sum(inserted.values()) + others) / requests:.2f}"
-            f" write_commands_per_request={sum(writes.values()) / requests:.3f}"
-            f" sms={len(snapshot['messages'])} duplicates={snapshot['duplicates']}",
+            + drained.figures(args.requests)
+            + f" sms={len(snapshot['messages'])} duplicates={snapshot['duplicates']}",
             flush=True,
         )
     finally:
