@@ -18,7 +18,7 @@ import httpx
 from tests.bench import profiling
 from tests.bench.backlog import produce_all
 from tests.bench.procs import document_counts, read_proc, stack_pids
-from tests.bench.stats import WRITE_COMMANDS, db_write_commands, delta, metric_samples
+from tests.bench.stats import db_write_commands, db_writes, delta, metric_samples
 from tests.support.services import REPO, ServiceSet
 
 # A record as the producer takes it: topic, value, key, headers.
@@ -38,15 +38,9 @@ class Drained:
     # The database server's CPU seconds meanwhile (all its clients'), when its pid is known.
     db_cpu_s: float | None = None
 
-    @property
-    def other_writes(self) -> float:
-        """Write commands that insert nothing (updates, deletes, find-and-modify)."""
-        kinds = WRITE_COMMANDS - {"insert"}
-        return sum(n for k, n in self.writes.items() if k.split(":")[0] in kinds)
-
     def figures(self, requests: int) -> str:
         """The per-request figures every stage bench prints on its last line."""
-        written = sum(self.inserted.values()) + self.other_writes
+        written = db_writes(self.writes, self.inserted)
         db_cpu = (
             ""
             if self.db_cpu_s is None

@@ -195,6 +195,16 @@ def db_time(
     return sorted(rows, key=lambda r: (-r.ms_per_request, r.service, r.command, r.collection))
 
 
+def db_writes(write_commands: Mapping[str, float], inserted: Mapping[str, int]) -> float:
+    """Database writes as the bench counts them: each inserted document, and each write command
+    that inserts nothing (updates, deletes, find-and-modify), from ``<command>:<collection>``
+    counts."""
+    others = sum(
+        n for k, n in write_commands.items() if k.split(":")[0] in WRITE_COMMANDS - {"insert"}
+    )
+    return sum(inserted.values()) + others
+
+
 def delta(after: Mapping[str, float], before: Mapping[str, float]) -> dict[str, float]:
     """What grew between two counter snapshots (keys of either; nothing negative)."""
     keys = set(after) | set(before)

@@ -31,7 +31,7 @@ from tests.bench.procs import (
     write_commands,
 )
 from tests.bench.profiling import Profile
-from tests.bench.stats import WRITE_COMMANDS, DbTime, db_time, delta
+from tests.bench.stats import DbTime, db_time, db_writes, delta
 from tests.bench.watch import Outcomes, Track, Watch, outcomes, per_second
 from tests.support.services import ServiceSet
 
@@ -129,12 +129,7 @@ class StepResult:
     @property
     def writes(self) -> float:
         """Database writes: each inserted document, and each other write command."""
-        others = sum(
-            n
-            for k, n in self.write_commands.items()
-            if k.split(":")[0] in WRITE_COMMANDS - {"insert"}
-        )
-        return sum(self.inserted_documents.values()) + others
+        return db_writes(self.write_commands, self.inserted_documents)
 
 
 def pending(tracks: dict[str, Track]) -> tuple[int, int, int]:
