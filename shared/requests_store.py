@@ -2,7 +2,7 @@
 
 Collection ``requests``, one document per request id, created from the submission. On the hot
 path the later stages do not update it: verify inserts its decision into ``verify_decisions``
-and route its first dispatch into ``route_dispatches``, each keyed by the request id, and
+and route its first dispatch with its case into ``route_cases``, each keyed by the request id, and
 :func:`get_request` merges the three (:func:`merged`). Later, rarer transitions (a verifier's
 decision, a department's reports, escalations, the survey) are recorded on the record itself
 with :func:`apply_transition`. Each transition carries the id of the event that caused it; one
@@ -22,11 +22,11 @@ from shared.db import Database, Document
 from shared.schemas import SubmittedRequest
 
 COLLECTION = "requests"
-# What the hot path stores instead of updating the record: verify's decision and route's first
-# dispatch (written once its jobs are out), each keyed by the request id, written by verify
-# and route alone.
+# What the hot path stores instead of updating the record: verify's decision and route's case
+# (which holds the first dispatch's transitions and leg summary), each keyed by the request id,
+# written by verify and route alone.
 DECISIONS = "verify_decisions"
-DISPATCHES = "route_dispatches"
+CASES = "route_cases"
 
 
 def transition(
@@ -114,7 +114,7 @@ async def get_request(db: Database, request_id: str) -> Document | None:
     decision = await db[DECISIONS].find_one({"_id": request_id})
     if base is None and decision is None:
         return None
-    dispatch = await db[DISPATCHES].find_one({"_id": request_id}) if decision is not None else None
+    dispatch = await db[CASES].find_one({"_id": request_id}) if decision is not None else None
     return merged(base, decision, dispatch)
 
 
@@ -265,6 +265,6 @@ async def merge_all(db: Database, records: Sequence[Document]) -> list[Document]
     }
     cases = {
         doc["_id"]: doc
-        async for doc in db[DISPATCHES].find({}, {"timeline": 1, "legs": 1, "departments": 1})
+        async for doc in db[CASES].find({}, {"timeline": 1, "legs": 1, "departments": 1})
     }
     return [merged(doc, decisions.get(doc["_id"]), cases.get(doc["_id"])) for doc in records]

@@ -2,10 +2,13 @@
 then let the batch runner store and publish them.
 
 For each verified request the plan holds its case (the guard: ``route_cases``, keyed by the
-request id), one leg per department with its lookup and its timer (inserts keyed by the leg),
-the teams' open-leg counters (one ``$inc`` per team and batch), one job per leg on its
-department's topic and, once the jobs are out, the request's ``dispatched`` transitions and
-leg summary (``route_dispatches``). Nothing on the hot path updates the request record.
+request id), which carries what the first dispatch adds to the request record (its
+``dispatched`` transitions and leg summary, merged in by ``shared/requests_store``); one leg per
+department with its timer (inserts keyed by the leg); the teams' open-leg counters (one
+``$inc`` per team and batch); and one job per leg on its department's topic. A first leg's id
+derives from the request and department (``domain.leg_id``), so status reports find it without
+a lookup document (``leg_lookup`` holds only the legs that replaced one). Nothing on the hot
+path updates the request record.
 Teams are chosen from an in-memory view of their open legs, refreshed from the database every
 few seconds, so a batch reads nothing. A request whose case exists already (a redelivery) goes
 through the per-record path, :func:`services.route.handlers.handle_verified`, which finishes
@@ -23,7 +26,7 @@ from functools import partial
 
 from services.route import domain
 from services.route.models import Leg
-from services.route.repository import CASES, DISPATCHES, LEGS, LOOKUP, TEAMS, TIMERS
+from services.route.repository import CASES, LEGS, TEAMS, TIMERS
 from services.route.teams import Directory, choose_team
 from shared import requests_store
 from shared.db import Document
@@ -123,8 +126,7 @@ def dispatched(
         jobs.append(job)
         writes.extend(_leg_writes(job))
     return Plan(
-        guards=(Insert(CASES, case_document(request.request_id, jobs)),),
-        recorded=(Insert(DISPATCHES, dispatch_document(request.request_id, jobs, departments)),),
+        guards=(Insert(CASES, case_document(request.request_id, jobs, departments)),),
         writes=tuple(writes),
         events=tuple(
             Event(
@@ -142,17 +144,10 @@ def dispatched(
 
 
 def _leg_writes(job: DispatchJob) -> list[Write]:
-    """The leg (counted on its team), its lookup by request and department, its timer."""
+    """The leg (counted on its team) and its timer. No lookup document: the leg's id is the
+    one derived from its request and department, which status reports fall back to."""
     return [
         Insert(LEGS, Leg.new(job, slot=job.department, cycle=0, counted=True).to_document()),
-        Insert(
-            LOOKUP,
-            {
-                "_id": f"{job.request_id}|{job.department}",
-                "leg_id": job.leg_id,
-                "request_id": job.request_id,
-            },
-        ),
         Insert(
             TIMERS, {"_id": job.leg_id, "request_id": job.request_id, "due_at": job.acknowledge_by}
         ),
@@ -160,24 +155,18 @@ def _leg_writes(job: DispatchJob) -> list[Write]:
     ]
 
 
-def case_document(request_id: str, jobs: Sequence[DispatchJob]) -> Document:
-    """The request's case as its first dispatch creates it: its legs and its cycle."""
+def case_document(request_id: str, jobs: Sequence[DispatchJob], departments: list[str]) -> Document:
+    """The request's case as its first dispatch creates it: its legs and its cycle, and what
+    the dispatch adds to the request record (``requests_store.merged``): one ``dispatched``
+    transition per leg and the leg summary. It is stored before the jobs go out, and the batch's
+    offsets are committed only once they are acknowledged, so a stored ``dispatched`` is always
+    followed by its jobs (a crash in between: the redelivery publishes them)."""
     return {
         "_id": request_id,
         "leg_ids": [job.leg_id for job in jobs],
         "cycle": 0,
         "emitted": [],
         "reopens": [],
-    }
-
-
-def dispatch_document(
-    request_id: str, jobs: Sequence[DispatchJob], departments: list[str]
-) -> Document:
-    """What the first dispatch adds to the request record (``requests_store.merged``), written
-    once the jobs are out: one ``dispatched`` transition per leg and the leg summary."""
-    return {
-        "_id": request_id,
         "timeline": [
             requests_store.transition(
                 event_id=effect_id("dispatch", job.leg_id),

@@ -5,9 +5,11 @@ Collections:
 - ``legs``: one document per dispatch leg (``_id`` = leg id): the job, its team, its state,
   its history of status events, the service-level deadlines and breach flags;
 - ``leg_lookup``: ``_id`` = ``"<request id>|<department>"`` → the department's current leg, for
-  status events that do not echo a leg id;
+  status events that do not echo a leg id, written once a leg replaced the department's first
+  one (whose id derives from the request and department: the fallback when there is none);
 - ``route_cases``: ``_id`` = request id → its leg ids, the current cycle (a reopened request
-  starts a new one) and the request-level statuses already announced;
+  starts a new one) and the request-level statuses already announced; its first dispatch's
+  transitions and leg summary, which the request's readers merge in (shared/requests_store);
 - ``sla_timers``: ``_id`` = leg id → when the leg's next deadline falls due; only open legs
   have one, so the timer scan stays small;
 - ``sla_claims``: ``_id`` = ``"<leg>|<kind>|<generation>"`` → which route process escalates a
@@ -25,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.route import domain
 from services.route.models import Case, Leg
 from services.route.teams import Directory
 from shared import requests_store
@@ -32,9 +35,8 @@ from shared.db import Database, Document
 
 LEGS = "legs"
 LOOKUP = "leg_lookup"
-CASES = "route_cases"
-# The first dispatch of a request as its readers see it (shared/requests_store.py).
-DISPATCHES = requests_store.DISPATCHES
+# Also the first dispatch of a request as its readers see it (shared/requests_store.py).
+CASES = requests_store.CASES
 TIMERS = "sla_timers"
 CLAIMS = "sla_claims"
 TEAMS = "teams"
@@ -186,8 +188,17 @@ class RouteRepository:
         )
 
     async def lookup(self, request_id: str, *, department: str) -> str | None:
+        """The leg that replaced the department's first one, if any (see the module's text)."""
         doc = await self.db[LOOKUP].find_one({"_id": f"{request_id}|{department}"})
         return None if doc is None else str(doc["leg_id"])
+
+    async def has_current_leg(self, request_id: str, *, department: str) -> bool:
+        """Whether status reports by request and department find a leg: a lookup document, or
+        the department's first leg (its id derived from the request and department)."""
+        if await self.lookup(request_id, department=department) is not None:
+            return True
+        first = await self.db[LEGS].find_one({"_id": domain.leg_id(request_id, department)})
+        return first is not None
 
     # ------------------------------------------------------------------------------ cases
 

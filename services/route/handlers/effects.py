@@ -48,9 +48,11 @@ async def record_leg(
     await ctx.repo.count_leg(leg)
     await ctx.repo.add_to_case(job.request_id, leg_id=job.leg_id)
     if leg.open and leg.blocking:
-        await ctx.repo.set_lookup(job.request_id, department=job.department, leg_id=job.leg_id)
+        if job.leg_id != domain.leg_id(job.request_id, job.department):
+            # A leg that replaced the department's first one (found without a lookup).
+            await ctx.repo.set_lookup(job.request_id, department=job.department, leg_id=job.leg_id)
         await ctx.repo.arm_timer(leg)
-    elif leg.open and await ctx.repo.lookup(job.request_id, department=job.department) is None:
+    elif leg.open and not await ctx.repo.has_current_leg(job.request_id, department=job.department):
         # An oversight job: findable by request and department only if nothing else is.
         await ctx.repo.set_lookup(job.request_id, department=job.department, leg_id=job.leg_id)
     await ctx.repo.record_transition(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from services.route import legs
+from services.route import domain, legs
 from services.route.handlers.context import RouteContext
 from services.route.handlers.effects import (
     dispatch_leg,
@@ -65,12 +65,13 @@ async def handle_status(record: Record, *, ctx: RouteContext) -> None:
 
 
 async def _leg_of(ctx: RouteContext, event: StatusEvent) -> Leg:
-    """The leg a status event is about: by the leg id it echoes, else by request and
-    department."""
+    """The leg a status event is about: by the leg id it echoes, else the department's
+    current leg (a lookup document once a leg replaced the first one, else the first leg,
+    whose id derives from the request and department)."""
     leg_id = event.leg_id or await ctx.repo.lookup(event.request_id, department=event.department)
-    if leg_id is None:
+    leg = await ctx.repo.get_leg(leg_id or domain.leg_id(event.request_id, event.department))
+    if leg is None and leg_id is None:
         raise PermanentError("unknown_leg", f"no {event.department} leg for this request")
-    leg = await ctx.repo.get_leg(leg_id)
     if leg is None:
         raise PermanentError("unknown_leg", f"leg {leg_id} does not exist")
     if leg.request_id != event.request_id:
