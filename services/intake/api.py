@@ -6,7 +6,7 @@ Entry points only translate HTTP to handler calls: validate, rate-limit, authent
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
@@ -80,6 +80,8 @@ def validation_problems(
 # declared as FastAPI parameters (which cost the accept path a tenth of its CPU), and
 # documented in the OpenAPI document all the same.
 REQUEST_HEADERS = {"Idempotency-Key": 200, "X-Client-Id": 64}
+# The JSON API's accept route (answered from the middleware layer: services/intake/direct.py).
+ACCEPT_PATH = "/v1/requests"
 
 
 def header_problems(headers: Mapping[str, str]) -> list[dict[str, str]]:
@@ -91,7 +93,7 @@ def header_problems(headers: Mapping[str, str]) -> list[dict[str, str]]:
             "type": "string_too_long",
         }
         for name, limit in REQUEST_HEADERS.items()
-        if len(headers.get(name, "")) > limit
+        if len(headers.get(name.lower(), "")) > limit
     ]
 
 
@@ -136,19 +138,65 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def web_rate_limit_wait(request: Request, ctx: IntakeContext, *, phone: str) -> float:
     """Seconds a web submission must wait: its client (the address behind the trusted
     proxies) and its phone each have their own limit."""
-    client = domain.client_address(
-        request.client.host if request.client else None,
-        request.headers.get("x-forwarded-for"),
-        ctx.trusted_proxies,
+    return await client_rate_limit_wait(
+        ctx,
+        peer=request.client.host if request.client else None,
+        forwarded_for=request.headers.get("x-forwarded-for"),
+        phone=phone,
     )
+
+
+async def client_rate_limit_wait(
+    ctx: IntakeContext, *, peer: str | None, forwarded_for: str | None, phone: str
+) -> float:
+    """:func:`web_rate_limit_wait` from the peer's address and its X-Forwarded-For."""
+    client = domain.client_address(peer, forwarded_for, ctx.trusted_proxies)
     return await handlers.rate_limit_wait(ctx, client_key=f"web:{client}", phone=phone)
+
+
+async def accept_web(
+    ctx: IntakeContext,
+    *,
+    headers: Mapping[str, str],
+    read_body: Callable[[], Awaitable[bytes]],
+    peer: str | None,
+) -> JSONResponse:
+    """The answer to ``POST /v1/requests`` (``headers``: looked up by lower-case name; the body
+    is read only once the Content-Type is known to be JSON). 202 once the request is durably
+    in Kafka; a retry with the same Idempotency-Key gets the first answer again."""
+    if not is_json(headers.get("content-type")):
+        return problem(415, "unsupported_media_type", "Send the body as application/json.")
+    try:
+        body = HelpRequest.model_validate_json(await read_body())
+    except ValidationError as exc:
+        return validation_problems(exc, header_problems(headers))
+    if too_long := header_problems(headers):
+        return validation_problems(None, too_long)
+    idempotency_key = headers.get("idempotency-key")
+    x_client_id = headers.get("x-client-id")
+    wait = await client_rate_limit_wait(
+        ctx, peer=peer, forwarded_for=headers.get("x-forwarded-for"), phone=body.contact.phone
+    )
+    if wait > 0:
+        return too_many(wait)
+    try:
+        receipt = await handlers.submit(
+            body,
+            channel="web",
+            client=f"web:{x_client_id or 'anonymous'}",
+            idempotency_key=idempotency_key,
+            ctx=ctx,
+        )
+    except (KafkaError, TimeoutError):
+        return queue_unavailable()
+    return JSONResponse(receipt_body(receipt, ctx), status_code=202)
 
 
 def build_router(ctx: IntakeContext) -> APIRouter:
     router = APIRouter(tags=["requests"])
 
     @router.post(
-        "/v1/requests",
+        ACCEPT_PATH,
         status_code=202,
         summary="Submit a help request",
         openapi_extra=json_api(HelpRequest, REQUEST_HEADERS),
@@ -157,31 +205,14 @@ def build_router(ctx: IntakeContext) -> APIRouter:
     async def post_request(request: Request) -> JSONResponse:
         """Answers 202 once the request is durably in Kafka; a retry with the same
         Idempotency-Key gets the first answer again (``"replayed": true``)."""
-        headers = request.headers
-        if not is_json(headers.get("content-type")):
-            return problem(415, "unsupported_media_type", "Send the body as application/json.")
-        try:
-            body = HelpRequest.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return validation_problems(exc, header_problems(headers))
-        if too_long := header_problems(headers):
-            return validation_problems(None, too_long)
-        idempotency_key = headers.get("idempotency-key")
-        x_client_id = headers.get("x-client-id")
-        wait = await web_rate_limit_wait(request, ctx, phone=body.contact.phone)
-        if wait > 0:
-            return too_many(wait)
-        try:
-            receipt = await handlers.submit(
-                body,
-                channel="web",
-                client=f"web:{x_client_id or 'anonymous'}",
-                idempotency_key=idempotency_key,
-                ctx=ctx,
-            )
-        except (KafkaError, TimeoutError):
-            return queue_unavailable()
-        return JSONResponse(receipt_body(receipt, ctx), status_code=202)
+        # The app itself answers this route from its middleware (services/intake/direct.py);
+        # it is declared here for the OpenAPI document and for apps without that shortcut.
+        return await accept_web(
+            ctx,
+            headers=request.headers,
+            read_body=request.body,
+            peer=request.client.host if request.client else None,
+        )
 
     @router.get("/v1/requests/{request_id}", summary="Status and timeline of a request")
     async def get_request(

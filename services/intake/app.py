@@ -15,7 +15,7 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from services.intake import api, domain, handlers, open311_api, pages
+from services.intake import api, direct, domain, handlers, open311_api, pages
 from services.intake.handlers import IntakeContext
 from services.intake.ratelimit import RateLimiter, SharedLimit
 from services.intake.receipts import ReplayCache
@@ -137,10 +137,11 @@ def build_app(
         logger.warning("no Open311 api keys configured: Open311 POST requests are refused")
 
     web = Pages(service="intake", package_dir=Path(__file__).parent, secret=settings.page_secret)
+    json_api = api.build_router(ctx)
     app = rt.http_app(
         title="City help: intake",
         routers=[
-            api.build_router(ctx),
+            json_api,
             open311_api.build_router(ctx),
             pages.build_router(ctx, web),
         ],
@@ -149,6 +150,7 @@ def build_app(
     app.state.intake = ctx  # tests reach the replay cache and the batch writer through it
     install_error_handlers(app)
     open311_api.install(app)
+    direct.install(app, ctx, json_api)  # innermost: POST /v1/requests past FastAPI's routing
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(open311_api.Open311TooLarge)  # outermost: sees the limit's 413
     return app
