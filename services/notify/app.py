@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from services.notify import api, delivery, domain, handlers, pages, plans, surveys
-from services.notify.channels import Channel, build_channels
+from services.notify.channels import HTTP_CHANNELS, AiohttpPoster, Channel, build_channels
 from services.notify.repository import RATE_LIMITS, NotifyRepository
 from services.notify.settings import NotifySettings
 from shared.db import Client
@@ -47,24 +47,14 @@ def build_app(
     rt.bus.declare(Topic.LIFECYCLE, schema=LifecycleEvent)
     repo = NotifyRepository(rt.db)
     rt.startup.append(repo.ensure_indexes)
-    # A batch sends its messages concurrently, more of them than the pool has connections:
-    # waiting for a free connection is not a failed attempt, so only the send itself (connect,
-    # write, read) is bounded by the send timeout.
-    connections = settings.send_concurrency * len(settings.channels)
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.send_timeout_seconds, pool=None),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    # Every HTTP channel has at most `send_concurrency` sends in flight, and the pool as many
+    # connections in all, kept alive: a send does not wait for a connection, and the send
+    # timeout bounds only the send itself (connect, read).
+    http_channels = [n for n in dict.fromkeys(settings.channels) if n in HTTP_CHANNELS]
+    poster = AiohttpPoster(
+        connections=settings.send_concurrency * max(1, len(http_channels)),
+        timeout=settings.send_timeout_seconds,
     )
-    # httpx logs every request's URL at INFO; a gateway URL may carry credentials.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-    async def close_http_on_stop() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await http.aclose()
-
-    rt.background.append(close_http_on_stop)
     rules = domain.load_rules(
         settings.config_dir / settings.rules_file,
         jurisdiction_path=settings.config_dir / settings.jurisdiction_file,
@@ -74,7 +64,7 @@ def build_app(
         repo=repo,
         channels=list(channels)
         if channels is not None
-        else build_channels(settings.channels, settings, http),
+        else build_channels(settings.channels, settings, poster),
         rules=rules,
         templates=domain.load_templates(settings.config_dir / settings.templates_dir),
         public_base_url=settings.public_base_url,
@@ -151,4 +141,17 @@ def build_app(
     )
     web.install(app)
     install_error_handlers(app)
+    runtime_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The HTTP session closes after the runtime's shutdown (consumers stopped, their last
+        # batches finished), so a batch still sending while the service stops keeps its pool.
+        try:
+            async with runtime_lifespan(app):
+                yield
+        finally:
+            await poster.close()
+
+    app.router.lifespan_context = lifespan
     return app

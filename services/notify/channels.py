@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
+import aiohttp
 
 from services.notify import domain
 from services.notify.settings import NotifySettings
@@ -72,18 +72,73 @@ class LogChannel:
 
 
 # Sends in flight per channel by default: a batch's messages go out concurrently, and a queue
-# of hundreds waiting inside the HTTP client's pool costs more CPU than the sends (httpcore
-# walks its queue and its connections whenever one frees up).
+# of hundreds waiting for a connection costs more CPU than the sends.
 MAX_IN_FLIGHT = 32
 
 
-class _HttpChannel:
-    """A channel that POSTs each message to one URL, at most ``MAX_IN_FLIGHT`` at a time."""
+class Poster(Protocol):
+    """How an HTTP channel reaches its far end; tests pass a fake."""
 
-    def __init__(
-        self, client: httpx.AsyncClient, *, url: str, in_flight: int = MAX_IN_FLIGHT
-    ) -> None:
-        self.client = client
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST ``body`` and return the answer's status code; raise a retryable
+        :class:`ChannelError` when no answer came (network trouble, timeout)."""
+
+
+class AiohttpPoster:
+    """POSTs over one aiohttp session with a bounded pool of kept-alive connections.
+
+    ``connections`` should cover every channel's sends in flight, so a send never queues for a
+    connection; and should one queue anyway, the wait is not part of its timeout: ``timeout``
+    bounds connecting and each read of the answer, as a failed attempt (retried). aiohttp needs
+    the running event loop, so the session opens on the first send; :meth:`close` ends it.
+    Nothing here logs a URL (a gateway URL may carry credentials).
+    """
+
+    def __init__(self, *, connections: int, timeout: float) -> None:
+        self.connections = connections
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=timeout, sock_read=timeout
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self.connections, limit_per_host=0)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self.timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+        )
+        return self._session
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        if self._closed:
+            raise ChannelError("unreachable:closed", retryable=True)
+        session = self._session or self._open()
+        try:
+            async with session.post(url, data=body, headers=headers) as response:
+                # Read the (small) answer, so the connection goes back to the pool alive.
+                await response.read()
+                return response.status
+        except TimeoutError as exc:  # aiohttp's own timeouts are TimeoutErrors too
+            raise ChannelError(f"timeout:{type(exc).__name__}", retryable=True) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ChannelError(f"unreachable:{type(exc).__name__}", retryable=True) from exc
+
+    async def close(self) -> None:
+        """Close the session and its connections; later sends fail as retryable."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class _HttpChannel:
+    """A channel that POSTs each message to one URL, at most ``in_flight`` at a time."""
+
+    def __init__(self, poster: Poster, *, url: str, in_flight: int = MAX_IN_FLIGHT) -> None:
+        self.poster = poster
         self.url = url
         self._slots = asyncio.Semaphore(in_flight)
 
@@ -94,14 +149,8 @@ class _HttpChannel:
             "idempotency-key": message.notification_id,
             **headers,
         }
-        try:
-            async with self._slots:
-                response = await self.client.post(self.url, content=content, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise ChannelError(f"timeout:{type(exc).__name__}", retryable=True) from exc
-        except httpx.HTTPError as exc:
-            raise ChannelError(f"unreachable:{type(exc).__name__}", retryable=True) from exc
-        status = response.status_code
+        async with self._slots:
+            status = await self.poster.post(self.url, content, headers)
         if status < 300:
             return
         retryable = status >= 500 or status in (408, 429)
@@ -115,9 +164,9 @@ class SmsGatewayChannel(_HttpChannel):
     reaches_phone = True
 
     def __init__(
-        self, client: httpx.AsyncClient, *, url: str, token: str, in_flight: int = MAX_IN_FLIGHT
+        self, poster: Poster, *, url: str, token: str, in_flight: int = MAX_IN_FLIGHT
     ) -> None:
-        super().__init__(client, url=url, in_flight=in_flight)
+        super().__init__(poster, url=url, in_flight=in_flight)
         self.token = token
 
     async def send(self, message: Outbound) -> None:
@@ -137,9 +186,9 @@ class WebhookChannel(_HttpChannel):
     reaches_phone = True
 
     def __init__(
-        self, client: httpx.AsyncClient, *, url: str, secret: str, in_flight: int = MAX_IN_FLIGHT
+        self, poster: Poster, *, url: str, secret: str, in_flight: int = MAX_IN_FLIGHT
     ) -> None:
-        super().__init__(client, url=url, in_flight=in_flight)
+        super().__init__(poster, url=url, in_flight=in_flight)
         self.secret = secret
 
     async def send(self, message: Outbound) -> None:
@@ -162,9 +211,10 @@ class WebhookChannel(_HttpChannel):
 CHANNEL_NAMES = ("log", "sms", "webhook")
 
 
-def build_channels(
-    names: Sequence[str], settings: NotifySettings, client: httpx.AsyncClient
-) -> list[Channel]:
+HTTP_CHANNELS = ("sms", "webhook")
+
+
+def build_channels(names: Sequence[str], settings: NotifySettings, poster: Poster) -> list[Channel]:
     """The configured channels, in order; an unknown name stops the service at start."""
     unknown = [n for n in names if n not in CHANNEL_NAMES]
     if unknown:
@@ -176,7 +226,7 @@ def build_channels(
         elif name == "sms":
             channels.append(
                 SmsGatewayChannel(
-                    client,
+                    poster,
                     url=settings.sms_url,
                     token=settings.sms_token,
                     in_flight=settings.send_concurrency,
@@ -185,7 +235,7 @@ def build_channels(
         else:
             channels.append(
                 WebhookChannel(
-                    client,
+                    poster,
                     url=settings.webhook_url,
                     secret=settings.webhook_secret,
                     in_flight=settings.send_concurrency,
