@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,7 @@ from pydantic import BaseModel
 
 from shared.envelope import Envelope, derive_id, event_type, utcnow
 from shared.lag import client_options
-from shared.metrics import registry
+from shared.metrics import PUBLISHED_RECORDS, registry
 from shared.retry import retrying
 from shared.settings import ServiceSettings
 from shared.topics import Topic, TopicNames, TopicSpec, load_topic_specs
@@ -92,6 +93,7 @@ class EventBus:
         self._names = names
         self.source = source
         self._publishers: dict[Topic, Any] = {}
+        self._published: dict[Topic, Any] = {}  # emit_direct's counters, by topic
 
     def declare(self, topic: Topic, *, schema: type[BaseModel] | None = None) -> None:
         """Register a topic this service writes (documented in its AsyncAPI)."""
@@ -145,6 +147,63 @@ class EventBus:
                     extra={"topic": self._names(topic)},
                 )
             raise
+
+    async def emit_direct(
+        self,
+        topic: Topic,
+        value: BaseModel,
+        *,
+        key: str,
+        name: str,
+        event_id: str,
+        subject: str | None = None,
+    ) -> Envelope:
+        """:meth:`emit` of a first event (no cause), handed to the broker's aiokafka producer
+        itself: the same record (topic, key, value, and the headers in the order FastStream
+        sends them, its ``correlation_id`` included), without the per-publish middleware chain
+        FastStream builds (about a sixth of intake's CPU per accepted request). Its Prometheus
+        publish metrics are not kept for these records: ``cityhelp_published_records_total``
+        counts them. Under ``TestKafkaBroker`` (no aiokafka producer) it is :meth:`emit`."""
+        envelope = Envelope(
+            id=event_id,
+            type=event_type(name),
+            source=self.source,
+            subject=subject or key,
+            time=utcnow(),
+            trace_id=event_id,
+        )
+        raw = value.model_dump_json().encode("utf-8")
+        producer = aiokafka_producer(self._broker)
+        publisher = self._publishers.get(topic)
+        if producer is None or publisher is None:
+            await self.emit_raw(topic, raw, key=key, headers=envelope.headers())
+        else:
+            # FastStream's record: its content-type (of bytes: none) and correlation_id first,
+            # then the envelope's headers (whose content-type takes the first place's value).
+            headers = {"content-type": "", "correlation_id": str(uuid.uuid4())}
+            headers.update(envelope.headers())
+            try:
+                sent = await producer.send(
+                    publisher.topic,
+                    value=raw,
+                    key=key.encode("utf-8"),
+                    headers=[(k, v.encode()) for k, v in headers.items()],
+                )
+                await sent
+            except (OutOfOrderSequenceNumber, UnknownProducerId):
+                if reset_idempotence(producer):  # as in emit_raw
+                    logger.warning(
+                        "the broker refused the producer's sequence; producer id renewed",
+                        extra={"topic": self._names(topic)},
+                    )
+                raise
+        published = self._published.get(topic)
+        if published is None:
+            service = self.source.rsplit("/", 1)[-1]  # the source is cityhelp/<service>
+            published = PUBLISHED_RECORDS.labels(service, self._names(topic))
+            self._published[topic] = published
+        published.inc()
+        return envelope
 
 
 def aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:

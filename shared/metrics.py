@@ -93,6 +93,12 @@ END_TO_END_SECONDS = _histogram(
     "Time from a request's submission until a stage finished with it.",
     ["stage"],
 )
+PUBLISHED_RECORDS = _counter(
+    "published_records_total",
+    "Records a service handed to Kafka itself and the broker acknowledged, by topic (intake's"
+    " accepted requests; what goes through FastStream is in faststream_published_messages_total).",
+    ["service", "topic"],
+)
 REQUESTS = _counter(
     "requests_total",
     "Requests passing a lifecycle step (received, verified, dispatched, resolved, ...).",

@@ -131,7 +131,7 @@ async def submit(
     )
     topic = domain.lane_for(request, ctx.rules)
     event_id = effect_id("submitted", request_id)
-    await ctx.bus.emit(
+    await ctx.bus.emit_direct(
         topic, submitted, key=request_id, name="request.submitted", event_id=event_id
     )
     crash_point("intake.after_publish")

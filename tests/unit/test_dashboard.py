@@ -130,8 +130,21 @@ def test_the_services_export_the_contract_metrics(exported: set[str]) -> None:
         "cityhelp_notifications_total",
         "cityhelp_sla_breaches_total",
         "cityhelp_review_queue_depth",
-        "faststream_published_messages_total",
+        "cityhelp_published_records_total",
     } <= exported
+
+
+def test_intakes_published_records_are_read_from_its_own_counter() -> None:
+    """Intake hands its records to the producer itself, past FastStream's publish metrics."""
+    data = dashboard()
+    panel = next(p for p in panels(data) if p.get("title") == "intake: records published")
+    assert [metric_names(t["expr"]) for t in panel["targets"]] == [
+        {"cityhelp_published_records_total"}
+    ]
+    assert 'service="intake"' in panel["targets"][0]["expr"]
+    assert not any(
+        "faststream_published_messages_total" in e and "intake" in e for e in dashboard_exprs()
+    )
 
 
 def test_every_dashboard_query_uses_exported_metrics(exported: set[str]) -> None:
