@@ -16,6 +16,12 @@ process may hold unspent admissions of its last slot: with ``chunk`` > 1 and ``n
 a key can be refused up to ``n * (chunk - 1)`` admissions short of the limit (``chunk = 1``:
 exact).
 
+A slot can also travel in another insert (:meth:`propose`): notify puts the slot of a message
+in the message's own claim, so an admission costs no document of its own. The slots then live in
+that collection under a unique index on ``field``, and :meth:`take_many` inserts its slots there
+too (``"<field>|<slot>"`` as ``_id``, the slot in ``field``), so one slot has one winner whichever
+way it was claimed.
+
 ``grace`` admissions per key and window are granted by each process from memory before the
 database is asked, and the slots cover the rest of the limit: a key that sends a few requests
 (a citizen) costs no database write at all, and with ``n`` processes at most
@@ -62,6 +68,7 @@ class WindowQuota:
         chunk: int = 1,
         grace: int = 0,
         max_keys: int = 200_000,
+        field: str | None = None,
     ) -> None:
         if limit < 0 or window_seconds <= 0 or chunk < 1 or not 0 <= grace <= limit:
             raise ValueError("limit >= 0, window_seconds > 0, chunk >= 1, 0 <= grace <= limit")
@@ -74,7 +81,11 @@ class WindowQuota:
         self.shared = limit - grace
         self.slots = math.ceil(self.shared / chunk)
         self.max_keys = max_keys
+        # Slots stored in ``field`` of their documents (unique index) rather than as ``_id``.
+        self.field = field
         self._windows: OrderedDict[str, _Window] = OrderedDict()
+        # owner → the slot proposed to it (a plan made again proposes the same one).
+        self._proposed: OrderedDict[str, str] = OrderedDict()
 
     def window_of(self, at: datetime) -> int:
         return int(at.timestamp() // self.window_seconds)
@@ -97,6 +108,33 @@ class WindowQuota:
         if state.exhausted or self.slots == 0:
             return False
         return None
+
+    def propose(self, key: str, at: datetime, *, owner: str) -> str | bool:
+        """For a slot carried in the caller's own insert: True or False when memory can tell,
+        else the next slot of the key's window, ``"<key>|<window>|<n>"``, reserved for
+        ``owner`` (the same one each time ``owner`` asks in that window: a batch planned again
+        after a rewind reuses its slots). The caller's document with that slot in ``field``
+        wins it if its insert succeeds; a duplicate key means it may have been taken, and the
+        caller asks again through :meth:`take_many`. Only for ``chunk`` 1 (one admission per
+        slot) and a ``field``."""
+        if self.chunk != 1 or self.field is None:
+            raise ValueError("propose needs chunk 1 and a slot field")
+        skey = f"{key}|{self.window_of(at)}"
+        reserved = self._proposed.get(owner)
+        if reserved is not None and reserved.rsplit("|", 1)[0] == skey:
+            return reserved
+        local = self.take_local(key, at)
+        if local is not None:
+            return local
+        state = self._state(skey)
+        if state.next_slot > self.slots:
+            return False  # every slot of the window is proposed or taken
+        slot = f"{skey}|{state.next_slot}"
+        state.next_slot += 1
+        self._proposed[owner] = slot
+        while len(self._proposed) > self.max_keys:
+            self._proposed.popitem(last=False)
+        return slot
 
     async def take_many(self, keys: Sequence[str], at: datetime) -> list[bool]:
         """Whether each of ``keys`` (repeats allowed, in order) is admitted at ``at``."""
@@ -146,7 +184,7 @@ class WindowQuota:
         won: set[Any] = set()
         for start in range(0, len(wanted), MAX_STATEMENTS):
             part = wanted[start : start + MAX_STATEMENTS]
-            docs = [{"_id": f"{skey}|{n}", "expires": expires} for skey, n in part]
+            docs = [self._slot_document(f"{skey}|{n}", expires) for skey, n in part]
             lost: set[int] = set()
             try:
                 await self.collection.bulk_write([InsertOne(d) for d in docs], ordered=False)
@@ -157,6 +195,11 @@ class WindowQuota:
                 lost = {int(e["index"]) for e in errors}
             won.update(part[i] for i in range(len(part)) if i not in lost)
         return won
+
+    def _slot_document(self, slot: str, expires: datetime) -> Document:
+        if self.field is None:
+            return {"_id": slot, "expires": expires}
+        return {"_id": f"{self.field}|{slot}", self.field: slot, "expires": expires}
 
     def _state(self, skey: str) -> _Window:
         state = self._windows.get(skey)

@@ -15,7 +15,7 @@ from faststream.kafka import KafkaBroker
 
 from services.notify import api, delivery, domain, handlers, pages, plans, surveys
 from services.notify.channels import HTTP_CHANNELS, AiohttpPoster, Channel, build_channels
-from services.notify.repository import RATE_LIMITS, NotifyRepository
+from services.notify.repository import CLAIMS, SLOT, NotifyRepository
 from services.notify.settings import NotifySettings
 from shared.db import Client
 from shared.envelope import utcnow
@@ -76,9 +76,10 @@ def build_app(
             tries=max(1, settings.send_attempts),
         ),
         quota=WindowQuota(
-            rt.db[RATE_LIMITS],
+            rt.db[CLAIMS],
             limit=rules.rate_limit.max_messages,
             window_seconds=rules.rate_limit.window_seconds,
+            field=SLOT,
         ),
         dead_letter=rt.stage.refuse,
         clock=clock,

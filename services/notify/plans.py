@@ -3,12 +3,15 @@ one insert, send them concurrently, then store their outcomes in one insert.
 
 A delivery in the batch path:
 
-1. the claim (the guard: ``notification_claims``, keyed by the notification id) — a claim that
-   exists already means another processing took this message, and the record goes through the
-   per-record path (:func:`services.notify.handlers.handle_event`), which reads the delivery
-   record and sends only what is not ``sent`` (the gateway drops a repeated key);
-2. the per-citizen rate limit, shared by every notify process: one slot per admitted message,
-   claimed by inserts for the whole batch at once (:class:`shared.quota.WindowQuota`);
+1. the claim (the guard: ``notification_claims``, keyed by the notification id), which carries
+   the message's slot of the per-citizen rate limit when it counts against it
+   (:meth:`shared.quota.WindowQuota.propose`: the next slot of the phone's window, unique
+   across every notify process by an index on ``slot``). A claim that cannot be inserted —
+   another processing took this message, or another process the slot — sends the record
+   through the per-record path (:func:`services.notify.handlers.handle_event`), which reads the
+   delivery record, sends only what is not ``sent`` (the gateway drops a repeated key), and
+   takes a slot there unless the message's claim holds one;
+2. a message whose phone has no slot left in the window is stored ``suppressed``;
 3. the send, with the notification id as idempotency key, retried with the shared back-off
    (the one send loop, :func:`services.notify.sending.attempts`, deciding by
    services/notify/delivery.py); every attempt is published on ``help.notifications``;
@@ -43,19 +46,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Delivery:
-    """One message of a plan; ``counted`` (a phone hash) until the rate limit has decided."""
+    """One message of a plan, and whether the rate limit admits it."""
 
     channel: Channel
     message: Outbound
     admitted: bool = True
-    counted: str | None = None
 
 
 async def plan_events(records: Sequence[Record], *, ctx: NotifyContext) -> list[Outcome]:
-    """Plans for a batch of the events the citizen hears about; the rate limit decides the
-    batch's messages together (one claim of slots for all of them)."""
+    """Plans for a batch of the events the citizen hears about, from memory: each counted
+    message's rate-limit slot is proposed here and won by its claim's insert."""
     outcomes: list[Outcome] = []
-    counts: list[Delivery] = []
     for record in records:
         try:
             notice = parse_notice(record, ctx)
@@ -72,17 +73,11 @@ async def plan_events(records: Sequence[Record], *, ctx: NotifyContext) -> list[
         ):
             outcomes.append(DEFER)
         else:
-            outcomes.append(messages(notice, record, ctx=ctx, counts=counts))
-    if counts:
-        answers = await ctx.quota.take_many([d.counted or "" for d in counts], ctx.clock())
-        for one, admitted in zip(counts, answers, strict=True):
-            one.admitted = admitted
+            outcomes.append(messages(notice, record, ctx=ctx))
     return outcomes
 
 
-def messages(
-    notice: domain.Notice, record: Record, *, ctx: NotifyContext, counts: list[Delivery]
-) -> Outcome:
+def messages(notice: domain.Notice, record: Record, *, ctx: NotifyContext) -> Outcome:
     """One message per channel for a notice whose event carries the contact."""
     phone, language = notice.phone, notice.language
     if phone is None or language is None:
@@ -94,19 +89,23 @@ def messages(
         return None
     now = ctx.clock()
     phone_hash = domain.phone_hash(ctx.phone_hash_key, phone)
-    guards = tuple(
-        Insert(CLAIMS, {"_id": message.notification_id, "claimed_at": now})
-        for _, message in messages
-    )
     limit = ctx.rules.rate_limit
-    outbound = [Delivery(channel, message) for channel, message in messages]
-    for one in outbound:
-        if one.channel.reaches_phone and not limit.exempt(notice.event):
-            one.counted = phone_hash
-            counts.append(one)
+    outbound: list[Delivery] = []
+    guards: list[Insert] = []
+    for channel, message in messages:
+        claim: Document = {"_id": message.notification_id, "claimed_at": now}
+        one = Delivery(channel, message)
+        if channel.reaches_phone and not limit.exempt(notice.event):
+            slot = ctx.quota.propose(phone_hash, now, owner=message.notification_id)
+            if isinstance(slot, str):
+                claim["slot"] = slot  # won with the claim
+            else:
+                one.admitted = slot
+        outbound.append(one)
+        guards.append(Insert(CLAIMS, claim))
     fields = {"leg": notice.leg, "phone_hash": phone_hash, "created_at": now}
     return Plan(
-        guards=guards,
+        guards=tuple(guards),
         act=partial(_deliver_all, ctx, outbound, fields, notice.initial_record),
     )
 

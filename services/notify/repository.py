@@ -3,9 +3,11 @@
 - ``notifications``: one document per (request, event, channel) — the delivery's own record,
   ``pending`` → ``sent`` | ``failed`` | ``suppressed``, with every attempt's outcome (the batch
   path inserts it once, with its outcome);
-- ``notification_claims``: the batch path's claim on a message, inserted before it is sent;
-- ``rate_limits``: the per-citizen limit's slots (shared/quota.py), ``"<phone hash>|<window>|<n>"``
-  for the n-th message admitted in the window;
+- ``notification_claims``: the batch path's claim on a message, inserted before it is sent,
+  with the message's slot of the per-citizen rate limit in ``slot`` when it counts against it,
+  ``"<phone hash>|<window>|<n>"`` for the n-th message admitted in the window; the slots the
+  per-record path takes are documents of their own here (``_id`` = ``"slot|<slot>"``,
+  shared/quota.py); a unique index on ``slot`` gives each slot one winner;
 - ``surveys``: one per request, from the survey sent after resolution to the citizen's answer;
 - ``satisfaction``: counters per team and category (``_id = "<team_id>|<category>"``);
 - ``requests``: the shared request record (contact fallback, tracking token, timeline).
@@ -25,7 +27,8 @@ from shared.db import Database, Document
 NOTIFICATIONS = "notifications"
 # The batch path's claims (services/notify/plans.py), keyed by the notification id.
 CLAIMS = "notification_claims"
-RATE_LIMITS = "rate_limits"
+# The field of a claim (or of a slot's own document) that holds a rate-limit slot.
+SLOT = "slot"
 SURVEYS = "surveys"
 SATISFACTION = "satisfaction"
 # The open surveys' next step (remind, close) and when it falls due; only unanswered surveys
@@ -42,6 +45,14 @@ class NotifyRepository:
         await self.db[NOTIFICATIONS].create_index("request_id")
         # The survey timers are read by due time.
         await self.db[SURVEY_TIMERS].create_index("due_at")
+        # One winner per rate-limit slot, whether a claim or the slot's own document holds it
+        # (sparse: most claims hold none).
+        await self.db[CLAIMS].create_index(SLOT, unique=True, sparse=True)
+
+    async def claimed_slot(self, notification_id: str) -> str | None:
+        """The rate-limit slot the batch path's claim on this message won, if any."""
+        doc = await self.db[CLAIMS].find_one({"_id": notification_id}, {SLOT: 1})
+        return None if doc is None or not doc.get(SLOT) else str(doc[SLOT])
 
     # --- deliveries ---
 

@@ -71,7 +71,10 @@ async def deliver(
     if step == "nothing":
         return None
     if step == "take_slot":
-        [admitted] = await ctx.quota.take_many([phone_hash], now)
+        # The batch path's claim may have won a slot for this message already.
+        admitted = await ctx.repo.claimed_slot(nid) is not None
+        if not admitted:
+            [admitted] = await ctx.quota.take_many([phone_hash], now)
         if not admitted:
             await ctx.repo.update_delivery(
                 nid, {"status": "suppressed", "reason": "rate_limited", "updated_at": now}
