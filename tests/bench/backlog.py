@@ -7,7 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -27,6 +27,9 @@ class BacklogResult:
     p3: Outcomes
     waited_s: float
     p1_dispatch_ms: list[float]
+    # Of each P1 dispatched: submit → verified on its topic, verified → its first job.
+    p1_verify_ms: list[float] = field(default_factory=list)
+    p1_route_ms: list[float] = field(default_factory=list)
 
 
 async def produce_all(
@@ -121,6 +124,11 @@ async def backlog_step(
         end_ms = time.time() * 1000
         tracks = watch.seen.tracks
         p1_out = outcomes(tracks, p1_ids, end_ms)
+        legs = [
+            (t.submit_ms, t.verify_ms, t.dispatch_ms)
+            for k in p1_ids
+            if (t := tracks.get(k)) and t.submit_ms and t.verify_ms and t.dispatch_ms
+        ]
         p3_out = outcomes(tracks, p3_ids, end_ms)
         return BacklogResult(
             backlog=backlog,
@@ -134,6 +142,8 @@ async def backlog_step(
                 for k in p1_ids
                 if (t := tracks.get(k)) and t.dispatch_ms is not None and t.submit_ms is not None
             ],
+            p1_verify_ms=[verified - submitted for submitted, verified, _ in legs],
+            p1_route_ms=[dispatched - verified for _, verified, dispatched in legs],
         )
     finally:
         await watch.stop()

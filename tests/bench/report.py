@@ -17,6 +17,7 @@ from tests.bench.stats import (
     ceiling_ratio,
     held,
     per_request,
+    percentile,
     step_for_headline,
     summary_line,
     table,
@@ -173,6 +174,11 @@ def lines(run: Run) -> list[str]:
                 _backlog_row("P3 backlog", b.backlog, p3, b.waited_s),
             ],
         )
+        if b.p1_verify_ms:
+            out.append(
+                f"  P1 submit→verified p50/p99 {_p(b.p1_verify_ms, 50)}/{_p(b.p1_verify_ms, 99)}"
+                f" ms, verified→dispatched {_p(b.p1_route_ms, 50)}/{_p(b.p1_route_ms, 99)} ms"
+            )
     if run.processes:
         out += ["", "Processes (peak RSS = VmHWM; CPU over the whole run)"]
         out += table(
@@ -204,6 +210,11 @@ def lines(run: Run) -> list[str]:
         )
     out += ["", *run.notes]
     return out
+
+
+def _p(values: list[float], q: float) -> str:
+    quantile = percentile([(v, False) for v in values], q)
+    return "-" if quantile is None else quantile.text()
 
 
 def _backlog_row(name: str, sent: int, o: Outcomes, waited: float) -> list[object]:

@@ -47,6 +47,7 @@ class Track:
     submit_ms: float | None = None
     dispatch_ms: float | None = None
     notify_ms: float | None = None
+    verify_ms: float | None = None  # verify's outcome on its topic
     outcome: str = ""  # "verified", "needs_review", "rejected", "duplicate"
     dead_lettered: bool = False
     records: int = 0  # records about it on every watched topic
@@ -88,6 +89,8 @@ class Observed:
                 track.notify_ms = ts
         elif name in VERIFIED:
             track.outcome = track.outcome or "verified"
+            if track.verify_ms is None or ts < track.verify_ms:
+                track.verify_ms = ts
         elif name == Topic.REVIEW.value:
             track.outcome = track.outcome or "needs_review"
         elif name == Topic.REJECTED.value:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 from tests.bench import bodies
 from tests.bench.__main__ import highest_step
+from tests.bench.backlog import BacklogResult
 from tests.bench.load import connections_for, parse_wrk_output
 from tests.bench.procs import parse_ppid, parse_stat_cpu, parse_vm_hwm_mb
+from tests.bench.report import Run, lines
 from tests.bench.stats import (
     DbTime,
     Quantile,
@@ -29,7 +32,7 @@ from tests.bench.stats import (
     summary_line,
     table,
 )
-from tests.bench.watch import Track, outcomes, per_second
+from tests.bench.watch import VERIFIED, Observed, Track, outcomes, per_second
 
 pytestmark = pytest.mark.unit
 
@@ -281,3 +284,28 @@ def test_bodies_are_distinct_and_p1_is_green_channel() -> None:
     assert p1["special_groups"] == ["pregnant"]
     assert "临产" in p1["description"]
     assert 400 < bodies.record_size(5) < 1200
+
+
+def test_the_watch_times_a_request_at_verify_and_the_report_splits_the_p1_wait() -> None:
+    def record(ts: int) -> ConsumerRecord[bytes, bytes]:
+        return ConsumerRecord("t", 0, 0, ts, 0, b"r-1", b"{}", None, 2, 2, [])
+
+    seen = Observed()
+    seen.add(VERIFIED[-1], record(1_500))
+    seen.add(VERIFIED[0], record(1_200))
+    assert seen.tracks["r-1"].verify_ms == 1_200, "the first verified record counts"
+    no = outcomes({}, set(), 0.0)
+    backlog = BacklogResult(
+        backlog=10,
+        produce_s=1.0,
+        p1_sent=2,
+        p1=no,
+        p3=no,
+        waited_s=1.0,
+        p1_dispatch_ms=[300.0, 900.0],
+        p1_verify_ms=[100.0, 700.0],
+        p1_route_ms=[200.0, 200.0],
+    )
+    run = Run(args={}, record_size=600, partitions=6, backlog=backlog)
+    text = "\n".join(lines(run))
+    assert "P1 submit→verified p50/p99 100/700 ms, verified→dispatched 200/200 ms" in text
