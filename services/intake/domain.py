@@ -4,6 +4,7 @@ only I/O here (done once at start-up)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -14,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.intake import phones
 from shared.envelope import derive_id, new_id
 from shared.jurisdiction import Jurisdiction, load_jurisdiction
 from shared.keys import sha256_hex
-from shared.phones import e164, phone_identity
+from shared.phones import e164
 from shared.schemas import CATEGORIES, HelpRequest
 from shared.topics import Topic
 from shared.triage import Triage, assess, load_triage
@@ -32,12 +34,21 @@ def trusted_networks(entries: Iterable[str]) -> Networks:
     return tuple(ipaddress.ip_network(e.strip(), strict=False) for e in entries if e.strip())
 
 
-def _trusted(address: str, proxies: Networks) -> bool:
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        ip = ipaddress.ip_address(address.strip())
+        return ipaddress.ip_address(text.strip())
     except ValueError:
-        return False
-    return any(ip in net for net in proxies)
+        return None
+
+
+def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, proxies: Networks) -> bool:
+    return ip is not None and any(ip in net for net in proxies)
+
+
+@functools.lru_cache(maxsize=256)
+def _trusted_peer(peer: str, proxies: Networks) -> bool:
+    """Whether the connection's peer is a configured proxy (a handful of addresses: cached)."""
+    return _trusted(_ip(peer), proxies)
 
 
 def client_address(peer: str | None, forwarded_for: str | None, proxies: Networks) -> str:
@@ -45,14 +56,14 @@ def client_address(peer: str | None, forwarded_for: str | None, proxies: Network
     is a configured proxy — the last address in X-Forwarded-For that is not itself a
     configured proxy. Headers from anyone else are ignored: a client sets them at will."""
     address = peer or "unknown"
-    if not forwarded_for or not _trusted(address, proxies):
+    if not forwarded_for or not _trusted_peer(address, proxies):
         return address
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        if not _trusted(hop, proxies):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return address  # garbage from the far side: count it on the proxy
+        ip = _ip(hop)
+        if ip is None:
+            return address  # garbage from the far side: count it on the proxy
+        if not _trusted(ip, proxies):
+            return str(ip)
         address = hop
     return address
 
@@ -215,7 +226,7 @@ digest = sha256_hex  # a secret or an identifier that must not be kept in clear
 def phone_key(phone: str, jurisdiction: Jurisdiction) -> str:
     """A rate-limit key for a phone: hash of the number as every service reads it
     (``shared.phones``), so one number in many shapes is one key."""
-    return digest(f"phone:{phone_identity(phone, jurisdiction)}")[:32]
+    return digest(f"phone:{phones.phone_identity(phone, jurisdiction)}")[:32]
 
 
 # --- priority lane ---------------------------------------------------------------------------
