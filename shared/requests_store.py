@@ -1,13 +1,19 @@
 """The request record: current status plus the timeline of transitions, as every reader sees it.
 
-Collection ``requests``, one document per request id, created from the submission. On the hot
-path the later stages do not update it: verify inserts its decision into ``verify_decisions``
-and route its first dispatch with its case into ``route_cases``, each keyed by the request id, and
-:func:`get_request` merges the three (:func:`merged`). Later, rarer transitions (a verifier's
-decision, a department's reports, escalations, the survey) are recorded on the record itself
-with :func:`apply_transition`. Each transition carries the id of the event that caused it; one
-whose event id is already applied is skipped, and the merge keeps each event id once, so
-redelivered events never add a second entry.
+Collection ``requests``, one document per request id, created from the submission by intake.
+On the hot path the later stages do not update it: verify inserts its decision into
+``verify_decisions`` and route its first dispatch with its case into ``route_cases``, each
+keyed by the request id, and :func:`get_request` merges the three (:func:`merged`). Later,
+rarer transitions (a verifier's decision, a department's reports, escalations, the survey) are
+recorded on the record itself with :func:`apply_transition`. Each transition carries the id of
+the event that caused it; one whose event id is already applied is skipped, and the merge keeps
+each event id once, so redelivered events never add a second entry.
+
+Intake answers once Kafka has the request and writes the record afterwards, so its write can be
+lost (a crash, a database outage longer than its buffer). Verify's decision therefore carries
+the record as intake writes it (``submission``, :func:`submission_document`): the merge takes
+what the record lacks from it, and the first :func:`apply_transition` on a missing record
+inserts it before the transition, so later stages find the record whole.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ COLLECTION = "requests"
 # written by verify and route alone.
 DECISIONS = "verify_decisions"
 CASES = "route_cases"
+# The field of a decision that holds the submission record, standing in for a missing one.
+SUBMISSION = "submission"
 
 
 def transition(
@@ -58,8 +66,10 @@ async def apply_transition(
 ) -> bool:
     """Record a transition once. Returns False when this event was already applied.
 
-    ``set_on_insert`` creates the request when this is the first the database hears of it (a
-    later stage may see an event before the earlier stage's write, e.g. after a restore).
+    A missing record is first inserted from the copy verify's decision carries (intake's write
+    was lost); without a decision, ``set_on_insert`` creates the request when this is the first
+    the database hears of it (a later stage may see an event before the earlier stage's write,
+    e.g. after a restore).
 
     Every query filters on ``_id`` alone: FerretDB answers those from its primary key, while
     any further condition makes it scan the collection. Records of one request are handled by
@@ -69,6 +79,8 @@ async def apply_transition(
     collection = db[COLLECTION]
     event_id = entry["event_id"]
     current = await collection.find_one({"_id": request_id}, {"applied_events": 1})
+    if current is None and (current := await _restore(db, request_id)) is not None:
+        set_on_insert = None  # the record exists now: the transition is an update
     if current is not None and event_id in current.get("applied_events", ()):
         return False
     update_set: Document = {"updated_at": entry["at"]}
@@ -102,6 +114,21 @@ async def apply_transition(
     return result.matched_count == 1
 
 
+async def _restore(db: Database, request_id: str) -> Document | None:
+    """Insert the submission record verify's decision carries, when the record is missing (a
+    duplicate ``_id``: another stage restored or created it meanwhile). None without one."""
+    decision = await db[DECISIONS].find_one({"_id": request_id}, {SUBMISSION: 1})
+    record = decision.get(SUBMISSION) if decision is not None else None
+    if not record:
+        return None
+    try:
+        await db[COLLECTION].insert_one({**record, "_id": request_id})
+    except DuplicateKeyError:
+        found = await db[COLLECTION].find_one({"_id": request_id}, {"applied_events": 1})
+        return found or record
+    return dict(record)
+
+
 async def ensure_indexes(db: Database) -> None:
     """The one index a query of the record uses: Open311's search by submission time. (The
     status is the merged record's, so no index on the stored one serves a query.)"""
@@ -121,12 +148,19 @@ async def get_request(db: Database, request_id: str) -> Document | None:
 def merged(base: Document | None, decision: Document | None, case: Document | None) -> Document:
     """The submission record with verify's decision and route's first dispatch folded in.
 
-    Fields the record lacks (or holds as None) come from the decision; the timeline is the
-    union of all three, each event once, in time order; the status is that of the last
-    transition that sets it (a re-routed or oversight leg is on the timeline only)."""
+    Fields the record lacks (or holds as None) come from the submission record the decision
+    carries (``base`` is None or partial when intake's write was lost), then from the
+    decision's fields; the timeline is the union of all of them, each event once, in time
+    order; the status is that of the last transition that sets it (a re-routed or oversight
+    leg is on the timeline only)."""
     doc: Document = dict(base or {})
     timeline: list[Document] = list(doc.get("timeline", []))
     if decision is not None:
+        submission: Document = decision.get(SUBMISSION) or {}
+        for key, value in submission.items():
+            if key != "timeline" and doc.get(key) is None:
+                doc[key] = value
+        timeline.extend(submission.get("timeline", []))
         for key, value in decision.get("fields", {}).items():
             if doc.get(key) is None:
                 doc[key] = value
@@ -230,8 +264,8 @@ def transitions_write(
 
 def submission_document(submitted: SubmittedRequest, *, event_id: str) -> Document:
     """The request record as first accepted: the initial fields, the timeline's first entry
-    and the applied event. Intake inserts it; verify inserts the same document (a duplicate
-    ``_id`` changes nothing) so the record exists even if intake's write never landed."""
+    and the applied event. Verify keeps it in its decision (``SUBMISSION``), which stands in
+    for the record if intake's write never landed."""
     entry = transition(
         event_id=event_id,
         status="submitted",
@@ -249,10 +283,20 @@ def submission_document(submitted: SubmittedRequest, *, event_id: str) -> Docume
 
 async def scan(db: Database, fields: Sequence[str]) -> list[Document]:
     """Every request, merged (:func:`merged`), with only ``fields`` of the record and what the
-    status needs: a whole-collection read of the three collections, for rare summaries."""
+    status needs: a whole-collection read of the three collections, for rare summaries. A
+    decided request whose record is missing is there too, whole, from its decision's copy."""
     projection = {"_id": 1, "timeline.event_id": 1, "timeline.status": 1, "timeline.at": 1}
     projection.update({"timeline.sets_status": 1, **dict.fromkeys(fields, 1)})
-    return await merge_all(db, [doc async for doc in db[COLLECTION].find({}, projection)])
+    records = [doc async for doc in db[COLLECTION].find({}, projection)]
+    return await merge_all(db, records) + await _without_record(db, {d["_id"] for d in records})
+
+
+async def _without_record(db: Database, stored: set[Any]) -> list[Document]:
+    """The decided requests whose record is missing (intake's write lost), each merged from
+    its decision's copy: one more pass over the decisions' ids, then a read per such request."""
+    missing = [d["_id"] async for d in db[DECISIONS].find({}, {"_id": 1}) if d["_id"] not in stored]
+    found = [await get_request(db, str(request_id)) for request_id in missing]
+    return [doc for doc in found if doc is not None]
 
 
 async def merge_all(db: Database, records: Sequence[Document]) -> list[Document]:

@@ -19,6 +19,7 @@ from services.verify.repository import (
     DECISIONS,
     REVIEW,
     VerifyRepository,
+    absorb_update,
     decision_from,
     decision_record,
     review_document,
@@ -137,33 +138,18 @@ async def _remember(ctx: VerifyContext, submitted: SubmittedRequest, decision: D
 def decided(
     submitted: SubmittedRequest, decision: Decision, *, at: datetime, cause: Envelope | None
 ) -> Plan:
-    """The plan of a first decision: the decision (the guard), the phone's history entry, the
-    request's transition, the duplicate's count on its original or the review item, and the
-    outcome's event."""
+    """The plan of a first decision: the decision (the guard, carrying the request record in
+    case intake's write is lost), the phone's history entry, the duplicate's count on its
+    original or the review item, and the outcome's event."""
     request_id = submitted.request_id
     event_id = effect_id("verify", request_id)
     writes: list[Write] = []  # the history entry is in already (plan_submitted)
     if decision.outcome == "needs_review":
         writes.append(Insert(REVIEW, review_document(submitted, decision, at=at)))
-    # The record as intake creates it (a duplicate _id when intake's write landed first).
-    writes.append(
-        Insert(
-            requests_store.COLLECTION,
-            requests_store.submission_document(
-                submitted, event_id=effect_id("submitted", request_id)
-            ),
-        )
-    )
     if decision.outcome == "duplicate" and decision.duplicate_of:
-        writes.append(
-            Update(
-                requests_store.COLLECTION,
-                {"_id": decision.duplicate_of},
-                {"$addToSet": {"absorbed": request_id}, "$inc": {"duplicates_absorbed": 1}},
-            )
-        )
+        writes.append(Update(DECISIONS, {"_id": decision.duplicate_of}, absorb_update(request_id)))
     return Plan(
-        guards=(Insert(DECISIONS, decision_record(request_id, event_id, decision, at=at)),),
+        guards=(Insert(DECISIONS, decision_record(submitted, event_id, decision, at=at)),),
         writes=tuple(writes),
         events=(outcome_event(submitted, decision, at=at, event_id=event_id, cause=cause),),
         done=partial(_count, submitted, decision, at),
@@ -181,13 +167,13 @@ async def finish_submitted(record: Record, *, ctx: VerifyContext) -> None:
         if phone:  # the phone's latest entries first, as the batch path would
             ctx.history.load(await ctx.repo.history_from(phone, ctx.history.next_slot(phone)))
         decision, at = _decide(submitted, ctx), now_ms(ctx.clock)
-        await ctx.repo.store_decision(
-            submitted.request_id, event_id=event_id, decision=decision, at=at
-        )
+        await ctx.repo.store_decision(submitted, event_id=event_id, decision=decision, at=at)
     else:
         decision, at = decision_from(stored["decision"])
+        if not stored.get(requests_store.SUBMISSION):
+            # Stored before decisions carried the record: it may be all there is of it.
+            await ctx.repo.ensure_record(submitted)
     await _remember(ctx, submitted, decision)
-    await ctx.repo.ensure_record(submitted)
     await side_effects(submitted, decision, repo=ctx.repo, at=at)
     event = outcome_event(submitted, decision, at=at, event_id=event_id, cause=record.envelope)
     await event.publish(ctx.bus)

@@ -4,9 +4,13 @@ duplicates and floods, and the review queue with its claims.
 Every hot-path read and write filters on ``_id`` alone (FerretDB answers only those from its
 primary key). Collections:
 
-- ``requests`` (shared): the request record; verify adds its decision under ``verification``.
+- ``requests`` (shared): the request record, written by intake; a verifier's decision is
+  recorded on it (``review_decision``).
 - ``verify_decisions``: ``_id = request_id``, the automatic decision, inserted once: the
-  insert is the batch's check that the request was not decided before.
+  insert is the batch's check that the request was not decided before. It carries the
+  submission record as intake writes it (``requests_store.SUBMISSION``), which stands in for
+  the record when intake's write was lost, and the duplicates counted on the request
+  (``fields.absorbed``, ``fields.duplicates_absorbed``: the merge takes them as the record's).
 - ``verify_history``: ``_id = "<phone>#<n>"``, the n-th request of a phone that the duplicate
   and flood rules remember (services/verify/history.py), one sequence per phone across every
   verify process.
@@ -86,13 +90,16 @@ def decision_fields(
 
 
 def decision_record(
-    request_id: str, event_id: str, decision: Decision, *, at: datetime
+    submitted: SubmittedRequest, event_id: str, decision: Decision, *, at: datetime
 ) -> Document:
     """Verify's own record of an automatic decision (``verify_decisions``): the decision, the
-    fields and the timeline entry it adds to the request (``requests_store.merged``)."""
+    fields and the timeline entry it adds to the request, and the submission record as intake
+    writes it, in case intake's write is lost (``requests_store.merged``)."""
+    request_id = submitted.request_id
     return {
         "_id": request_id,
         "event_id": event_id,
+        requests_store.SUBMISSION: submission_record(submitted),
         "decision": decision_document(decision, at=at, by="verify"),
         "fields": decision_fields(decision, at=at, actor="verify"),
         "entry": requests_store.transition(
@@ -102,6 +109,21 @@ def decision_record(
             actor="verify",
             reason=",".join(decision.all_reasons),
         ),
+    }
+
+
+def submission_record(submitted: SubmittedRequest) -> Document:
+    """The request record as intake writes it for ``submitted``."""
+    return requests_store.submission_document(
+        submitted, event_id=effect_id("submitted", submitted.request_id)
+    )
+
+
+def absorb_update(duplicate_id: str) -> Document:
+    """Count a duplicate on its original's decision (read as the original's record's)."""
+    return {
+        "$addToSet": {"fields.absorbed": duplicate_id},
+        "$inc": {"fields.duplicates_absorbed": 1},
     }
 
 
@@ -145,20 +167,18 @@ class VerifyRepository:
         return await self.db[DECISIONS].find_one({"_id": request_id})
 
     async def store_decision(
-        self, request_id: str, *, event_id: str, decision: Decision, at: datetime
+        self, submitted: SubmittedRequest, *, event_id: str, decision: Decision, at: datetime
     ) -> None:
         with contextlib.suppress(DuplicateKeyError):
             await self.db[DECISIONS].insert_one(
-                decision_record(request_id, event_id, decision, at=at)
+                decision_record(submitted, event_id, decision, at=at)
             )
 
     async def ensure_record(self, submitted: SubmittedRequest) -> None:
-        """The request record, as intake creates it, if intake's write never landed."""
-        document = requests_store.submission_document(
-            submitted, event_id=effect_id("submitted", submitted.request_id)
-        )
+        """The request record, as intake creates it, if intake's write never landed (for a
+        decision stored without the record's copy)."""
         with contextlib.suppress(DuplicateKeyError):
-            await self.db[requests_store.COLLECTION].insert_one(document)
+            await self.db[requests_store.COLLECTION].insert_one(submission_record(submitted))
 
     async def claim_history(self, entries: list[Document]) -> set[str]:
         """Insert history entries keyed by their phone's slot, in one command; the ids of the
@@ -205,7 +225,8 @@ class VerifyRepository:
         category: str | None = None,
         store_as: Literal["verification", "review_decision"] = "verification",
     ) -> bool:
-        """Store the decision once; creates the request record if intake's write is missing.
+        """Store the decision once; creates the request record if intake's write is missing
+        (from the automatic decision's copy, else from ``submitted``).
 
         The automatic decision is kept under ``verification`` (a redelivered submission
         republishes it), a verifier's under ``review_decision``."""
@@ -228,19 +249,19 @@ class VerifyRepository:
         )
 
     async def absorb_duplicate(self, *, original_id: str, duplicate_id: str) -> None:
-        """Count a duplicate on its original, once per duplicate."""
-        collection = self.db[requests_store.COLLECTION]
-        original = await collection.find_one({"_id": original_id}, {"absorbed": 1})
-        if original is not None and duplicate_id in original.get("absorbed", ()):
+        """Count a duplicate on its original's decision, once per duplicate."""
+        collection = self.db[DECISIONS]
+        original = await collection.find_one({"_id": original_id}, {"fields.absorbed": 1})
+        if original is not None and duplicate_id in original.get("fields", {}).get("absorbed", ()):
             return
-        await collection.update_one(
-            {"_id": original_id},
-            {"$addToSet": {"absorbed": duplicate_id}, "$inc": {"duplicates_absorbed": 1}},
-        )
+        await collection.update_one({"_id": original_id}, absorb_update(duplicate_id))
 
     async def request_exists(self, request_id: str) -> bool:
-        found = await self.db[requests_store.COLLECTION].find_one({"_id": request_id}, {"_id": 1})
-        return found is not None
+        """Whether the request is known: its record, else its decision (a lost record)."""
+        for name in (requests_store.COLLECTION, DECISIONS):
+            if await self.db[name].find_one({"_id": request_id}, {"_id": 1}) is not None:
+                return True
+        return False
 
     # ----------------------------------------------------------------- review queue
 

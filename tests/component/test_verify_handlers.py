@@ -15,6 +15,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
 
 from services.verify.app import build_app
 from services.verify.settings import VerifySettings
@@ -171,9 +172,55 @@ async def test_a_request_is_verified_once_even_when_redelivered(harness: Harness
     assert record["status"] == "verified"
     assert record["phone_normalised"] == "+8613800138000"
     assert record["district"] == "jinshui"
-    # The record as intake creates it (verify inserts it when intake's write has not landed),
+    # The record as intake creates it (the decision's copy: intake's write has not landed),
     # and one verified transition despite the redelivery.
     assert [t["status"] for t in record["timeline"]] == ["submitted", "verified"]
+
+
+async def test_a_request_whose_intake_record_is_lost_reads_back_whole(harness: Harness) -> None:
+    """Intake answered and its write of the record never landed: verify writes no record of
+    its own, yet every reader sees the request whole from the decision's copy, and a later
+    stage's transition (recorded as route records a department's report) restores it."""
+    lost = submission(phone="+86 138-0013-8000")
+    await harness.submit(lost)
+    assert await harness.db[requests_store.COLLECTION].find_one({"_id": lost.request_id}) is None
+
+    def whole(record: dict[str, Any], statuses: list[str]) -> None:
+        assert record["_id"] == record["request_id"] == lost.request_id
+        assert [t["status"] for t in record["timeline"]] == statuses
+        assert record["status"] == statuses[-1]
+        assert (record["category"], record["description"]) == ("medical", lost.request.description)
+        assert record["contact"] == lost.request.contact.model_dump()
+        assert record["submitted_at"] == T0
+        assert record["tracking_token_hash"] == "h"
+        assert (record["channel"], record["language"]) == ("web", "zh")
+        assert (record["priority"], record["district"]) == ("P2", "jinshui")
+        assert record["phone_normalised"] == "+8613800138000"
+
+    whole(await harness.record(lost.request_id), ["submitted", "verified"])
+    # The command centre's totals count it too.
+    [counted] = await requests_store.scan(harness.db, ("status", "category", "district"))
+    assert (counted["status"], counted["category"], counted["district"]) == (
+        "verified",
+        "medical",
+        "jinshui",
+    )
+
+    acknowledged = requests_store.transition(
+        event_id="ack-1", status="acknowledged", at=utcnow() + timedelta(seconds=1), actor="route"
+    )
+    assert await requests_store.apply_transition(harness.db, lost.request_id, acknowledged)
+    assert not await requests_store.apply_transition(harness.db, lost.request_id, acknowledged)
+    whole(await harness.record(lost.request_id), ["submitted", "verified", "acknowledged"])
+    stored = await harness.db[requests_store.COLLECTION].find_one({"_id": lost.request_id})
+    assert stored is not None, "the first later transition restores the record"
+    assert (stored["submitted_at"], stored["status"]) == (T0, "acknowledged")
+    # Intake's write arriving late changes nothing (a duplicate _id).
+    with pytest.raises(DuplicateKeyError):
+        await harness.db[requests_store.COLLECTION].insert_one(
+            requests_store.submission_document(lost, event_id="late")
+        )
+    whole(await harness.record(lost.request_id), ["submitted", "verified", "acknowledged"])
 
 
 async def test_the_priority_lane_is_consumed_too(harness: Harness) -> None:
