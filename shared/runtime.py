@@ -302,7 +302,14 @@ async def _supervised(hook: Hook) -> None:
             await asyncio.sleep(2)
 
 
-def serve(app: FastAPI | str, settings: ServiceSettings, *, service: str, workers: int = 1) -> None:
+def serve(
+    app: FastAPI | str,
+    settings: ServiceSettings,
+    *,
+    service: str,
+    workers: int = 1,
+    http: type[asyncio.Protocol] | None = None,
+) -> None:
     """Run the app with uvicorn on the service's port until SIGINT or SIGTERM.
 
     With ``workers`` > 1, ``app`` is the import path of an app factory ("module:function")
@@ -310,6 +317,7 @@ def serve(app: FastAPI | str, settings: ServiceSettings, *, service: str, worker
     supervisor restarts a worker that dies, and passes SIGTERM on). Metrics are then kept in
     prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, a fresh directory
     unless set) and /metrics shows the sum of the workers (gauges: see shared.metrics).
+    ``http``: the HTTP/1.1 protocol class, h11's by default (intake brings its own).
     """
     logs.configure(service, level=settings.log_level, fmt=settings.log_format)
     refusal = settings.refusal()
@@ -344,9 +352,10 @@ def serve(app: FastAPI | str, settings: ServiceSettings, *, service: str, worker
         timeout_graceful_shutdown=20,
         lifespan="on",
         loop="uvloop",
-        # h11, not httptools: under httptools about 39 of make chaos's 10,052 generated
-        # bad inputs (POST bodies to intake) got a closed connection instead of a 4xx.
-        http="h11",
+        # h11 unless the service brings its own: uvicorn's httptools protocol closes the
+        # connection at once after a 400 for a request it cannot parse, and a client still
+        # sending a large body got a reset instead (services/intake/server.py lingers).
+        http=http or "h11",
         # The peer address stays the peer's: intake decides itself which proxies' forwarded
         # headers to believe (INTAKE_TRUSTED_PROXIES), uvicorn would believe any local one.
         proxy_headers=False,
