@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeAlias
@@ -94,3 +95,15 @@ Outcome: TypeAlias = Plan | PermanentError | Deferred | None
 Planner = Callable[[Sequence[Record]], Awaitable[Sequence[Outcome]]]
 Careful = Callable[[Record], Awaitable[None]]
 Handler = Callable[[Record], Awaitable[None]]
+
+
+# Records a planner decides between two turns of the event loop.
+TURN: Final = 16
+
+
+async def take_turns(index: int) -> None:
+    """Let the event loop run other work after every :data:`TURN` records a planner has
+    decided: a process's lanes share one loop, so an urgent record waits for at most a few
+    records of an ordinary batch, not for all of its planning (a pure loop never yields)."""
+    if index % TURN == TURN - 1:
+        await asyncio.sleep(0)

@@ -38,7 +38,7 @@ from services.notify.repository import CLAIMS, NOTIFICATIONS
 from shared import requests_store
 from shared.db import Document
 from shared.metrics import NOTIFICATIONS as SENT
-from shared.plans import DEFER, Event, Insert, Outcome, Plan, Update, Write
+from shared.plans import DEFER, Event, Insert, Outcome, Plan, Update, Write, take_turns
 from shared.stage import PermanentError, Record
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ async def plan_events(records: Sequence[Record], *, ctx: NotifyContext) -> list[
     """Plans for a batch of the events the citizen hears about, from memory: each counted
     message's rate-limit slot is proposed here and won by its claim's insert."""
     outcomes: list[Outcome] = []
-    for record in records:
+    for index, record in enumerate(records):
+        await take_turns(index)
         try:
             notice = parse_notice(record, ctx)
         except PermanentError as exc:

@@ -33,7 +33,7 @@ from shared.db import Document
 from shared.envelope import Envelope, utcnow
 from shared.kafka import effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS
-from shared.plans import Event, Insert, Outcome, Plan, Update, Write
+from shared.plans import Event, Insert, Outcome, Plan, Update, Write, take_turns
 from shared.schemas import DispatchJob, Priority, VerifiedRequest
 from shared.stage import PermanentError, Record
 from shared.topics import dispatch_topic
@@ -95,7 +95,8 @@ async def plan_verified(
     now = clock()
     current = await load.current()
     outcomes: list[Outcome] = []
-    for record in records:
+    for index, record in enumerate(records):
+        await take_turns(index)
         try:
             request = record.parse(VerifiedRequest)
         except PermanentError as exc:

@@ -29,7 +29,7 @@ from shared.db import Document
 from shared.envelope import Envelope, utcnow
 from shared.kafka import EventBus, effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS
-from shared.plans import Event, Insert, Outcome, Plan, Update, Write
+from shared.plans import Event, Insert, Outcome, Plan, Update, Write, take_turns
 from shared.schemas import Category, SubmittedRequest
 from shared.stage import PermanentError, Record
 from shared.topics import Topic
@@ -59,6 +59,7 @@ async def plan_submitted(records: Sequence[Record], *, ctx: VerifyContext) -> li
     outcomes: list[Outcome] = [None] * len(records)
     waiting: list[tuple[int, SubmittedRequest]] = []
     for index, record in enumerate(records):
+        await take_turns(index)
         try:
             waiting.append((index, record.parse(SubmittedRequest)))
         except PermanentError as exc:
@@ -67,7 +68,8 @@ async def plan_submitted(records: Sequence[Record], *, ctx: VerifyContext) -> li
         later: list[tuple[int, SubmittedRequest]] = []
         claims: list[tuple[int, SubmittedRequest, Decision, Document]] = []
         phones: set[str] = set()
-        for index, submitted in waiting:
+        for turn, (index, submitted) in enumerate(waiting):
+            await take_turns(turn)
             decision = _decide(submitted, ctx)
             if decision.phone is None:
                 outcomes[index] = decided(
