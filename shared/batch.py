@@ -29,12 +29,14 @@ committed once, with the same failure policy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Final
 
 from aiokafka import TopicPartition
 
@@ -55,6 +57,10 @@ from shared.stage import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+# The longest an ordinary batch's step waits for the process's urgent batches (BatchRunner.run).
+URGENT_WAIT_SECONDS: Final = 0.05
 
 
 class _Rewind(Exception):  # noqa: N818 - a control signal, not an error
@@ -89,13 +95,18 @@ class BatchRunner:
     max_statements: int = MAX_STATEMENTS
     db_timeout_seconds: float = 20.0
     concurrency: int = 64
+    # How long an ordinary batch's step waits for the process's urgent batches to finish.
+    urgent_wait_seconds: float = URGENT_WAIT_SECONDS
     _failures: int = field(default=0)
     _writer: BulkWriter = field(init=False)
+    _urgent: int = field(default=0)
+    _no_urgent: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._writer = BulkWriter(
             self.db, max_statements=self.max_statements, timeout_seconds=self.db_timeout_seconds
         )
+        self._no_urgent.set()
 
     @property
     def bus(self) -> EventBus:
@@ -104,12 +115,40 @@ class BatchRunner:
     # ------------------------------------------------------------------ entry points
 
     async def run(
-        self, records: Sequence[Record], consumer: Any, *, plan: Planner, careful: Careful
+        self,
+        records: Sequence[Record],
+        consumer: Any,
+        *,
+        plan: Planner,
+        careful: Careful,
+        urgent: bool = False,
     ) -> None:
-        """One consumed batch through ``plan`` (decide) and the apply steps."""
+        """One consumed batch through ``plan`` (decide) and the apply steps. While an
+        ``urgent`` batch (a priority lane's) is in this process, the other batches wait before
+        each of their steps, for at most ``urgent_wait_seconds`` a step: the process's event
+        loop and its database commands go to the urgent records first, and an ordinary lane
+        is slowed, never stopped, by a steady urgent one."""
         for label, count in _count_by_topic(records).items():
             MESSAGES_RECEIVED.labels(self.stage.service, label).inc(count)
-        await self._guarded(records, consumer, lambda: self._planned(records, plan, careful))
+        body = partial(self._planned, records, plan, careful, urgent=urgent)
+        if not urgent:
+            await self._guarded(records, consumer, body)
+            return
+        self._urgent += 1
+        self._no_urgent.clear()
+        try:
+            await self._guarded(records, consumer, body)
+        finally:
+            self._urgent -= 1
+            if self._urgent == 0:
+                self._no_urgent.set()
+
+    async def _give_way(self, urgent: bool) -> None:
+        """An ordinary batch's pause before a step while urgent batches are in flight."""
+        if urgent or self._no_urgent.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._no_urgent.wait(), timeout=self.urgent_wait_seconds)
 
     async def each(self, records: Sequence[Record], consumer: Any, *, handler: Handler) -> None:
         """One consumed batch through a per-record ``handler`` (idempotent, acting itself)."""
@@ -148,9 +187,11 @@ class BatchRunner:
 
     # ------------------------------------------------------------------ planned batches
 
-    async def _planned(self, records: Sequence[Record], plan: Planner, careful: Careful) -> None:
+    async def _planned(
+        self, records: Sequence[Record], plan: Planner, careful: Careful, *, urgent: bool = False
+    ) -> None:
         try:
-            await self._apply(records, plan, careful)
+            await self._apply(records, plan, careful, urgent=urgent)
         except Exception as exc:
             if is_transient(exc) or isinstance(exc, StageHaltedError | _Rewind):
                 raise
@@ -158,7 +199,7 @@ class BatchRunner:
                 # Which record's writes or events the server refused is not known: apply the
                 # batch one record at a time (effects are keyed, so a repeat changes nothing).
                 for record in records:
-                    await self._planned([record], plan, careful)
+                    await self._planned([record], plan, careful, urgent=urgent)
                 return
             await self._refused(records[0], exc)
 
@@ -179,7 +220,10 @@ class BatchRunner:
         reason = "retries_exhausted" if is_suspect(exc) else "unexpected_error"
         await self.stage.dead_letter(record, reason, type(exc).__name__)
 
-    async def _apply(self, records: Sequence[Record], plan: Planner, careful: Careful) -> None:
+    async def _apply(
+        self, records: Sequence[Record], plan: Planner, careful: Careful, *, urgent: bool
+    ) -> None:
+        await self._give_way(urgent)
         outcomes = await self._plan(records, plan)
         plans: dict[int, Plan] = {}
         dead: list[tuple[Record, PermanentError]] = []
@@ -191,6 +235,7 @@ class BatchRunner:
                 plans[index] = outcome
             elif isinstance(outcome, Deferred):
                 deferred.add(index)
+        await self._give_way(urgent)
         redelivered = await self._writer.guards(plans)
         crash_point(f"{self.stage.service}.after_batch_guards")
         fresh = [p for i, p in plans.items() if i not in redelivered]
@@ -199,8 +244,10 @@ class BatchRunner:
         fresh.extend(acted)
         # An act that failed for good dead-letters its record with the batch's events.
         dead.extend((records[i], p.dead) for (i, _), p in zip(acting, acted, strict=True) if p.dead)
+        await self._give_way(urgent)
         await self._writer.apply([w for p in fresh for w in p.writes])
         crash_point(f"{self.stage.service}.after_batch_writes")
+        await self._give_way(urgent)
         await self._send([e for p in fresh for e in p.events], dead)
         crash_point(f"{self.stage.service}.after_batch_publish")
         await self._writer.apply([w for p in fresh for w in p.recorded])

@@ -129,13 +129,17 @@ class Runtime:
         careful: Handler,
         name: str,
         group: str | None = None,
+        urgent: bool = False,
     ) -> None:
         """Consume ``topics`` at least once through the batch runner: ``plan`` decides for a
-        whole batch, the runner applies it; ``careful`` finishes a redelivered record."""
+        whole batch, the runner applies it; ``careful`` finishes a redelivered record.
+        ``urgent``: a priority lane, whose batches the process's other batches give way to."""
         runner = self.runner
 
         async def consume(body: list[bytes], message: KafkaMessage) -> None:
-            await runner.run(Record.batch(message), message.consumer, plan=plan, careful=careful)
+            await runner.run(
+                Record.batch(message), message.consumer, plan=plan, careful=careful, urgent=urgent
+            )
 
         self._batch_subscriber(topics, consume, name=name, group=group)
 
@@ -158,6 +162,7 @@ class Runtime:
             careful=careful,
             name=f"{name}-priority",
             group=f"{self.service}-priority",
+            urgent=True,
         )
 
     def _batch_subscriber(

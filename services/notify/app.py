@@ -122,6 +122,7 @@ def build_app(
         careful=careful,
         name="events-priority",
         group="notify-priority",
+        urgent=True,
     )
     # Survey answers relayed by partners; a group of its own next to intake's on that topic.
     rt.subscribe(

@@ -3,6 +3,7 @@ partition of the batch on a transient failure; dead-letter one bad record alone.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -340,3 +341,70 @@ async def test_per_record_transient_failure_rewinds_the_batch() -> None:
     )
     assert consumer.committed == {}
     assert consumer.seeks == {TP0: 1, TP1: 7}
+
+
+async def test_an_ordinary_batch_gives_way_to_an_urgent_one_in_flight() -> None:
+    bus = FakeBus()
+    batches = runner(bus)
+    batches.urgent_wait_seconds = 5.0
+    steps: list[str] = []
+    urgent_planning = asyncio.Event()
+    release = asyncio.Event()
+
+    async def urgent_plan(records: Sequence[Record]) -> list[Outcome]:
+        steps.append("urgent planned")
+        urgent_planning.set()
+        await release.wait()
+        return [Plan(events=(event_for(r),)) for r in records]
+
+    async def ordinary_plan(records: Sequence[Record]) -> list[Outcome]:
+        steps.append("ordinary planned")
+        return [Plan(events=(event_for(r),)) for r in records]
+
+    urgent = asyncio.create_task(
+        batches.run(
+            [record(1)], FakeConsumer(TP0), plan=urgent_plan, careful=no_careful, urgent=True
+        )
+    )
+    await urgent_planning.wait()
+    ordinary = asyncio.create_task(
+        batches.run(
+            [record(2, partition=1)], FakeConsumer(TP1), plan=ordinary_plan, careful=no_careful
+        )
+    )
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert steps == ["urgent planned"], "the ordinary batch waits while the urgent one is on"
+    release.set()
+    await asyncio.gather(urgent, ordinary)
+    assert steps == ["urgent planned", "ordinary planned"]
+
+
+async def test_an_ordinary_batch_waits_a_bounded_time_for_a_slow_urgent_one() -> None:
+    bus = FakeBus()
+    batches = runner(bus)
+    batches.urgent_wait_seconds = 0.01
+    release = asyncio.Event()
+    consumer = FakeConsumer(TP1)
+
+    async def urgent_plan(records: Sequence[Record]) -> list[Outcome]:
+        await release.wait()
+        return [None for _ in records]
+
+    async def ordinary_plan(records: Sequence[Record]) -> list[Outcome]:
+        return [Plan(events=(event_for(r),)) for r in records]
+
+    urgent = asyncio.create_task(
+        batches.run(
+            [record(1)], FakeConsumer(TP0), plan=urgent_plan, careful=no_careful, urgent=True
+        )
+    )
+    await asyncio.sleep(0)
+    await asyncio.wait_for(
+        batches.run([record(7, partition=1)], consumer, plan=ordinary_plan, careful=no_careful),
+        timeout=2.0,
+    )
+    assert consumer.committed == {TP1: 8}, "done while the urgent batch still waits"
+    assert not urgent.done()
+    release.set()
+    await urgent
