@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -48,7 +48,9 @@ class BulkWriter:
 
     async def apply(self, writes: Sequence[Write]) -> None:
         """Per collection: the inserts, then the updates in plan order; counters that only
-        ``$inc`` one document are summed into one statement per document."""
+        ``$inc`` one document are summed into one statement per document. The collections go
+        concurrently (every write is keyed and stands alone): a batch waits for its slowest
+        collection, not for the sum of them."""
         inserts: dict[str, list[Document]] = defaultdict(list)
         updates: dict[str, list[UpdateOne]] = defaultdict(list)
         counters: dict[tuple[str, Any], Counter[str]] = {}
@@ -66,12 +68,14 @@ class BulkWriter:
                 )
         for (collection, doc_id), increments in counters.items():
             updates[collection].append(UpdateOne({"_id": doc_id}, {"$inc": dict(increments)}))
-        for collection, documents in inserts.items():
-            await self.insert(collection, documents)
-        for collection, operations in updates.items():
-            for start in range(0, len(operations), self.max_statements):
-                chunk = operations[start : start + self.max_statements]
-                await self._call(self._database()[collection].bulk_write(chunk, ordered=True))
+        await _all(self.insert(c, docs) for c, docs in inserts.items())
+        await _all(self._update(c, ops) for c, ops in updates.items())
+
+    async def _update(self, collection: str, operations: Sequence[UpdateOne]) -> None:
+        """One collection's updates in order, in commands the database takes well."""
+        for start in range(0, len(operations), self.max_statements):
+            chunk = list(operations[start : start + self.max_statements])
+            await self._call(self._database()[collection].bulk_write(chunk, ordered=True))
 
     async def insert(self, collection: str, documents: Sequence[Document]) -> list[Any]:
         """Unordered inserts in chunks; returns the ``_id`` of every document that existed."""
@@ -98,3 +102,11 @@ class BulkWriter:
 
     async def _call(self, call: Awaitable[Any]) -> Any:
         return await asyncio.wait_for(call, timeout=self.timeout_seconds)
+
+
+async def _all(calls: Iterable[Awaitable[Any]]) -> None:
+    """Await every call; once all have ended, raise the first failure (none is left running
+    behind the caller's retry)."""
+    for result in await asyncio.gather(*calls, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result

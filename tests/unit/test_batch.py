@@ -15,6 +15,7 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.errors import AutoReconnect, BulkWriteError, OperationFailure
 
 from shared.batch import BatchRunner, by_key, partitions_of
+from shared.bulk import BulkWriter
 from shared.plans import Event, Insert, Outcome, Plan, Update
 from shared.stage import DLQ_REASON, PermanentError, Record, Stage
 from shared.topics import Topic
@@ -408,3 +409,26 @@ async def test_an_ordinary_batch_waits_a_bounded_time_for_a_slow_urgent_one() ->
     assert not urgent.done()
     release.set()
     await urgent
+
+
+async def test_the_collections_of_a_batch_are_written_together() -> None:
+    started: list[str] = []
+    both = asyncio.Event()
+
+    class Collection:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def bulk_write(self, operations: Sequence[Any], ordered: bool) -> None:
+            started.append(self.name)
+            if len(started) == 2:
+                both.set()
+            await asyncio.wait_for(both.wait(), timeout=2.0)
+
+    class Db:
+        def __getitem__(self, name: str) -> Collection:
+            return Collection(name)
+
+    writer = BulkWriter(Db())  # type: ignore[arg-type]
+    await writer.apply([Insert("legs", {"_id": 1}), Insert("sla_timers", {"_id": 1})])
+    assert sorted(started) == ["legs", "sla_timers"], "the second began before the first ended"
