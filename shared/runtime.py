@@ -179,6 +179,8 @@ class Runtime:
             title=f"{self.service}.{name}",
             max_records=self.settings.batch_max_records,
             batch_timeout_ms=self.settings.batch_timeout_ms,
+            fetch_max_bytes=self.settings.kafka_fetch_max_bytes,
+            max_partition_fetch_bytes=self.settings.kafka_partition_fetch_bytes,
             **BATCHES,
         )(consume)
         self.consumers.append(

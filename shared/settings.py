@@ -99,6 +99,11 @@ class ServiceSettings(BaseSettings):
     kafka_linger_ms: int = Field(0, ge=0, le=1000)
     kafka_max_batch_bytes: int = Field(16 * 1024, ge=1024)
     kafka_compression: Literal["none", "gzip", "lz4", "snappy", "zstd"] = "none"
+    # What a consumer fetches ahead of its batches, at most (aiokafka's defaults, 50 MiB and
+    # 1 MiB a partition, let a stage behind a backlog hold tens of MB of records it has not
+    # reached). A batch of 500 records of about 1 KB is 0.5 MiB.
+    kafka_fetch_max_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+    kafka_partition_fetch_bytes: int = Field(256 * 1024, ge=16 * 1024)
     http_host: str = "127.0.0.1"
     http_port: int = 0
     # Key that signs the pages' CSRF tokens (e.g. INTAKE_PAGE_SECRET); set it in production.

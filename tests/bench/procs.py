@@ -134,7 +134,7 @@ def write_commands(totals: Mapping[str, CommandTotals]) -> dict[str, float]:
 
 async def document_counts(uri: str, database: str) -> dict[str, int]:
     """Documents per collection of one database (what the stages inserted)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, timeoutMS=30_000)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, timeoutMS=120_000)
     try:
         db = client[database]
         names = await db.list_collection_names()
