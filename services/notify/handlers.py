@@ -147,11 +147,14 @@ async def handle_event(record: Record, *, ctx: NotifyContext) -> None:
 
 
 async def who(ctx: NotifyContext, notice: domain.Notice) -> tuple[Language, str | None, str | None]:
-    """Language, phone and category: from the event, else from the request record. The phone
-    is None when the citizen gave one no message can reach (verify rejects the request)."""
+    """Language, phone and category: from the event, else from the request record (for a
+    notice from a submission whose record is not written yet, the record it creates). The
+    phone is None when the citizen gave one no message can reach (verify rejects the
+    request)."""
     language, phone, category = notice.language, notice.phone, notice.category
     if language is None or phone is None or category is None:
-        doc = await ctx.repo.get_request(notice.request_id) or {}
+        stored = await ctx.repo.get_request(notice.request_id)
+        doc = stored or dict(notice.initial_record or {})
         stored_language = doc.get("language")
         if language is None and stored_language in LANGUAGES:
             language = stored_language

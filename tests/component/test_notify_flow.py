@@ -364,3 +364,14 @@ async def test_failed_receipt_before_intake_wrote_the_record(notify_no_gateway: 
     assert request["status"] == "submitted"
     assert request["tracking_token_hash"] == submitted("R-6")["tracking_token_hash"]
     assert [t["status"] for t in request["timeline"]] == ["notification_failed"]
+
+
+async def test_a_receipt_to_an_unreachable_number_before_its_record_is_written_is_no_dead_letter(
+    notify: Notify,
+) -> None:
+    body = submitted("R-unreachable")
+    body["request"]["contact"]["phone"] = "00000"  # given, but no message can reach it
+    await notify.publish(Topic.SUBMITTED, body)
+    assert await notify.db["requests"].find_one({"_id": "R-unreachable"}) is None
+    assert notify.seen[Topic.DLQ_NOTIFY] == [], "the submission's own record has its contact"
+    assert notify.sms("R-unreachable") == []
