@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -132,6 +133,23 @@ class EventBus:
             causation_id=cause.id if cause else None,
         )
 
+    @contextlib.contextmanager
+    def _renewing_refused_sequence(
+        self, topic: Topic, producer: AIOKafkaProducer | None
+    ) -> Iterator[None]:
+        """The broker lost track of this producer's sequence (a batch that timed out while the
+        broker was away still used up its numbers): the producer would be refused for ever. It
+        takes a new producer id, the error goes on to the caller, and its retry goes through."""
+        try:
+            yield
+        except (OutOfOrderSequenceNumber, UnknownProducerId):
+            if reset_idempotence(producer):
+                logger.warning(
+                    "the broker refused the producer's sequence; producer id renewed",
+                    extra={"topic": self._names(topic)},
+                )
+            raise
+
     async def emit_raw(
         self, topic: Topic, value: bytes, *, key: bytes | str | None, headers: Mapping[str, str]
     ) -> None:
@@ -139,18 +157,8 @@ class EventBus:
         if publisher is None:
             raise KeyError(f"topic {topic} was not declared by {self.source}")
         raw_key = key.encode("utf-8") if isinstance(key, str) else key
-        try:
+        with self._renewing_refused_sequence(topic, aiokafka_producer(self._broker)):
             await publisher.publish(value, key=raw_key, headers=dict(headers))
-        except (OutOfOrderSequenceNumber, UnknownProducerId):
-            # The broker lost track of this producer's sequence (a batch that timed out while
-            # the broker was away still used up its numbers): the producer would be refused
-            # for ever. It takes a new producer id, and the caller's retry goes through.
-            if reset_idempotence(aiokafka_producer(self._broker)):
-                logger.warning(
-                    "the broker refused the producer's sequence; producer id renewed",
-                    extra={"topic": self._names(topic)},
-                )
-            raise
 
     async def emit_direct(
         self,
@@ -179,7 +187,7 @@ class EventBus:
             # then the envelope's headers (whose content-type takes the first place's value).
             headers = {"content-type": "", "correlation_id": str(uuid.uuid4())}
             headers.update(envelope.headers())
-            try:
+            with self._renewing_refused_sequence(topic, producer):
                 sent = await producer.send(
                     publisher.topic,
                     value=raw,
@@ -187,13 +195,6 @@ class EventBus:
                     headers=[(k, v.encode()) for k, v in headers.items()],
                 )
                 await sent
-            except (OutOfOrderSequenceNumber, UnknownProducerId):
-                if reset_idempotence(producer):  # as in emit_raw
-                    logger.warning(
-                        "the broker refused the producer's sequence; producer id renewed",
-                        extra={"topic": self._names(topic)},
-                    )
-                raise
         published = self._published.get(topic)
         if published is None:
             service = self.source.rsplit("/", 1)[-1]  # the source is cityhelp/<service>

@@ -57,6 +57,20 @@ stop_pidfile() {
   rm -f "$file"
 }
 
+# build_lock <path> <what>: hold an exclusive lock on <path>.lock (until build_unlock or the
+# shell's exit), so two starts that need the same download or build at once (`make test` while
+# `make run` starts, two checkouts sharing the cache) take turns: the second waits, then finds it
+# done, instead of both writing the same files.
+build_lock() {
+  mkdir -p "$(dirname "$1")"
+  exec {build_lock_fd}>"$1.lock"
+  if ! flock -n "$build_lock_fd"; then
+    say "another start is fetching or building $2 into the same cache; waiting for it..."
+    flock "$build_lock_fd"
+  fi
+}
+build_unlock() { exec {build_lock_fd}>&-; }
+
 # building <pid> <what>: wait for the background build <pid>, saying every 30 s that <what> is
 # still building; returns the build's exit status.
 building() {

@@ -14,6 +14,8 @@ dir="$cache/helm-$version"
 bin="$dir/helm"
 
 if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
+build_lock "$dir" helm
+if [ -x "$bin" ]; then echo "$bin"; exit 0; fi
 command -v go >/dev/null 2>&1 \
   || die "'go' is missing; install Go 1.24 or newer (from go.dev; Debian 12's golang is too old)."
 

@@ -53,6 +53,7 @@ kafka_libs() {
   need mvn "Install Maven (Debian: apt-get install -y maven)."
   local key; key="$(hash_of "$here/kafka/pom.xml")"
   local dir="$cache/kafka-$key"
+  [ -f "$dir/.complete" ] || build_lock "$dir" "Kafka's jars"
   if [ ! -f "$dir/.complete" ]; then
     say "fetching Apache Kafka jars from Maven Central into $dir (first run only, about 30 s)..."
     rm -rf "$dir"; mkdir -p "$dir/libs"
@@ -62,6 +63,7 @@ kafka_libs() {
     say "fetched $(ls "$dir/libs" | wc -l) jars"
     touch "$dir/.complete"
   fi
+  [ -z "${build_lock_fd:-}" ] || build_unlock
   echo "$dir/libs"
 }
 
@@ -101,6 +103,7 @@ ferret_bin() {
   local key; key="$(hash_of "$here/ferretdb/main.go" "$here/ferretdb/go.mod" "$here/ferretdb/go.sum" "$here"/ferretdb/patches/*.sed)"
   local build="$cache/ferretdb-$key"
   local bin="$build/ferretdb-local"
+  [ -x "$bin" ] || build_lock "$build" FerretDB
   if [ ! -x "$bin" ]; then
     need_go  # only to build: a cached binary needs no Go
     say "building FerretDB v1.24.2 (SQLite and PostgreSQL backends, patched: $(cd "$here/ferretdb/patches" && ls *.sed | tr '\n' ' '| sed 's/ $//')) into $bin"
@@ -113,6 +116,7 @@ ferret_bin() {
     mv "$bin.tmp" "$bin"
     say "FerretDB built"
   fi
+  [ -z "${build_lock_fd:-}" ] || build_unlock
   echo "$bin"
 }
 
