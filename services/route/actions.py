@@ -100,7 +100,13 @@ async def _apply(
     handed_over = [watched] if watched is not None and watched.leg_id in plan.replaces else []
     for old in [*handed_over, source]:  # the command leg last: then the plan is applied
         old = await ctx.repo.release_leg(old)
-        await ctx.repo.reschedule_timer(old.leg_id, None)
+        await ctx.repo.timers.reschedule(
+            old.leg_id,
+            old.request_id,
+            None,
+            deadlines=(old.acknowledge_by, old.resolve_by),
+            now=ctx.clock(),
+        )
         await ctx.repo.hand_over(old, by=plan.new_leg_id)
     logger.info(
         "leg re-dispatched",

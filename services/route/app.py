@@ -66,7 +66,6 @@ def build_app(
             owner=settings.instance_id or f"{socket.gethostname()}:{os.getpid()}",
         )
 
-    rt.startup.append(repo.ensure_indexes)
     rt.startup.append(sync_team_directory)
     rt.background.append(deadline_timers)
     # One consumer group per input: verified requests (two lanes), department reports and

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
-from services.route import domain
+from services.route import domain, timer_store
 from services.route.models import Leg
-from services.route.repository import CASES, LEGS, TEAMS, TIMERS
+from services.route.repository import CASES, LEGS, TEAMS
 from services.route.teams import Directory, choose_team
 from shared import requests_store
 from shared.db import Document
@@ -145,12 +145,14 @@ def dispatched(
 
 
 def _leg_writes(job: DispatchJob) -> list[Write]:
-    """The leg (counted on its team) and its timer. No lookup document: the leg's id is the
-    one derived from its request and department, which status reports fall back to."""
+    """The leg (counted on its team) and its timer, in the bucket of its acknowledge deadline
+    (``timer_store``). No lookup document: the leg's id is the one derived from its request and
+    department, which status reports fall back to."""
     return [
         Insert(LEGS, Leg.new(job, slot=job.department, cycle=0, counted=True).to_document()),
         Insert(
-            TIMERS, {"_id": job.leg_id, "request_id": job.request_id, "due_at": job.acknowledge_by}
+            timer_store.place(job.acknowledge_by, now=job.dispatched_at),
+            timer_store.document(job.leg_id, job.request_id, job.acknowledge_by),
         ),
         Update(TEAMS, {"_id": job.team_id}, {"$inc": {"open_legs": 1}}),
     ]

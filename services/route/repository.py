@@ -1,5 +1,5 @@
 """Route's storage. Every hot-path read and write goes by ``_id`` (FerretDB answers only those
-from its primary key); the periodic scans read small collections (teams, open timers).
+from its primary key); the periodic scans read small collections (teams, the due timers).
 
 Collections:
 - ``legs``: one document per dispatch leg (``_id`` = leg id): the job, its team, its state,
@@ -10,8 +10,10 @@ Collections:
 - ``route_cases``: ``_id`` = request id → its leg ids, the current cycle (a reopened request
   starts a new one) and the request-level statuses already announced; its first dispatch's
   transitions and leg summary, which the request's readers merge in (shared/requests_store);
-- ``sla_timers``: ``_id`` = leg id → when the leg's next deadline falls due; only open legs
-  have one, so the timer scan stays small;
+- ``sla_timers_<YYYYMMDDHHMM>``: the timers, one collection per minute of due time, each
+  ``_id`` = leg id → when the leg's next deadline falls due; ``sla_timers`` holds those already
+  overdue when written. Only open legs have one, and the deadline scan reads only the collections
+  whose minute has begun (services/route/timer_store.py);
 - ``sla_claims``: ``_id`` = ``"<leg>|<kind>|<generation>"`` → which route process escalates a
   due deadline (services/route/handlers/timers.py), and ``"<leg>|<kind>|done"`` once it is settled;
 - ``teams``: the team directory with each team's open-leg counter;
@@ -30,6 +32,7 @@ from pymongo.errors import DuplicateKeyError
 from services.route import domain
 from services.route.models import Case, Leg
 from services.route.teams import Directory
+from services.route.timer_store import TimerStore
 from shared import requests_store
 from shared.db import Database, Document
 
@@ -37,7 +40,6 @@ LEGS = "legs"
 LOOKUP = "leg_lookup"
 # Also the first dispatch of a request as its readers see it (shared/requests_store.py).
 CASES = requests_store.CASES
-TIMERS = "sla_timers"
 CLAIMS = "sla_claims"
 TEAMS = "teams"
 # ``_id`` = request id → the leg whose department last asked the citizen for information.
@@ -47,10 +49,7 @@ INFO_REQUESTS = "info_requests"
 class RouteRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    async def ensure_indexes(self) -> None:
-        # The deadline scan reads the timers by due time.
-        await self.db[TIMERS].create_index("due_at")
+        self.timers = TimerStore(db)
 
     # ------------------------------------------------------------------------------ teams
 
@@ -241,31 +240,6 @@ class RouteRepository:
         cycle = reopens.index(reopen_event_id) + 1
         await self.db[CASES].update_one({"_id": request_id}, {"$max": {"cycle": cycle}})
         return cycle
-
-    # ------------------------------------------------------------------------------ timers
-
-    async def arm_timer(self, leg: Leg) -> None:
-        """Start watching a new leg's deadlines (kept as they are on a redelivery)."""
-        await self.db[TIMERS].update_one(
-            {"_id": leg.leg_id},
-            {"$setOnInsert": {"request_id": leg.request_id, "due_at": leg.acknowledge_by}},
-            upsert=True,
-        )
-
-    async def reschedule_timer(self, leg_id: str, due_at: datetime | None) -> None:
-        if due_at is None:
-            await self.db[TIMERS].delete_one({"_id": leg_id})
-        else:
-            await self.db[TIMERS].update_one({"_id": leg_id}, {"$set": {"due_at": due_at}})
-
-    async def due_timers(self, now: datetime) -> list[str]:
-        """Legs whose next deadline has passed: a range query on the indexed due time (only
-        open legs have a timer). FerretDB 1.x does not push the range down to its index and
-        scans the timers; MongoDB reads the index."""
-        return [
-            str(doc["_id"])
-            async for doc in self.db[TIMERS].find({"due_at": {"$lte": now}}, {"_id": 1})
-        ]
 
     # ------------------------------------------------------------------------------ claims
 

@@ -128,6 +128,14 @@ class Harness:
         assert doc is not None
         return int(doc["open_legs"])
 
+    async def timers_of(self, leg_id: str) -> list[str]:
+        """The timer collections (``services/route/timer_store.py``) that hold the leg."""
+        return [
+            name
+            for name in sorted(await self.db.list_collection_names())
+            if name.startswith("sla_timers") and await self.db[name].find_one({"_id": leg_id})
+        ]
+
     def restarted(self) -> Harness:
         """A fresh route process: new context and bus, same database."""
         bus = RecordingBus()
@@ -307,7 +315,7 @@ async def test_deadlines_escalate_once_each_across_restarts(route: Harness) -> N
     assert await timers.scan_deadlines(restarted.ctx, now=dispatched + timedelta(hours=4)) == 0
     assert [r for s, r in restarted.lifecycle(request_id)] == [None, "sla_resolve"]
     assert len(restarted.jobs("command", request_id)) == 1
-    assert await route.db["sla_timers"].find_one({"_id": job["leg_id"]}) is None
+    assert await route.timers_of(job["leg_id"]) == []
 
 
 async def test_reopened_request_goes_to_the_command_centre(route: Harness) -> None:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.route import domain
+from services.route import domain, timer_store
 from services.route.dispatch import DispatchRules, dispatched
-from services.route.repository import CASES, LEGS, LOOKUP, TEAMS, TIMERS
+from services.route.repository import CASES, LEGS, LOOKUP, TEAMS
 from services.route.teams import load_directory
 from shared import requests_store
 from shared.plans import Insert, Update
@@ -48,9 +48,11 @@ def test_a_two_leg_dispatch_stores_one_case_and_per_leg_the_leg_and_its_timer(
     assert [(w.collection, w.document["_id"]) for w in plan.guards] == [(CASES, "r-two")]
     inserts = [(w.collection, w.document["_id"]) for w in plan.writes if isinstance(w, Insert)]
     leg_ids = [job.leg_id for job in jobs]  # type: ignore[attr-defined]
+    timers = [timer_store.bucket_of(job.acknowledge_by) for job in jobs]  # type: ignore[attr-defined]
     assert sorted(inserts) == sorted(
-        [(LEGS, leg) for leg in leg_ids] + [(TIMERS, leg) for leg in leg_ids]
+        [(LEGS, leg) for leg in leg_ids] + list(zip(timers, leg_ids, strict=True))
     )
+    assert all(bucket > timer_store.bucket_of(AT) for bucket in timers), "in a minute to come"
     assert all(w.collection == TEAMS for w in plan.writes if isinstance(w, Update))
     assert LOOKUP not in {w.collection for w in plan.writes}
     assert plan.recorded == ()

@@ -51,7 +51,7 @@ async def record_leg(
         if job.leg_id != domain.leg_id(job.request_id, job.department):
             # A leg that replaced the department's first one (found without a lookup).
             await ctx.repo.set_lookup(job.request_id, department=job.department, leg_id=job.leg_id)
-        await ctx.repo.arm_timer(leg)
+        await ctx.repo.timers.arm(job.leg_id, job.request_id, leg.acknowledge_by, now=ctx.clock())
     elif leg.open and not await ctx.repo.has_current_leg(job.request_id, department=job.department):
         # An oversight job: findable by request and department only if nothing else is.
         await ctx.repo.set_lookup(job.request_id, department=job.department, leg_id=job.leg_id)

@@ -87,7 +87,13 @@ async def _after_status(
     """The effects of an applied status: counters, timers, re-routing, the request's status."""
     if event.status in legs.TERMINAL:
         leg = await ctx.repo.release_leg(leg)
-    await ctx.repo.reschedule_timer(leg.leg_id, leg.next_due(progress=event.status))
+    await ctx.repo.timers.reschedule(
+        leg.leg_id,
+        leg.request_id,
+        leg.next_due(progress=event.status),
+        deadlines=(leg.acknowledge_by, leg.resolve_by),
+        now=ctx.clock(),
+    )
     if event.status == "rejected":
         await _reroute(ctx, leg, event, cause=cause)
     if event.status == "needs_info":

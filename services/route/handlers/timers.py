@@ -59,12 +59,14 @@ async def sla_loop(
 async def scan_deadlines(
     ctx: RouteContext, *, now: datetime, lease: timedelta = DEFAULT_LEASE, owner: str = ""
 ) -> int:
-    """One pass over the open timers; returns the number of breaches this process escalated."""
+    """One pass over the due timers (``services/route/timer_store.py``: only the collections of
+    the minutes begun are read); returns the number of breaches this process escalated."""
     escalated = 0
-    for leg_id in await ctx.repo.due_timers(now):
+    for timer in await ctx.repo.timers.due(now):
+        leg_id = timer.leg_id
         leg = await ctx.repo.get_leg(leg_id)
         if leg is None or not leg.current:
-            await ctx.repo.reschedule_timer(leg_id, None)
+            await ctx.repo.timers.move(timer, None, request_id="", now=now)
             continue
         breached: list[str] = list(leg.breached)
         progress = leg.progress
@@ -91,14 +93,16 @@ async def scan_deadlines(
                 continue
             breached.append(kind)
             escalated += 1
-        await ctx.repo.reschedule_timer(
-            leg_id,
+        await ctx.repo.timers.move(
+            timer,
             legs.next_due(
                 progress=progress,
                 acknowledge_by=leg.acknowledge_by,
                 resolve_by=leg.resolve_by,
                 breached=breached,
             ),
+            request_id=leg.request_id,
+            now=now,
         )
     return escalated
 

@@ -1,0 +1,96 @@
+"""Route's service-level timers in their minute buckets (``services/route/timer_store.py``): a
+scan reads what is due, a timer left behind by a move is harmless, emptied buckets go, and a
+deadline is escalated once however many processes scan."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import pytest
+
+from services.route import timer_store
+from services.route.handlers import timers
+from services.route.timer_store import TIMERS, bucket_of
+from tests.component.test_route_handlers import Harness, route
+
+pytestmark = pytest.mark.integration
+
+__all__ = ["route"]  # the fixture, shared with route's handler tests
+
+
+async def medical_leg(route: Harness) -> tuple[str, dict[str, object]]:
+    request_id = await route.verified(category="medical", description="透析时间到了", priority="P1")
+    [job] = route.jobs("medical", request_id)
+    return request_id, job
+
+
+def deadline(job: dict[str, object], name: str) -> datetime:
+    return datetime.fromisoformat(str(job[name]))
+
+
+async def test_two_processes_scanning_at_once_escalate_a_deadline_once(route: Harness) -> None:
+    request_id, job = await medical_leg(route)
+    assert await route.timers_of(str(job["leg_id"])) == [bucket_of(deadline(job, "acknowledge_by"))]
+    now = deadline(job, "acknowledge_by") + timedelta(minutes=1)
+    other = route.restarted()
+    counts = await asyncio.gather(
+        timers.scan_deadlines(route.ctx, now=now, owner="a"),
+        timers.scan_deadlines(other.ctx, now=now, owner="b"),
+    )
+    assert sorted(counts) == [0, 1]
+    assert [r for _, r in route.lifecycle(request_id) + other.lifecycle(request_id)] == [
+        "sla_acknowledge"
+    ]
+    # The timer moved on to the resolve deadline.
+    assert await route.timers_of(str(job["leg_id"])) == [bucket_of(deadline(job, "resolve_by"))]
+
+
+async def test_a_timer_left_behind_by_a_move_is_read_and_removed(route: Harness) -> None:
+    request_id, job = await medical_leg(route)
+    leg_id = str(job["leg_id"])
+    await route.status(request_id, "medical", "acknowledged")
+    resolve = bucket_of(deadline(job, "resolve_by"))
+    assert await route.timers_of(leg_id) == [resolve]
+    # As a crash between the move's insert and its delete leaves it:
+    acknowledge_by = deadline(job, "acknowledge_by")
+    await route.db[bucket_of(acknowledge_by)].insert_one(
+        timer_store.document(leg_id, request_id, acknowledge_by)
+    )
+    now = acknowledge_by + timedelta(minutes=1)
+    assert await timers.scan_deadlines(route.ctx, now=now) == 0
+    assert route.lifecycle(request_id) == [("acknowledged", None)], "nothing escalated"
+    assert await route.timers_of(leg_id) == [resolve]
+
+
+async def test_timers_from_before_the_buckets_move_into_them_and_still_fire(
+    route: Harness,
+) -> None:
+    request_id, job = await medical_leg(route)
+    leg_id = str(job["leg_id"])
+    acknowledge_by = deadline(job, "acknowledge_by")
+    bucket = bucket_of(acknowledge_by)
+    await route.db[bucket].delete_one({"_id": leg_id})
+    await route.db[TIMERS].insert_one(timer_store.document(leg_id, request_id, acknowledge_by))
+
+    dispatched = deadline(job, "dispatched_at")
+    assert await timers.scan_deadlines(route.ctx, now=dispatched) == 0
+    assert await route.timers_of(leg_id) == [bucket]
+    assert await timers.scan_deadlines(route.ctx, now=acknowledge_by + timedelta(seconds=1)) == 1
+
+
+async def test_an_emptied_bucket_is_dropped_once_its_minute_is_past_the_grace(
+    route: Harness,
+) -> None:
+    request_id, job = await medical_leg(route)
+    await route.status(request_id, "medical", "acknowledged")
+    bucket = bucket_of(deadline(job, "acknowledge_by"))
+    assert bucket in await route.db.list_collection_names(), "emptied, not dropped"
+    start = timer_store.bucket_start(bucket)
+    assert start is not None
+    end = start + timer_store.BUCKET
+    assert await timers.scan_deadlines(route.ctx, now=end) == 0
+    assert bucket in await route.db.list_collection_names(), "within the grace"
+    assert await timers.scan_deadlines(route.ctx, now=end + timer_store.DRAIN_GRACE) == 0
+    assert bucket not in await route.db.list_collection_names()
+    assert await route.timers_of(str(job["leg_id"])) == [bucket_of(deadline(job, "resolve_by"))]

@@ -1,0 +1,60 @@
+"""Where route's timers are kept: a collection per minute of due time (the scan reads the
+minutes begun), overdue ones in ``sla_timers``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from services.route import timer_store
+from services.route.timer_store import TIMERS, bucket_of, drained, place, to_scan
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 12, 2, 8, 30, 20, tzinfo=UTC)
+
+
+def test_a_bucket_is_named_by_the_utc_minute_of_the_due_time() -> None:
+    assert bucket_of(NOW) == "sla_timers_202612020830"
+    beijing = timezone(timedelta(hours=8))
+    assert bucket_of(datetime(2026, 12, 2, 16, 30, 59, tzinfo=beijing)) == bucket_of(NOW)
+    assert bucket_of(datetime(2026, 12, 2, 8, 30)) == bucket_of(NOW), "naive reads as UTC"
+    assert timer_store.bucket_start(bucket_of(NOW)) == NOW.replace(second=0)
+    assert timer_store.bucket_start(TIMERS) is None
+    assert timer_store.bucket_start("sla_timers_soon") is None
+
+
+def test_a_timer_goes_to_its_minute_unless_that_minute_has_passed() -> None:
+    assert place(NOW + timedelta(hours=2), now=NOW) == "sla_timers_202612021030"
+    assert place(NOW - timedelta(seconds=15), now=NOW) == bucket_of(NOW), "this minute"
+    assert place(NOW - timedelta(seconds=21), now=NOW) == TIMERS
+    assert place(NOW - timedelta(days=1), now=NOW) == TIMERS
+
+
+def test_a_scan_reads_the_overdue_timers_and_the_minutes_begun_only() -> None:
+    names = [
+        "sla_claims",
+        "legs",
+        "sla_timers_202612020829",
+        "sla_timers_202612020831",
+        "sla_timers_202612020830",
+        "sla_timers_202612020700",
+        "sla_timers_later",
+    ]
+    assert to_scan(names, now=NOW) == [
+        TIMERS,
+        "sla_timers_202612020700",
+        "sla_timers_202612020829",
+        "sla_timers_202612020830",
+    ]
+    assert to_scan([], now=NOW) == [TIMERS]
+
+
+def test_an_emptied_bucket_is_dropped_only_after_the_grace() -> None:
+    bucket = bucket_of(NOW)
+    end = NOW.replace(second=0) + timer_store.BUCKET
+    assert not drained(bucket, now=NOW)
+    assert not drained(bucket, now=end + timer_store.DRAIN_GRACE - timedelta(seconds=1))
+    assert drained(bucket, now=end + timer_store.DRAIN_GRACE)
+    assert not drained(TIMERS, now=NOW + timedelta(days=1)), "the overdue timers stay"
