@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
@@ -18,8 +19,17 @@ Database = AsyncDatabase[Document]
 DUPLICATE_KEY = 11000
 
 
+# A collection named by a time bucket (route's ``sla_timers_<YYYYMMDDHHMM>``): labelled by its
+# family, so the metric gains no label value per minute.
+_BUCKETED = re.compile(r"_\d{8,}$")
+
 # Commands whose time is not the service's own (handshakes, health checks, sessions' ends).
 _UNTIMED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart"})
+
+
+def collection_label(collection: str) -> str:
+    """A collection's name as a metric label: a time-bucket suffix becomes ``_*``."""
+    return _BUCKETED.sub("_*", collection)
 
 
 class CommandTimer(monitoring.CommandListener):
@@ -36,7 +46,7 @@ class CommandTimer(monitoring.CommandListener):
         target = event.command.get(event.command_name)
         if not isinstance(target, str):
             target = event.command.get("collection")
-        collection = target if isinstance(target, str) else "-"
+        collection = collection_label(target) if isinstance(target, str) else "-"
         if len(self._collections) > 10_000:  # finished events lost: never grow without bound
             self._collections.clear()
         self._collections[(event.connection_id, event.request_id)] = collection

@@ -9,6 +9,7 @@ import pytest
 
 from services.route import timer_store
 from services.route.timer_store import TIMERS, bucket_of, drained, place, to_scan
+from shared.db import collection_label
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +59,9 @@ def test_an_emptied_bucket_is_dropped_only_after_the_grace() -> None:
     assert not drained(bucket, now=end + timer_store.DRAIN_GRACE - timedelta(seconds=1))
     assert drained(bucket, now=end + timer_store.DRAIN_GRACE)
     assert not drained(TIMERS, now=NOW + timedelta(days=1)), "the overdue timers stay"
+
+
+def test_the_database_metric_labels_a_bucket_by_its_family() -> None:
+    assert collection_label(bucket_of(NOW)) == "sla_timers_*"
+    assert collection_label(TIMERS) == TIMERS
+    assert collection_label("verify_history") == "verify_history"
