@@ -10,10 +10,11 @@ Collections:
 - ``route_cases``: ``_id`` = request id → its leg ids, the current cycle (a reopened request
   starts a new one) and the request-level statuses already announced; its first dispatch's
   transitions and leg summary, which the request's readers merge in (shared/requests_store);
-- ``sla_timers_<YYYYMMDDHHMM>``: the timers, one collection per minute of due time, each
-  ``_id`` = leg id → when the leg's next deadline falls due; ``sla_timers`` holds those already
-  overdue when written. Only open legs have one, and the deadline scan reads only the collections
-  whose minute has begun (services/route/timer_store.py);
+- ``sla_timers_<YYYYMMDDHHMM>`` (and ``…<YYYYMMDDHH>``, ``…<YYYYMMDD>`` for deadlines hours or
+  days ahead): the timers, in collections named by due time, each ``_id`` = leg id → when the
+  leg's next deadline falls due; ``sla_timers`` holds those already overdue when written. Only
+  open legs have one, and the deadline scan reads only the minutes begun
+  (services/route/timer_store.py);
 - ``sla_claims``: ``_id`` = ``"<leg>|<kind>|<generation>"`` → which route process escalates a
   due deadline (services/route/handlers/timers.py), and ``"<leg>|<kind>|done"`` once it is settled;
 - ``teams``: the team directory with each team's open-leg counter;

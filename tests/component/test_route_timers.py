@@ -11,7 +11,7 @@ import pytest
 
 from services.route import timer_store
 from services.route.handlers import timers
-from services.route.timer_store import TIMERS, bucket_of
+from services.route.timer_store import TIMERS, bucket_of, place
 from tests.component.test_route_handlers import Harness, route
 
 pytestmark = pytest.mark.integration
@@ -42,15 +42,17 @@ async def test_two_processes_scanning_at_once_escalate_a_deadline_once(route: Ha
     assert [r for _, r in route.lifecycle(request_id) + other.lifecycle(request_id)] == [
         "sla_acknowledge"
     ]
-    # The timer moved on to the resolve deadline.
-    assert await route.timers_of(str(job["leg_id"])) == [bucket_of(deadline(job, "resolve_by"))]
+    # The timer moved on to the resolve deadline (its hour's bucket: two hours ahead).
+    resolve = place(deadline(job, "resolve_by"), now=now)
+    assert resolve == timer_store.HOUR.name(deadline(job, "resolve_by"))
+    assert await route.timers_of(str(job["leg_id"])) == [resolve]
 
 
 async def test_a_timer_left_behind_by_a_move_is_read_and_removed(route: Harness) -> None:
     request_id, job = await medical_leg(route)
     leg_id = str(job["leg_id"])
     await route.status(request_id, "medical", "acknowledged")
-    resolve = bucket_of(deadline(job, "resolve_by"))
+    resolve = place(deadline(job, "resolve_by"), now=deadline(job, "dispatched_at"))
     assert await route.timers_of(leg_id) == [resolve]
     # As a crash between the move's insert and its delete leaves it:
     acknowledge_by = deadline(job, "acknowledge_by")
@@ -88,9 +90,35 @@ async def test_an_emptied_bucket_is_dropped_once_its_minute_is_past_the_grace(
     assert bucket in await route.db.list_collection_names(), "emptied, not dropped"
     start = timer_store.bucket_start(bucket)
     assert start is not None
-    end = start + timer_store.BUCKET
+    end = start + timer_store.MINUTE.step
     assert await timers.scan_deadlines(route.ctx, now=end) == 0
     assert bucket in await route.db.list_collection_names(), "within the grace"
     assert await timers.scan_deadlines(route.ctx, now=end + timer_store.DRAIN_GRACE) == 0
     assert bucket not in await route.db.list_collection_names()
-    assert await route.timers_of(str(job["leg_id"])) == [bucket_of(deadline(job, "resolve_by"))]
+    resolve_by = deadline(job, "resolve_by")
+    assert await route.timers_of(str(job["leg_id"])) == [
+        place(resolve_by, now=deadline(job, "dispatched_at"))
+    ]
+
+
+async def test_an_hour_bucket_goes_into_minute_buckets_before_its_hour_and_fires(
+    route: Harness,
+) -> None:
+    request_id, job = await medical_leg(route)
+    leg_id = str(job["leg_id"])
+    await route.status(request_id, "medical", "acknowledged")
+    resolve_by = deadline(job, "resolve_by")
+    hour = timer_store.HOUR.name(resolve_by)
+    assert await route.timers_of(leg_id) == [hour]
+    start = timer_store.bucket_start(hour)
+    assert start is not None
+    before = start - timer_store.HOUR.ahead - timedelta(seconds=1)
+    assert await timers.scan_deadlines(route.ctx, now=before) == 0
+    assert await route.timers_of(leg_id) == [hour], "not read yet"
+    read = start - timer_store.HOUR.ahead
+    assert await timers.scan_deadlines(route.ctx, now=read) == 0
+    assert await route.timers_of(leg_id) == [bucket_of(resolve_by)]
+    assert await timers.scan_deadlines(route.ctx, now=read) == 0
+    assert hour not in await route.db.list_collection_names(), "emptied and read: dropped"
+    assert await timers.scan_deadlines(route.ctx, now=resolve_by + timedelta(seconds=1)) == 1
+    assert [r for _, r in route.lifecycle(request_id)] == [None, "sla_resolve"]

@@ -26,8 +26,10 @@ def test_a_bucket_is_named_by_the_utc_minute_of_the_due_time() -> None:
     assert timer_store.bucket_start("sla_timers_soon") is None
 
 
-def test_a_timer_goes_to_its_minute_unless_that_minute_has_passed() -> None:
-    assert place(NOW + timedelta(hours=2), now=NOW) == "sla_timers_202612021030"
+def test_a_timer_goes_to_the_bucket_of_its_lead_unless_its_minute_has_passed() -> None:
+    assert place(NOW + timedelta(minutes=89), now=NOW) == "sla_timers_202612020959"
+    assert place(NOW + timedelta(hours=2), now=NOW) == "sla_timers_2026120210", "by its hour"
+    assert place(NOW + timedelta(days=3), now=NOW) == "sla_timers_20261205", "by its day"
     assert place(NOW - timedelta(seconds=15), now=NOW) == bucket_of(NOW), "this minute"
     assert place(NOW - timedelta(seconds=21), now=NOW) == TIMERS
     assert place(NOW - timedelta(days=1), now=NOW) == TIMERS
@@ -42,23 +44,48 @@ def test_a_scan_reads_the_overdue_timers_and_the_minutes_begun_only() -> None:
         "sla_timers_202612020830",
         "sla_timers_202612020700",
         "sla_timers_later",
+        "sla_timers_2026120209",  # begins in 30 minutes
+        "sla_timers_2026120208",
+        "sla_timers_20261203",
     ]
     assert to_scan(names, now=NOW) == [
         TIMERS,
         "sla_timers_202612020700",
+        "sla_timers_2026120208",
         "sla_timers_202612020829",
         "sla_timers_202612020830",
     ]
+    assert "sla_timers_2026120209" in to_scan(names, now=NOW + timedelta(minutes=10))
+    assert "sla_timers_20261203" in to_scan(names, now=datetime(2026, 12, 2, 18, tzinfo=UTC))
     assert to_scan([], now=NOW) == [TIMERS]
 
 
 def test_an_emptied_bucket_is_dropped_only_after_the_grace() -> None:
     bucket = bucket_of(NOW)
-    end = NOW.replace(second=0) + timer_store.BUCKET
+    end = NOW.replace(second=0) + timer_store.MINUTE.step
     assert not drained(bucket, now=NOW)
     assert not drained(bucket, now=end + timer_store.DRAIN_GRACE - timedelta(seconds=1))
     assert drained(bucket, now=end + timer_store.DRAIN_GRACE)
     assert not drained(TIMERS, now=NOW + timedelta(days=1)), "the overdue timers stay"
+    hour = "sla_timers_2026120209"
+    assert not drained(hour, now=NOW)
+    assert drained(hour, now=NOW + timedelta(minutes=10)), "once the scan reads it"
+
+
+def test_a_writer_stops_choosing_an_hour_bucket_before_the_scan_reads_it() -> None:
+    hour = "sla_timers_2026120209"
+    start = timer_store.bucket_start(hour)
+    assert start is not None
+    read_from = start - timer_store.HOUR.ahead
+    # The last writer to choose it, for a deadline at the hour's end:
+    assert timer_store.MINUTE.lead is not None
+    last = start + timedelta(minutes=59, seconds=59) - timer_store.MINUTE.lead
+    assert place(start + timedelta(minutes=59, seconds=59), now=last) == hour
+    assert read_from - last >= timedelta(minutes=10)
+    # What the scan finds in it goes into minute buckets.
+    for minute in range(60):
+        due = start + timedelta(minutes=minute)
+        assert place(due, now=read_from) == bucket_of(due)
 
 
 def test_the_database_metric_labels_a_bucket_by_its_family() -> None:
