@@ -56,14 +56,16 @@ def build_app(
         bus=rt.bus,
         repo=repo,
         config=config,
-        history=RecentHistory(limit=config.rules.history_limit, window=window),
+        history=RecentHistory(
+            limit=config.rules.history_limit, max_entries=settings.history_max_entries
+        ),
         clock=clock,
     )
 
     async def load_history() -> None:
         """What the duplicate and flood rules remember, back in memory before consuming."""
-        loaded = ctx.history.load(await repo.load_history(ctx.clock() - window))
-        logger.info("history loaded: %d recent requests", loaded)
+        loaded = await ctx.history.load_recent(repo.recent_history(ctx.clock() - window))
+        logger.info("history loaded: %d entries of %d phones", loaded, len(ctx.history))
 
     rt.startup.append(load_history)
     plan = partial(handlers.plan_submitted, ctx=ctx)

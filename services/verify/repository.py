@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pymongo import InsertOne
+from pymongo import DESCENDING, InsertOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.verify import history
@@ -207,11 +208,16 @@ class VerifyRepository:
             slot += 1
         return found
 
-    async def load_history(self, since: datetime) -> list[Document]:
-        """The remembered requests submitted since ``since`` (read once, at start)."""
-        return [
-            doc async for doc in self.db[history.COLLECTION].find({"submitted_at": {"$gte": since}})
-        ]
+    async def recent_history(self, since: datetime) -> AsyncIterator[Document]:
+        """The remembered requests submitted since ``since``, newest first (read at start,
+        as a stream: the window may hold more than memory keeps)."""
+        cursor = (
+            self.db[history.COLLECTION]
+            .find({"submitted_at": {"$gte": since}})
+            .sort([("submitted_at", DESCENDING), ("request_id", DESCENDING)])
+        )
+        async for doc in cursor:
+            yield doc
 
     async def record_decision(
         self,

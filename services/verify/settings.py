@@ -28,5 +28,9 @@ class VerifySettings(ServiceSettings):
     call_max_unreachable: int = Field(3, ge=1)
     call_after_unreachable: Literal["escalate", "verify", "reject"] = "escalate"
     call_after_wrong_number: Literal["escalate", "verify", "reject"] = "escalate"
+    # The per-phone history the duplicate and flood rules read (services/verify/history.py) keeps
+    # at most this many entries in memory (a few hundred bytes each); past it the phones heard
+    # from least recently are forgotten, and read back from the database when heard from again.
+    history_max_entries: int = Field(50_000, ge=1)
     # How often the review queue's depth and overdue calls are measured from the database.
     queue_gauge_seconds: float = Field(5.0, gt=0)

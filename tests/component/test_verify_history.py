@@ -36,7 +36,7 @@ async def database(mongodb_uri: str) -> AsyncIterator[Any]:
     await client.close()
 
 
-def process(db: Any) -> handlers.VerifyContext:
+def process(db: Any, *, max_entries: int = 50_000) -> handlers.VerifyContext:
     """One verify process: its own memory, the shared database (the bus is not used by the
     planner)."""
     settings = VerifySettings()
@@ -46,12 +46,11 @@ def process(db: Any) -> handlers.VerifyContext:
         rules_file=settings.rules_file,
         triage_file=settings.triage_file,
     )
-    window = max(config.rules.duplicate_window, config.rules.flood_window)
     return handlers.VerifyContext(
         bus=None,  # type: ignore[arg-type]
         repo=VerifyRepository(db),
         config=config,
-        history=RecentHistory(limit=config.rules.history_limit, window=window),
+        history=RecentHistory(limit=config.rules.history_limit, max_entries=max_entries),
         clock=lambda: T0 + timedelta(minutes=5),
     )
 
@@ -96,5 +95,20 @@ async def test_a_redelivered_request_is_not_its_own_duplicate(database: Any) -> 
     original = submission()
     await decide(ctx, original, 1)
     restarted = process(database)
-    restarted.history.load(await restarted.repo.load_history(T0 - timedelta(days=1)))
+    await restarted.history.load_recent(restarted.repo.recent_history(T0 - timedelta(days=1)))
     assert getattr(await decide(restarted, original, 1), "duplicate_of", None) is None
+
+
+async def test_a_phone_forgotten_past_the_memory_bound_is_read_back(database: Any) -> None:
+    ctx = process(database, max_entries=2)  # one request's entries
+    original = submission(phone="138 0013 8000", description="需要胰岛素，家里老人独居")
+    other = submission(phone="139 0037 1234", at=T0 + timedelta(minutes=1))
+    again = submission(
+        phone="13800138000", description="需要胰岛素 家里老人独居", at=T0 + timedelta(minutes=2)
+    )
+    await decide(ctx, original, 1)
+    await decide(ctx, other, 2)
+    assert ctx.history.next_slot("+8613800138000") == 1  # forgotten
+    assert (await decide(ctx, again, 3)).duplicate_of == original.request_id
+    ids = sorted([d["_id"] async for d in database[COLLECTION].find({}, {"_id": 1})])
+    assert ids == ["+8613800138000#1", "+8613800138000#2", "+8613900371234#1"]
