@@ -7,10 +7,15 @@ background loop with an unordered ``insert_many`` of at most ``batch_max`` docum
 
 - Idempotent: every document is keyed by its request id, so a duplicate ``_id`` only means the
   record exists already (a retry, or verify created it first); that document alone fails.
-- Not silently lossy: while the database is away the batch is retried with back-off and new
-  records wait in a bounded buffer; what does not fit is dropped and counted
-  (``cityhelp_intake_records_total{outcome="dropped_full"}``). A dropped record costs nothing
-  durable: the request is in Kafka and verify creates the record when it finds none.
+- Not silently lossy: while the database is away (or slower than the requests come) the batch
+  is retried with back-off and new records wait in a bounded buffer; what does not fit is
+  dropped and counted (``cityhelp_intake_records_total{outcome="dropped_full"}``). A dropped
+  record costs nothing durable: the request is in Kafka and verify's decision carries the
+  record (``requests_store.merged``), which verify creates when it finds none.
+- Bounded memory: a buffered record is kept encoded (BSON, about 1 KB; the dict it comes from
+  takes half as much again), and the buffer holds ``buffer_max`` of them (10,000 by default:
+  about 10 MB; it was 50,000 of dicts, some 70 MB, and took intake past its memory budget
+  under a surge). The encoding is the one the insert does anyway, done once, when queued.
 - Every database call has a timeout; a document the server refuses for another reason than a
   duplicate is retried ``rejected_attempts`` times, then dropped and counted.
 
@@ -26,6 +31,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, WriteConcernError
 
 from shared.db import DUPLICATE_KEY, Document
@@ -34,7 +41,7 @@ from shared.retry import Backoff
 
 logger = logging.getLogger(__name__)
 
-Insert = Callable[[list[Document]], Awaitable[Any]]
+Insert = Callable[[list[RawBSONDocument]], Awaitable[Any]]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -54,7 +61,7 @@ class SubmissionWriter:
         *,
         batch_max: int = 99,
         flush_seconds: float = 0.02,
-        buffer_max: int = 50_000,
+        buffer_max: int = 10_000,
         timeout_seconds: float = 5.0,
         retry_initial_seconds: float = 0.5,
         retry_max_seconds: float = 15.0,
@@ -72,8 +79,8 @@ class SubmissionWriter:
         self.stop_seconds = stop_seconds
         self._insert = insert
         self._sleep = sleep
-        self._buffer: deque[Document] = deque()
-        self._batch: list[Document] = []  # being written (put back if the loop is stopped)
+        self._buffer: deque[RawBSONDocument] = deque()
+        self._batch: list[RawBSONDocument] = []  # being written (put back if the loop is stopped)
         self._pending = asyncio.Event()
         self._full = asyncio.Event()
 
@@ -83,11 +90,11 @@ class SubmissionWriter:
         return len(self._buffer) + len(self._batch)
 
     def add(self, document: Document) -> bool:
-        """Queue one record; False (and counted) when the buffer is full."""
+        """Queue one record (encoded); False (and counted) when the buffer is full."""
         if len(self._buffer) >= self.buffer_max:
             INTAKE_RECORDS.labels("dropped_full").inc()
             return False
-        self._buffer.append(document)
+        self._buffer.append(RawBSONDocument(bson.encode(document)))
         INTAKE_RECORD_BUFFER.set(len(self._buffer))
         self._pending.set()
         if len(self._buffer) >= self.batch_max:
@@ -118,7 +125,7 @@ class SubmissionWriter:
             self._batch = self._take()
             await self._write()
 
-    def _take(self) -> list[Document]:
+    def _take(self) -> list[RawBSONDocument]:
         count = min(self.batch_max, len(self._buffer))
         batch = [self._buffer.popleft() for _ in range(count)]
         INTAKE_RECORD_BUFFER.set(len(self._buffer))

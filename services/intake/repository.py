@@ -7,9 +7,11 @@ not written on the request path: ``recorder.SubmissionWriter`` inserts them in b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bson.raw_bson import RawBSONDocument
 from pymongo import DESCENDING
 from pymongo.errors import DuplicateKeyError
 
@@ -58,7 +60,7 @@ class IntakeRepository:
     async def get(self, request_id: str) -> Document | None:
         return await requests_store.get_request(self.db, request_id)
 
-    async def insert_submissions(self, documents: list[Document]) -> None:
+    async def insert_submissions(self, documents: Sequence[Document | RawBSONDocument]) -> None:
         """One unordered insert of submission records (``submission_document``): each one that
         exists already fails alone, as a duplicate ``_id`` (raised as ``BulkWriteError``)."""
         await self.db[requests_store.COLLECTION].insert_many(documents, ordered=False)

@@ -39,11 +39,11 @@ class IntakeSettings(ServiceSettings):
     partner_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     # Submission records are written off the request path by a batch writer: one unordered
     # insert of at most `record_batch_max` (< 100, FerretDB's limit) about every
-    # `record_flush_seconds`; at most `record_buffer_max` wait while the database is away
-    # (more are dropped and counted: verify creates them).
+    # `record_flush_seconds`; at most `record_buffer_max` wait, encoded (about 1 KB each),
+    # while the database is away or behind (more are dropped and counted: verify creates them).
     record_batch_max: int = Field(99, ge=1, le=99)
     record_flush_seconds: float = Field(0.02, gt=0)
-    record_buffer_max: int = Field(50_000, ge=1)
+    record_buffer_max: int = Field(10_000, ge=1)
     record_timeout_seconds: float = Field(5.0, gt=0)
     # Recent keyed receipts kept in memory to answer retries; a retry not found there reads
     # the database once, for at most `replay_lookup_timeout_seconds`.

@@ -7,13 +7,16 @@ import contextlib
 import json
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import bson
 import httpx
 import pytest
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
@@ -26,6 +29,8 @@ from shared.db import Database, Document
 from shared.envelope import utcnow
 from shared.stage import raw_body
 from shared.topics import Topic, TopicNames
+
+CODEC: CodecOptions[Document] = CodecOptions(document_class=dict, tz_aware=True)
 
 pytestmark = pytest.mark.component
 
@@ -57,9 +62,10 @@ class MemoryRepository(IntakeRepository):
     async def get(self, request_id: str) -> Document | None:
         return self.requests.get(request_id)
 
-    async def insert_submissions(self, documents: list[Document]) -> None:
+    async def insert_submissions(self, documents: Sequence[Document | RawBSONDocument]) -> None:
         for doc in documents:
-            self.requests.setdefault(doc["_id"], doc)
+            decoded = doc if isinstance(doc, dict) else bson.decode(doc.raw, CODEC)
+            self.requests.setdefault(decoded["_id"], decoded)
 
     async def claim_nonce(self, *, partner_id: str, nonce: str, at: datetime) -> bool:
         key = f"{partner_id}:{nonce}"

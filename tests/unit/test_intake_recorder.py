@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
 import pytest
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo.errors import BulkWriteError, OperationFailure, ServerSelectionTimeoutError
 
 from services.intake.receipts import ReplayCache
@@ -34,7 +38,9 @@ class FakeCollection:
         self.failures: list[BaseException] = []  # raised by the next commands, in order
         self.stall = 0.0
 
-    async def insert_many(self, documents: list[Document], *, ordered: bool = True) -> None:
+    async def insert_many(
+        self, documents: Sequence[Mapping[str, Any]], *, ordered: bool = True
+    ) -> None:
         assert not ordered
         self.commands.append(len(documents))
         if self.stall:
@@ -46,7 +52,7 @@ class FakeCollection:
             if doc["_id"] in self.docs:
                 errors.append({"index": index, "code": 11000, "errmsg": "duplicate key"})
             else:
-                self.docs[doc["_id"]] = doc
+                self.docs[doc["_id"]] = dict(doc)
         if errors:
             raise BulkWriteError({"writeErrors": errors, "nInserted": len(documents) - len(errors)})
 
@@ -60,7 +66,7 @@ def doc(i: int) -> Document:
 
 
 def writer(collection: FakeCollection, **options: Any) -> SubmissionWriter:
-    async def insert(documents: list[Document]) -> None:
+    async def insert(documents: list[RawBSONDocument]) -> None:
         await collection.insert_many(documents, ordered=False)
 
     options.setdefault("sleep", no_sleep)
@@ -180,9 +186,8 @@ async def test_stopping_writes_what_is_left() -> None:
     assert sorted(collection.docs) == [f"r-{i}" for i in range(5)]
 
 
-async def test_the_document_is_the_one_apply_transition_creates() -> None:
-    """The batch writer's document equals the record the per-request write used to create."""
-    submitted = SubmittedRequest(
+def a_submission() -> SubmittedRequest:
+    return SubmittedRequest(
         request_id="req-1",
         submitted_at=datetime(2026, 12, 1, 8, 0, tzinfo=UTC),
         channel="web",
@@ -198,6 +203,11 @@ async def test_the_document_is_the_one_apply_transition_creates() -> None:
             }
         ),
     )
+
+
+async def test_the_document_is_the_one_apply_transition_creates() -> None:
+    """The batch writer's document equals the record the per-request write used to create."""
+    submitted = a_submission()
     inserted: list[Document] = []
 
     class Collection:
@@ -221,6 +231,20 @@ async def test_the_document_is_the_one_apply_transition_creates() -> None:
         set_status=False,
     )
     assert submission_document(submitted, event_id="ev-1") == inserted[0]
+
+
+async def test_a_queued_record_is_kept_encoded_and_inserted_as_it_was_given() -> None:
+    inserted: list[RawBSONDocument] = []
+
+    async def insert(documents: list[RawBSONDocument]) -> None:
+        inserted.extend(documents)
+
+    document = submission_document(a_submission(), event_id="ev-1")
+    w = SubmissionWriter(insert, sleep=no_sleep)
+    w.add(document)
+    assert isinstance(w._buffer[0], RawBSONDocument)  # bytes, not a tree of objects
+    await w.flush()
+    assert [bson.decode(d.raw, CodecOptions(tz_aware=True)) for d in inserted] == [document]
 
 
 def test_the_replay_cache_is_bounded_and_forgets_expired_receipts() -> None:
