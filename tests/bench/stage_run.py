@@ -37,6 +37,8 @@ class Drained:
     inserted: dict[str, int]
     # The database server's CPU seconds meanwhile (all its clients'), when its pid is known.
     db_cpu_s: float | None = None
+    # The stage's peak resident set (VmHWM, MB) when it had finished.
+    rss_peak_mb: float | None = None
 
     def figures(self, requests: int) -> str:
         """The per-request figures every stage bench prints on its last line."""
@@ -52,7 +54,9 @@ class Drained:
             f" cpu_ms_per_request={self.cpu_s * 1000 / requests:.2f}"
             f" cpu_ms_per_record={self.cpu_s * 1000 / max(self.finished, 1):.3f}"
             f" writes_per_request={written / requests:.2f}"
-            f" write_commands_per_request={sum(self.writes.values()) / requests:.3f}" + db_cpu
+            f" write_commands_per_request={sum(self.writes.values()) / requests:.3f}"
+            + db_cpu
+            + ("" if self.rss_peak_mb is None else f" rss_peak_mb={self.rss_peak_mb:.0f}")
         )
 
 
@@ -123,6 +127,7 @@ async def drain(
         await asyncio.sleep(0.5)
     seconds = time.monotonic() - started
     cpu = cpu_of(services, stage) - cpu_before
+    figures = read_proc(services.procs[stage].pid)
     db_after = db_cpu()
     if recordings:
         profiles, errors = profiling.finish(recordings, repo=REPO)
@@ -136,4 +141,5 @@ async def drain(
     say(f"write commands: {json.dumps(writes)}")
     say(f"documents inserted: {json.dumps({k: v for k, v in inserted.items() if v})}")
     db_spent = None if db_before is None or db_after is None else db_after - db_before
-    return Drained(published, count, seconds, cpu, writes, inserted, db_spent)
+    rss = figures.rss_peak_mb if figures else None
+    return Drained(published, count, seconds, cpu, writes, inserted, db_spent, rss)
