@@ -298,8 +298,9 @@ class BatchRunner:
         self, events: Sequence[Event], dead: Sequence[tuple[Record, PermanentError]]
     ) -> None:
         """Every event and dead letter of the batch, awaited together."""
-        sends: list[Awaitable[Any]] = [e.publish(self.bus) for e in events]
-        sends.extend(self.stage.refuse(r, e) for r, e in dead)
+        sends: list[Awaitable[Any]] = [self.stage.refuse(r, e) for r, e in dead]
+        if events:
+            sends.append(self.bus.emit_all([e.outgoing(self.bus) for e in events]))
         results = await asyncio.gather(*sends, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from shared.db import Document
 from shared.envelope import Envelope
-from shared.kafka import EventBus
+from shared.kafka import EventBus, Outgoing
 from shared.stage import PermanentError, Record
 from shared.topics import Topic
 
@@ -53,6 +53,17 @@ class Event:
         """Publish it now and wait for the broker's acknowledgement (the per-record path; the
         batch runner sends a batch's events together)."""
         return await bus.emit(
+            self.topic,
+            self.value,
+            key=self.key,
+            name=self.name,
+            event_id=self.event_id,
+            cause=self.cause,
+        )
+
+    def outgoing(self, bus: EventBus) -> Outgoing:
+        """The record to publish, for the batch runner's :meth:`EventBus.emit_all`."""
+        return bus.prepare(
             self.topic,
             self.value,
             key=self.key,

@@ -1,7 +1,8 @@
-"""On the real broker: intake's accepted requests go to the producer past FastStream's publish
-path (``EventBus.emit_direct``), as the same records ``EventBus.emit`` writes — key, value,
-partition, and the header names in the same order with the same values (apart from the time
-and FastStream's random correlation id) — and each is counted once acknowledged."""
+"""On the real broker: intake's accepted requests (``EventBus.emit_direct``) and the stages'
+batches of events (``EventBus.emit_all``) go to the producer past FastStream's publish path, as
+the same records ``EventBus.emit`` writes — key, value, partition, and the header names in the
+same order with the same values (apart from the time and FastStream's random correlation id) —
+and each is counted once acknowledged."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from shared.envelope import Envelope, utcnow
 from shared.kafka import EventBus, build_broker, ensure_topics
 from shared.metrics import registry
 from shared.schemas import HelpRequest, SubmittedRequest
@@ -59,17 +61,88 @@ async def test_the_direct_record_is_the_one_emit_writes(kafka_bootstrap: str) ->
         await broker.stop()
     assert published(topic) - before == 1  # emit_direct's; emit's is FastStream's metric
 
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+    records = await read_all(kafka_bootstrap, topic, 2)
+    assert len(records) == 2
+    assert_same_record(*records)
+    assert dict(records[0].headers)["ce_traceid"] == dict(records[0].headers)["ce_id"] == b"e-1"
+
+
+async def test_a_batch_of_events_is_the_records_emit_writes(kafka_bootstrap: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    settings = ServiceSettings(KAFKA_BOOTSTRAP=kafka_bootstrap, TOPIC_PREFIX=prefix)
+    await ensure_topics(settings)
+    names = TopicNames(settings.topic_prefix)
+    topic = names(Topic.SUBMITTED)
+    broker = build_broker(settings, service="verify")
+    bus = EventBus(broker, names, source="cityhelp/verify")
+    bus.declare(Topic.SUBMITTED, schema=SubmittedRequest)
+    cause = Envelope(
+        id="c-1", type="x", source="cityhelp/intake", subject="r-1", time=utcnow(), trace_id="t-1"
     )
+    values = [
+        SubmittedRequest(
+            request_id=f"r-{n}",
+            submitted_at=datetime(2026, 12, 2, 8, 0, tzinfo=UTC),
+            channel="web",
+            client_id="web:anonymous",
+            tracking_token_hash="0" * 64,
+            request=HelpRequest.model_validate(REQUEST),
+        )
+        for n in range(3)
+    ]
+    labels = {"service": "verify", "topic": topic}
+    before = registry().get_sample_value("cityhelp_published_records_total", labels) or 0.0
+    await broker.start()
+    try:
+        for n, value in enumerate(values):
+            key, event_id = f"r-{n}", f"e-{n}"
+            await bus.emit(
+                Topic.SUBMITTED, value, key=key, name="x.y", event_id=event_id, cause=cause
+            )
+        await bus.emit_all(
+            [
+                bus.prepare(
+                    Topic.SUBMITTED, value, key=f"r-{n}", name="x.y", event_id=f"e-{n}", cause=cause
+                )
+                for n, value in enumerate(values)
+            ]
+        )
+    finally:
+        await broker.stop()
+    after = registry().get_sample_value("cityhelp_published_records_total", labels) or 0.0
+    assert after - before == 3  # emit_all's; emit's are FastStream's metric
+
+    records = await read_all(kafka_bootstrap, topic, 6)
+    assert len(records) == 6
+    by_id: dict[bytes, list[ConsumerRecord[bytes, bytes]]] = {}
+    for record in records:
+        by_id.setdefault(dict(record.headers)["ce_id"], []).append(record)
+    assert sorted(by_id) == [b"e-0", b"e-1", b"e-2"]
+    for via_emit, batched in by_id.values():
+        assert_same_record(via_emit, batched)
+        headers = dict(batched.headers)
+        assert (headers["ce_traceid"], headers["ce_causationid"]) == (b"t-1", b"c-1")
+
+
+async def read_all(bootstrap: str, topic: str, count: int) -> list[ConsumerRecord[bytes, bytes]]:
+    """The topic's records in the order written (at least ``count``, or what came in 10 s)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    records: list[ConsumerRecord[bytes, bytes]] = []
     await consumer.start()
     try:
-        batches = await consumer.getmany(timeout_ms=10_000)
-        records = [r for part in batches.values() for r in part]
+        for _ in range(10):
+            batches = await consumer.getmany(timeout_ms=1_000)
+            records.extend(r for part in batches.values() for r in part)
+            if len(records) >= count:
+                break
     finally:
         await consumer.stop()
-    assert len(records) == 2
-    via_emit, direct = records
+    return sorted(records, key=lambda r: r.timestamp)
+
+
+def assert_same_record(
+    via_emit: ConsumerRecord[bytes, bytes], direct: ConsumerRecord[bytes, bytes]
+) -> None:
     assert (direct.key, direct.value, direct.partition) == (
         via_emit.key,
         via_emit.value,
@@ -81,6 +154,5 @@ async def test_the_direct_record_is_the_one_emit_writes(kafka_bootstrap: str) ->
     same = {n: v for n, v in via_emit.headers if n not in varying}
     assert {n: v for n, v in direct.headers if n not in varying} == same
     assert same["content-type"] == b"application/json"
-    assert same["ce_traceid"] == same["ce_id"] == b"e-1"
     correlation = dict(direct.headers)["correlation_id"].decode()
     assert uuid.UUID(correlation).version == 4

@@ -16,6 +16,8 @@ from pymongo.errors import AutoReconnect, BulkWriteError, OperationFailure
 
 from shared.batch import BatchRunner, by_key, partitions_of
 from shared.bulk import BulkWriter
+from shared.envelope import Envelope, utcnow
+from shared.kafka import Outgoing
 from shared.plans import Event, Insert, Outcome, Plan, Update
 from shared.stage import DLQ_REASON, PermanentError, Record, Stage
 from shared.topics import Topic
@@ -44,6 +46,17 @@ class FakeBus:
             self.fail_next -= 1
             raise AutoReconnect("broker away")
         self.events.append((topic, key, str(kw["event_id"])))
+
+    def prepare(self, topic: Topic, value: BaseModel, *, key: str, name: str, **kw: Any) -> Any:
+        event_id = str(kw["event_id"])
+        envelope = Envelope(id=event_id, type=name, source="test", subject=key, time=utcnow())
+        return Outgoing(topic, value.model_dump_json().encode(), key, envelope)
+
+    async def emit_all(self, records: Sequence[Outgoing]) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise AutoReconnect("broker away")
+        self.events.extend((r.topic, r.key, r.envelope.id) for r in records)
 
     async def emit_raw(
         self, topic: Topic, value: bytes, *, key: bytes | str | None, headers: Mapping[str, str]
