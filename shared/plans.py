@@ -52,14 +52,9 @@ class Event:
     async def publish(self, bus: EventBus) -> Envelope:
         """Publish it now and wait for the broker's acknowledgement (the per-record path; the
         batch runner sends a batch's events together)."""
-        return await bus.emit(
-            self.topic,
-            self.value,
-            key=self.key,
-            name=self.name,
-            event_id=self.event_id,
-            cause=self.cause,
-        )
+        record = self.outgoing(bus)
+        await bus.emit_one(record)
+        return record.envelope
 
     def outgoing(self, bus: EventBus) -> Outgoing:
         """The record to publish, for the batch runner's :meth:`EventBus.emit_all`."""

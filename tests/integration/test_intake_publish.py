@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from faststream.kafka import KafkaBroker
 
 from shared.envelope import Envelope, utcnow
 from shared.kafka import EventBus, build_broker, ensure_topics
@@ -30,36 +31,46 @@ REQUEST = {
 }
 
 
-def published(topic: str) -> float:
-    labels = {"service": "intake", "topic": topic}
+def published(service: str, topic: str) -> float:
+    labels = {"service": service, "topic": topic}
     return registry().get_sample_value("cityhelp_published_records_total", labels) or 0.0
 
 
-async def test_the_direct_record_is_the_one_emit_writes(kafka_bootstrap: str) -> None:
+async def bus_of(bootstrap: str, service: str) -> tuple[KafkaBroker, EventBus, str]:
+    """A (not yet started) broker and bus of ``service`` on fresh topics, and the submitted
+    topic's name, which the bus may write."""
     prefix = f"t{uuid.uuid4().hex[:8]}."
-    settings = ServiceSettings(KAFKA_BOOTSTRAP=kafka_bootstrap, TOPIC_PREFIX=prefix)
+    settings = ServiceSettings(KAFKA_BOOTSTRAP=bootstrap, TOPIC_PREFIX=prefix)
     await ensure_topics(settings)
     names = TopicNames(settings.topic_prefix)
-    topic = names(Topic.SUBMITTED)
-    broker = build_broker(settings, service="intake")
-    bus = EventBus(broker, names, source="cityhelp/intake")
+    broker = build_broker(settings, service=service)
+    bus = EventBus(broker, names, source=f"cityhelp/{service}")
     bus.declare(Topic.SUBMITTED, schema=SubmittedRequest)
-    value = SubmittedRequest(
-        request_id="r-1",
+    return broker, bus, names(Topic.SUBMITTED)
+
+
+def submitted(request_id: str) -> SubmittedRequest:
+    return SubmittedRequest(
+        request_id=request_id,
         submitted_at=datetime(2026, 12, 2, 8, 0, tzinfo=UTC),
         channel="web",
         client_id="web:anonymous",
         tracking_token_hash="0" * 64,
         request=HelpRequest.model_validate(REQUEST),
     )
-    before = published(topic)
+
+
+async def test_the_direct_record_is_the_one_emit_writes(kafka_bootstrap: str) -> None:
+    broker, bus, topic = await bus_of(kafka_bootstrap, "intake")
+    value = submitted("r-1")
+    before = published("intake", topic)
     await broker.start()
     try:
         for emit in (bus.emit, bus.emit_direct):
             await emit(Topic.SUBMITTED, value, key="r-1", name="request.submitted", event_id="e-1")
     finally:
         await broker.stop()
-    assert published(topic) - before == 1  # emit_direct's; emit's is FastStream's metric
+    assert published("intake", topic) - before == 1  # emit_direct's; emit's is FastStream's metric
 
     records = await read_all(kafka_bootstrap, topic, 2)
     assert len(records) == 2
@@ -68,30 +79,12 @@ async def test_the_direct_record_is_the_one_emit_writes(kafka_bootstrap: str) ->
 
 
 async def test_a_batch_of_events_is_the_records_emit_writes(kafka_bootstrap: str) -> None:
-    prefix = f"t{uuid.uuid4().hex[:8]}."
-    settings = ServiceSettings(KAFKA_BOOTSTRAP=kafka_bootstrap, TOPIC_PREFIX=prefix)
-    await ensure_topics(settings)
-    names = TopicNames(settings.topic_prefix)
-    topic = names(Topic.SUBMITTED)
-    broker = build_broker(settings, service="verify")
-    bus = EventBus(broker, names, source="cityhelp/verify")
-    bus.declare(Topic.SUBMITTED, schema=SubmittedRequest)
+    broker, bus, topic = await bus_of(kafka_bootstrap, "verify")
     cause = Envelope(
         id="c-1", type="x", source="cityhelp/intake", subject="r-1", time=utcnow(), trace_id="t-1"
     )
-    values = [
-        SubmittedRequest(
-            request_id=f"r-{n}",
-            submitted_at=datetime(2026, 12, 2, 8, 0, tzinfo=UTC),
-            channel="web",
-            client_id="web:anonymous",
-            tracking_token_hash="0" * 64,
-            request=HelpRequest.model_validate(REQUEST),
-        )
-        for n in range(3)
-    ]
-    labels = {"service": "verify", "topic": topic}
-    before = registry().get_sample_value("cityhelp_published_records_total", labels) or 0.0
+    values = [submitted(f"r-{n}") for n in range(3)]
+    before = published("verify", topic)
     await broker.start()
     try:
         for n, value in enumerate(values):
@@ -109,8 +102,7 @@ async def test_a_batch_of_events_is_the_records_emit_writes(kafka_bootstrap: str
         )
     finally:
         await broker.stop()
-    after = registry().get_sample_value("cityhelp_published_records_total", labels) or 0.0
-    assert after - before == 3  # emit_all's; emit's are FastStream's metric
+    assert published("verify", topic) - before == 3  # emit_all's; emit's are FastStream's metric
 
     records = await read_all(kafka_bootstrap, topic, 6)
     assert len(records) == 6
