@@ -21,8 +21,8 @@ from shared import faults, requests_store
 from shared.schemas import StatusEvent
 from shared.topics import Topic
 from tests.support.delivery import (
-    check_dispatch,
     citizen,
+    dispatch_ledger,
     dispatches,
     timeline_repeats,
 )
@@ -210,7 +210,7 @@ async def test_crash_at_point_then_restart_repeats_no_effect(
     # The point was reached and the process died there, once.
     assert victim.exits == [faults.EXIT_CODE], f"{victim_name} exits: {victim.exits}"
 
-    ledger = check_dispatch(await dispatches(services, kafka_bootstrap), accepted)
+    ledger = await dispatch_ledger(services, kafka_bootstrap, accepted)
     assert ledger.lost == [], f"accepted but never dispatched: {ledger.lost}"
     assert ledger.legs == len(jobs) >= N
     assert ledger.repeats_with_other_ids == [], "a leg republished under another id or value"

@@ -22,9 +22,8 @@ from pymongo import AsyncMongoClient
 
 from tests.conftest import make_services
 from tests.support.delivery import (
-    check_dispatch,
     citizen,
-    dispatches,
+    dispatch_ledger,
     timeline_repeats,
     wait_all_dispatched,
 )
@@ -120,7 +119,7 @@ async def test_stages_back_off_while_the_database_is_down_and_lose_nothing(
     assert len(set(accepted)) == total
     db = mongo[services.database]
     await wait_all_dispatched(db, accepted)
-    ledger = check_dispatch(await dispatches(services, kafka_bootstrap), accepted)
+    ledger = await dispatch_ledger(services, kafka_bootstrap, accepted)
     assert ledger.lost == []
     assert ledger.repeated_legs == {}
     assert await timeline_repeats(mongo, services.database, accepted) == []

@@ -19,9 +19,8 @@ from pymongo import AsyncMongoClient
 from shared.topics import Topic
 from tests.conftest import make_services
 from tests.support.delivery import (
-    check_dispatch,
     citizen,
-    dispatches,
+    dispatch_ledger,
     read_all,
     timeline_repeats,
     wait_all_dispatched,
@@ -87,7 +86,7 @@ async def test_sigterm_mid_stream_exits_0_and_repeats_nothing(
     db = mongo[services.database]
     await wait_all_dispatched(db, accepted)
 
-    ledger = check_dispatch(await dispatches(services, kafka_bootstrap), accepted)
+    ledger = await dispatch_ledger(services, kafka_bootstrap, accepted)
     assert ledger.lost == []
     assert ledger.repeated_legs == {}, f"legs dispatched twice after a clean stop ({took:.1f}s)"
     assert await timeline_repeats(mongo, services.database, accepted) == []

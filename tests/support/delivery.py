@@ -4,6 +4,7 @@ no effect happened twice."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -114,6 +115,20 @@ def check_dispatch(records: Records, accepted: Sequence[str]) -> Ledger:
             if len({headers(r)["ce_id"] for r in rs}) > 1 or len({r.value for r in rs}) > 1:
                 ledger.repeats_with_other_ids.append(leg)
     return ledger
+
+
+async def dispatch_ledger(
+    services: ServiceSet, bootstrap: str, accepted: Sequence[str], *, timeout: float = 60
+) -> Ledger:
+    """The ledger of the dispatch topics once every accepted request has a job there, or at
+    the timeout. A stored ``dispatched`` comes before its jobs (they go out after the batch's
+    writes, and after a back-off when the batch was rewound), so one read may come early."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ledger = check_dispatch(await dispatches(services, bootstrap), accepted)
+        if not ledger.lost or time.monotonic() > deadline:
+            return ledger
+        await asyncio.sleep(1)
 
 
 async def wait_all_dispatched(db: Any, accepted: Sequence[str], *, timeout: float = 180) -> None:
