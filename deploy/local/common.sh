@@ -28,7 +28,7 @@ kafka_format() {
 kafka_run() {
   local libs="$1" props="$2" port="$3" name="$4" min_heap="$5"
   local log="$run/logs/$name.log" pidfile="$run/$name.pid" i
-  KAFKA_LOG_DIR="$run/logs" nohup java -Xms"$min_heap" -Xmx"$heap" -XX:+UseG1GC \
+  KAFKA_LOG_DIR="$run/logs" nohup java -Xms"$min_heap" -Xmx"$heap" -XX:+UseG1GC ${KAFKA_JAVA_OPTS:-} \
     "$log4j" -Dkafka.logs.dir="$run/logs" -cp "$libs/*" kafka.Kafka "$props" >"$log" 2>&1 &
   echo $! > "$pidfile"
   for i in $(seq 1 120); do

@@ -14,6 +14,8 @@
 #   CITYHELP_RUN_DIR  data, logs and pid files                  (default <repo>/.run)
 #   CITYHELP_FRESH=1  wipe broker and database data before start (used by `make test`)
 #   KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), MONGODB_PORT (27017), KAFKA_HEAP (512m)
+#   KAFKA_JAVA_OPTS          extra JVM options for the broker (for example JMX:
+#                            -Dcom.sun.management.jmxremote.port=…; default none)
 #   CITYHELP_DB_BACKEND      FerretDB's backend: sqlite (default) or postgresql (docs/database.md)
 #   CITYHELP_SQLITE_PRAGMAS  extra SQLite pragmas, comma-separated     (default synchronous(normal);
 #                            empty: FerretDB's own defaults only, synchronous stays FULL)

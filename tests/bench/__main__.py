@@ -34,6 +34,11 @@ from tests.bench.stats import summary_line
 from tests.bench.steps import REPO, Bench, load_step
 
 PARTS = ("ceilings", "steps", "backlog")
+# The warm-up before the steps: a fresh broker spends its first minute of pipeline traffic
+# compiling (about a third of its CPU then goes to the JIT's compiler threads), which would be
+# charged to the first step and slow every service beside it.
+WARMUP_RATE = 200.0
+WARMUP_S = 30.0
 STARTUP_S = 15.0  # starting one service set and stopping it, roughly
 
 
@@ -46,6 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="offered loads in requests/s, 'max' for as fast as wrk can send",
     )
     parser.add_argument("--drain", type=float, default=60.0, help="drain wait per step (60 s)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=WARMUP_S,
+        help=f"an uncounted load at {WARMUP_RATE:.0f}/s before the steps, so the broker's JIT"
+        f" has compiled the pipeline's request paths ({WARMUP_S:.0f} s; 0: none)",
+    )
     parser.add_argument("--backlog", type=int, default=50_000, help="P3 records queued (50000)")
     parser.add_argument("--p1", type=int, default=50, help="P1 requests under the backlog (50)")
     parser.add_argument(
@@ -95,7 +107,12 @@ def plan_seconds(args: argparse.Namespace, parts: set[str], steps: int) -> dict[
         "ceilings": 40.0 + args.kafka_records / 10_000 + args.db_seconds
         if "ceilings" in parts
         else 0,
-        "steps": steps * (STARTUP_S + args.seconds + args.drain + 5) if "steps" in parts else 0,
+        "steps": (
+            steps * (STARTUP_S + args.seconds + args.drain + 5)
+            + (STARTUP_S + args.warmup + 35 if args.warmup > 0 else 0)
+            if "steps" in parts
+            else 0
+        ),
         "backlog": STARTUP_S + args.backlog / 1000 + 10 + args.p1_wait if "backlog" in parts else 0,
     }
 
@@ -158,6 +175,8 @@ async def measure(args: argparse.Namespace, bench: Bench) -> int:
             bench.say(result.notes[-1])
         else:
             profiled = highest_step(steps) if args.profile else None
+            if args.warmup > 0:
+                await warm_up(bench, args.warmup)
             for n, rate in enumerate(steps):
                 label = f"{rate:.0f}/s" if rate else "max"
                 remaining["steps"] = (len(steps) - n) * (budget["steps"] / max(1, len(steps)))
@@ -222,6 +241,18 @@ async def measure(args: argparse.Namespace, bench: Bench) -> int:
     print(summary_line(summary(result)), flush=True)
     measured = result.kafka or result.database or result.steps or result.backlog
     return 0 if measured else 1
+
+
+async def warm_up(bench: Bench, seconds: float) -> None:
+    """An uncounted load at ``WARMUP_RATE`` on services of its own; its figures are only said."""
+    bench.say(f"warm-up: {WARMUP_RATE:.0f}/s for {seconds:.0f}s, not counted")
+    try:
+        step = await load_step(bench, "warm-up", WARMUP_RATE, seconds, 30.0, base=95_000_000)
+    except Exception as exc:
+        bench.say(f"  warm-up could not run: {exc!r}; the first step runs on a cold broker")
+        return
+    o = step.outcomes
+    bench.say(f"  warm-up: accepted {o.accepted}, dispatched {o.dispatched}; not counted")
 
 
 def collect_processes(bench: Bench, result: Run) -> None:
