@@ -39,6 +39,7 @@ PARTS = ("ceilings", "steps", "backlog")
 # charged to the first step and slow every service beside it.
 WARMUP_RATE = 200.0
 WARMUP_S = 30.0
+WARMUP_DRAIN_S = 30.0  # its drain wait; its figures are not kept, so a short one
 STARTUP_S = 15.0  # starting one service set and stopping it, roughly
 
 
@@ -109,7 +110,7 @@ def plan_seconds(args: argparse.Namespace, parts: set[str], steps: int) -> dict[
         else 0,
         "steps": (
             steps * (STARTUP_S + args.seconds + args.drain + 5)
-            + (STARTUP_S + args.warmup + 35 if args.warmup > 0 else 0)
+            + (STARTUP_S + args.warmup + WARMUP_DRAIN_S + 5 if args.warmup > 0 else 0)
             if "steps" in parts
             else 0
         ),
@@ -247,7 +248,9 @@ async def warm_up(bench: Bench, seconds: float) -> None:
     """An uncounted load at ``WARMUP_RATE`` on services of its own; its figures are only said."""
     bench.say(f"warm-up: {WARMUP_RATE:.0f}/s for {seconds:.0f}s, not counted")
     try:
-        step = await load_step(bench, "warm-up", WARMUP_RATE, seconds, 30.0, base=95_000_000)
+        step = await load_step(
+            bench, "warm-up", WARMUP_RATE, seconds, WARMUP_DRAIN_S, base=95_000_000
+        )
     except Exception as exc:
         bench.say(f"  warm-up could not run: {exc!r}; the first step runs on a cold broker")
         return
