@@ -21,7 +21,7 @@ DUPLICATE_KEY = 11000
 
 # A collection named by a time bucket (route's ``sla_timers_<YYYYMMDDHHMM>``): labelled by its
 # family, so the metric gains no label value per minute.
-_BUCKETED = re.compile(r"_\d{8,}$")
+_BUCKETED = re.compile(r"(_\d{8,})+$")
 
 # Commands whose time is not the service's own (handshakes, health checks, sessions' ends).
 _UNTIMED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart"})
@@ -46,6 +46,8 @@ class CommandTimer(monitoring.CommandListener):
         target = event.command.get(event.command_name)
         if not isinstance(target, str):
             target = event.command.get("collection")
+        if isinstance(target, str) and event.command_name == "renameCollection":
+            target = target.partition(".")[2]  # "<database>.<collection>"
         collection = collection_label(target) if isinstance(target, str) else "-"
         if len(self._collections) > 10_000:  # finished events lost: never grow without bound
             self._collections.clear()

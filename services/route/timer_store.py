@@ -23,13 +23,18 @@ timers inserted there in bulk, then the bucket dropped. A timer moves by an inse
 place, then a delete from the old one, both keyed by the leg: a crash in between leaves a
 duplicate, which the scan reads, finds not due on the leg, and removes — never a lost timer.
 
-A bucket is dropped only once no writer would still choose it: a minute bucket found empty
+A bucket is retired only once no writer would still choose it: a minute bucket found empty
 :data:`DRAIN_GRACE` after its minute (writers put a timer in a minute bucket only while that
-minute has not passed, else in ``sla_timers``), an hour or day bucket once handed on (writers
-stop choosing an hour bucket 10 minutes before the scan reads it, a day bucket 18 hours before).
-An insert that lands after a drop recreates the collection, which the next scan reads; only an
-insert decided that long before it lands, landing between the scan's read and its drop, could
-be lost.
+minute has not passed, else in ``sla_timers``), an hour or day bucket when it is handed on
+(writers stop choosing an hour bucket 10 minutes before the scan reads it, a day bucket 18 hours
+before). Yet an insert decided earlier can land later, so a bucket is never dropped under its own
+name. Retiring it renames it (``sla_timers_retired_<stamp>_<when>``; no writer chooses that
+name), then reads it whole and hands its timers on, and marks it with how many it handed on. An
+insert that lands after the rename recreates the bucket under its old name, which the scan reads
+as before. One in flight at the rename (FerretDB resolves a collection's table before it writes)
+lands in the retired one: so that is dropped only :data:`RETIRE_GRACE` later, at a scan that
+counts it again and hands its timers on once more if it has gained any. Every database call
+gives up well within that grace (shared/db.py), so no insert is still in flight by then.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from shared.db import DUPLICATE_KEY, Database, Document
 
@@ -49,6 +54,16 @@ TIMERS = "sla_timers"
 BUCKET_PREFIX = f"{TIMERS}_"
 # How long after its minute an emptied minute bucket is kept (see the module's text).
 DRAIN_GRACE = timedelta(minutes=2)
+# Retired buckets: renamed out of the writers' way, dropped RETIRE_GRACE later.
+RETIRED_PREFIX = f"{TIMERS}_retired_"
+RETIRE_GRACE = timedelta(minutes=2)
+_RETIRED_AT = "%Y%m%d%H%M%S%f"
+# The document of a retired bucket that says how many timers it handed on.
+MARKER = "~handed_on"
+# MongoDB's codes: the collection to rename is gone (another process retired it); the new name
+# is taken.
+_NAMESPACE_NOT_FOUND = 26
+_NAMESPACE_EXISTS = 48
 # Timers per insert when an hour or day bucket is handed on.
 _CHUNK = 500
 
@@ -154,6 +169,23 @@ def drained(collection: str, *, now: datetime) -> bool:
     return start - level.ahead <= now
 
 
+def retired_name(collection: str, *, now: datetime) -> str:
+    """The name a bucket is retired under: its stamp and when it was retired."""
+    stamp = collection.removeprefix(BUCKET_PREFIX)
+    return f"{RETIRED_PREFIX}{stamp}_{aware(now).astimezone(UTC):{_RETIRED_AT}}"
+
+
+def retired_at(collection: str) -> datetime | None:
+    """When a retired bucket was retired; None for another collection."""
+    if not collection.startswith(RETIRED_PREFIX):
+        return None
+    try:
+        stamp = collection.rsplit("_", 1)[1]
+        return datetime.strptime(stamp, _RETIRED_AT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 def document(leg_id: str, request_id: str, due_at: datetime) -> dict[str, object]:
     return {"_id": leg_id, "request_id": request_id, "due_at": due_at}
 
@@ -227,18 +259,20 @@ class TimerStore:
 
     async def due(self, now: datetime) -> list[Timer]:
         """The timers due at ``now``. On the way, hour and day buckets about to begin are
-        handed on to finer buckets, and emptied minute buckets are dropped (see the module's
-        text)."""
+        handed on to finer buckets, emptied minute buckets are retired, and retired buckets
+        past their grace are dropped (see the module's text)."""
         names = await self.db.list_collection_names()
         due: list[Timer] = []
+        for collection in sorted(n for n in names if n.startswith(RETIRED_PREFIX)):
+            due.extend(await self._settle(collection, now=now))
         for collection in to_scan(names, now=now):
-            found = [doc async for doc in self.db[collection].find({})]
             parsed = parse(collection)
             if parsed is not None and parsed[0] is not MINUTE:
-                due.extend(await self._hand_on(collection, found, now=now))
+                due.extend(await self._retire(collection, now=now))
                 continue
+            found = [doc async for doc in self.db[collection].find({})]
             if not found and drained(collection, now=now):
-                await self.db[collection].drop()
+                due.extend(await self._retire(collection, now=now))
             for doc in found:
                 timer = Timer(str(doc["_id"]), aware(doc["due_at"]), collection)
                 if timer.due_at <= now:
@@ -248,13 +282,45 @@ class TimerStore:
                     await self.move(timer, timer.due_at, request_id=request_id, now=now)
         return due
 
-    async def _hand_on(
-        self, collection: str, found: list[Document], *, now: datetime
-    ) -> list[Timer]:
-        """An hour or day bucket, read whole: every timer into its place now (in bulk, a timer
-        already there kept), then the bucket dropped; returns those due, where they went. No
-        writer chooses it any more; a copy of a timer moved or stopped meanwhile is read by the
-        scan later and removed."""
+    async def _retire(self, collection: str, *, now: datetime) -> list[Timer]:
+        """A bucket no writer chooses any more, renamed out of their way, read whole and its
+        timers handed on; returns those due, where they went."""
+        retired = retired_name(collection, now=now)
+        try:
+            await self.db[collection].rename(retired)
+        except OperationFailure as exc:
+            if exc.code in (_NAMESPACE_NOT_FOUND, _NAMESPACE_EXISTS):
+                return []  # another process retired it; or a name taken: the next scan
+            raise
+        return await self._hand_on_retired(retired, now=now)
+
+    async def _hand_on_retired(self, retired: str, *, now: datetime) -> list[Timer]:
+        docs = [doc async for doc in self.db[retired].find({}) if doc["_id"] != MARKER]
+        due = await self._hand_on(docs, now=now)
+        await self.db[retired].update_one(
+            {"_id": MARKER}, {"$set": {"handed_on": len(docs)}}, upsert=True
+        )
+        return due
+
+    async def _settle(self, retired: str, *, now: datetime) -> list[Timer]:
+        """A retired bucket past its grace: counted again, its timers handed on once more if
+        it gained any (or was never marked: a crash after its rename), then dropped."""
+        at = retired_at(retired)
+        if at is not None and now < at + RETIRE_GRACE:
+            return []
+        docs = [doc async for doc in self.db[retired].find({})]
+        marker = next((doc for doc in docs if doc["_id"] == MARKER), None)
+        timers = [doc for doc in docs if doc["_id"] != MARKER]
+        due: list[Timer] = []
+        if marker is None or marker.get("handed_on") != len(timers):
+            due = await self._hand_on(timers, now=now)
+        await self.db[retired].drop()
+        return due
+
+    async def _hand_on(self, found: list[Document], *, now: datetime) -> list[Timer]:
+        """Timers read from a bucket no writer chooses, every one into its place now (in bulk,
+        a timer already there kept); returns those due, where they went. A copy of a timer
+        moved or stopped meanwhile is read by the scan later and removed."""
         targets: dict[str, list[Document]] = {}
         due: list[Timer] = []
         for doc in found:
@@ -269,5 +335,4 @@ class TimerStore:
                 except BulkWriteError as exc:
                     if any(e.get("code") != DUPLICATE_KEY for e in exc.details["writeErrors"]):
                         raise
-        await self.db[collection].drop()
         return due

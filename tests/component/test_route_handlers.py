@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.route import domain, handlers
+from services.route import domain, handlers, timer_store
 from services.route.handlers import RouteContext, timers
 from services.route.repository import RouteRepository
 from services.route.teams import load_directory
@@ -129,11 +129,14 @@ class Harness:
         return int(doc["open_legs"])
 
     async def timers_of(self, leg_id: str) -> list[str]:
-        """The timer collections (``services/route/timer_store.py``) that hold the leg."""
+        """The timer collections (``services/route/timer_store.py``) that hold the leg; a
+        retired bucket's copy, handed on already, is not counted."""
         return [
             name
             for name in sorted(await self.db.list_collection_names())
-            if name.startswith("sla_timers") and await self.db[name].find_one({"_id": leg_id})
+            if name.startswith("sla_timers")
+            and not name.startswith(timer_store.RETIRED_PREFIX)
+            and await self.db[name].find_one({"_id": leg_id})
         ]
 
     def restarted(self) -> Harness:

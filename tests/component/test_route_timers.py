@@ -122,3 +122,85 @@ async def test_an_hour_bucket_goes_into_minute_buckets_before_its_hour_and_fires
     assert hour not in await route.db.list_collection_names(), "emptied and read: dropped"
     assert await timers.scan_deadlines(route.ctx, now=resolve_by + timedelta(seconds=1)) == 1
     assert [r for _, r in route.lifecycle(request_id)] == [None, "sla_resolve"]
+
+
+async def acknowledged_leg(route: Harness) -> tuple[str, str, datetime]:
+    """A leg acknowledged: its timer waits for the resolve deadline in that hour's bucket."""
+    request_id, job = await medical_leg(route)
+    await route.status(request_id, "medical", "acknowledged")
+    resolve_by = deadline(job, "resolve_by")
+    assert await route.timers_of(str(job["leg_id"])) == [timer_store.HOUR.name(resolve_by)]
+    return request_id, str(job["leg_id"]), resolve_by
+
+
+async def test_an_insert_that_lands_while_its_bucket_is_handed_on_is_not_lost(
+    route: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request_id, leg_id, resolve_by = await acknowledged_leg(route)
+    hour = timer_store.HOUR.name(resolve_by)
+    [late] = [doc async for doc in route.db[hour].find({"_id": leg_id})]
+    await route.db[hour].delete_one({"_id": leg_id})
+    # The timer's insert was decided before writers stopped choosing the hour bucket and
+    # lands while the scan hands that bucket on: after its read, before it is gone.
+    store = route.ctx.repo.timers
+    retire, hand_on = store._retire, store._hand_on
+    retiring: list[str] = []
+    landed: list[str] = []
+
+    async def tracked(collection: str, *, now: datetime) -> list[timer_store.Timer]:
+        retiring.append(collection)
+        return await retire(collection, now=now)
+
+    async def landing(found: list[dict[str, object]], *, now: datetime) -> list[timer_store.Timer]:
+        if retiring[-1:] == [hour] and not landed:
+            landed.append(hour)
+            await route.db[hour].insert_one(late)
+        return await hand_on(found, now=now)
+
+    monkeypatch.setattr(store, "_retire", tracked)
+    monkeypatch.setattr(store, "_hand_on", landing)
+    start = timer_store.bucket_start(hour)
+    assert start is not None
+    read = start - timer_store.HOUR.ahead
+    assert await timers.scan_deadlines(route.ctx, now=read) == 0
+    assert landed == [hour]
+    assert await route.timers_of(leg_id) == [hour], "it came back under the bucket's name"
+    assert await timers.scan_deadlines(route.ctx, now=read + timedelta(seconds=5)) == 0
+    assert await route.timers_of(leg_id) == [bucket_of(resolve_by)]
+    assert await timers.scan_deadlines(route.ctx, now=resolve_by + timedelta(seconds=1)) == 1
+    assert [r for _, r in route.lifecycle(request_id)] == [None, "sla_resolve"]
+
+
+async def test_a_retired_bucket_is_dropped_after_its_grace_with_what_landed_in_it(
+    route: Harness,
+) -> None:
+    _, first, resolve_by = await acknowledged_leg(route)
+    request_id, second, second_resolve_by = await acknowledged_leg(route)
+    [late] = await route.timers_of(second)
+    [doc] = [d async for d in route.db[late].find({"_id": second})]
+    await route.db[late].delete_one({"_id": second})
+    hour = timer_store.HOUR.name(resolve_by)
+    start = timer_store.bucket_start(hour)
+    assert start is not None
+    read = start - timer_store.HOUR.ahead
+    assert await timers.scan_deadlines(route.ctx, now=read) == 0
+    assert await route.timers_of(first) == [bucket_of(resolve_by)]
+    [retired] = [
+        name
+        for name in await route.db.list_collection_names()
+        if name.startswith(timer_store.retired_name(hour, now=read).rsplit("_", 1)[0])
+    ]
+    # An insert in flight when the bucket was renamed lands in the retired one.
+    await route.db[retired].insert_one(doc)
+    assert await route.timers_of(second) == []
+    grace = read + timer_store.RETIRE_GRACE
+    assert await timers.scan_deadlines(route.ctx, now=grace - timedelta(seconds=1)) == 0
+    assert retired in await route.db.list_collection_names(), "within its grace"
+    assert await route.timers_of(second) == []
+    assert await timers.scan_deadlines(route.ctx, now=grace) == 0
+    assert retired not in await route.db.list_collection_names()
+    assert await route.timers_of(second) == [place(second_resolve_by, now=grace)]
+    assert await route.timers_of(first) == [bucket_of(resolve_by)]
+    later = max(resolve_by, second_resolve_by) + timedelta(seconds=1)
+    assert await timers.scan_deadlines(route.ctx, now=later) == 2
+    assert [r for _, r in route.lifecycle(request_id)] == [None, "sla_resolve"]

@@ -92,3 +92,18 @@ def test_the_database_metric_labels_a_bucket_by_its_family() -> None:
     assert collection_label(bucket_of(NOW)) == "sla_timers_*"
     assert collection_label(TIMERS) == TIMERS
     assert collection_label("verify_history") == "verify_history"
+    retired = timer_store.retired_name(timer_store.HOUR.name(NOW), now=NOW)
+    assert collection_label(retired) == "sla_timers_retired_*"
+
+
+def test_a_retired_bucket_is_named_by_its_stamp_and_when_it_was_retired() -> None:
+    hour = timer_store.HOUR.name(NOW)
+    retired = timer_store.retired_name(hour, now=NOW)
+    assert retired == "sla_timers_retired_2026120208_20261202083020000000"
+    assert timer_store.retired_at(retired) == NOW
+    assert timer_store.parse(retired) is None, "no writer's place, no bucket to scan"
+    assert retired not in to_scan([retired, hour], now=NOW)
+    beijing = timezone(timedelta(hours=8))
+    assert timer_store.retired_name(hour, now=NOW.astimezone(beijing)) == retired
+    assert timer_store.retired_at(hour) is None
+    assert timer_store.retired_at("sla_timers_retired_2026120208_soon") is None
