@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.intake import phones
 from shared.envelope import derive_id, new_id
 from shared.jurisdiction import Jurisdiction, load_jurisdiction
 from shared.keys import sha256_hex
-from shared.phones import e164
+from shared.phones import e164, phone_identity
 from shared.schemas import CATEGORIES, HelpRequest
 from shared.topics import Topic
 from shared.triage import Triage, assess, load_triage
@@ -226,7 +225,7 @@ digest = sha256_hex  # a secret or an identifier that must not be kept in clear
 def phone_key(phone: str, jurisdiction: Jurisdiction) -> str:
     """A rate-limit key for a phone: hash of the number as every service reads it
     (``shared.phones``), so one number in many shapes is one key."""
-    return digest(f"phone:{phones.phone_identity(phone, jurisdiction)}")[:32]
+    return digest(f"phone:{phone_identity(phone, jurisdiction)}")[:32]
 
 
 # --- priority lane ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Intake's phone identity for rate-limit keys (services/intake/phones.py): its fast path for
-Chinese mobile numbers answers exactly what shared.phones answers, for any text."""
+"""The one phone normaliser (shared/phones.py): its fast path for Chinese mobile numbers
+answers exactly what the parser answers, for any text."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.intake import phones
-from shared import phones as shared_phones
+from shared import phones
 from shared.jurisdiction import load_jurisdiction
 
 pytestmark = pytest.mark.unit
@@ -60,15 +59,15 @@ phone_texts = st.one_of(
 
 @settings(max_examples=3000, deadline=None)
 @given(phone_texts)
-def test_the_fast_path_answers_what_shared_phones_answers(raw: str) -> None:
-    assert phones.phone_identity(raw, ZHENGZHOU) == shared_phones.phone_identity(raw, ZHENGZHOU)
+def test_the_fast_path_answers_what_the_parser_answers(raw: str) -> None:
+    assert phones.normalise_phone(raw, ZHENGZHOU) == phones.parsed_phone(raw, ZHENGZHOU)
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.integers(10_000_000_000, 19_999_999_999))
 def test_every_eleven_digit_number_from_1_is_read_alike(number: int) -> None:
     for raw in (str(number), f"+86 {number}", f"0086{number}"):
-        assert phones.phone_identity(raw, ZHENGZHOU) == shared_phones.phone_identity(raw, ZHENGZHOU)
+        assert phones.normalise_phone(raw, ZHENGZHOU) == phones.parsed_phone(raw, ZHENGZHOU)
 
 
 @pytest.mark.parametrize(
@@ -88,6 +87,7 @@ def test_the_common_shapes_do_not_need_the_parser(
         raise AssertionError("parsed")
 
     monkeypatch.setattr(phonenumbers, "parse", refused)
+    assert phones.normalise_phone(raw, ZHENGZHOU) == phones.PhoneCheck(expected)
     assert phones.phone_identity(raw, ZHENGZHOU) == expected
 
 
@@ -112,7 +112,7 @@ def test_other_shapes_go_to_the_parser(raw: str, monkeypatch: pytest.MonkeyPatch
         return parse(text, region)
 
     monkeypatch.setattr(phonenumbers, "parse", counting)
-    assert phones.phone_identity(raw, ZHENGZHOU) == shared_phones.phone_identity(raw, ZHENGZHOU)
+    assert phones.normalise_phone(raw, ZHENGZHOU) == phones.parsed_phone(raw, ZHENGZHOU)
     assert calls
 
 
@@ -127,5 +127,5 @@ def test_another_country_never_takes_the_fast_path(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(phonenumbers, "parse", counting)
     raw = "+86 139 0000 0001"
-    assert phones.phone_identity(raw, elsewhere) == shared_phones.phone_identity(raw, elsewhere)
+    assert phones.normalise_phone(raw, elsewhere) == phones.parsed_phone(raw, elsewhere)
     assert calls
