@@ -7,6 +7,7 @@ consumer can recognise the repeat.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 SPEC_VERSION = "1.0"
 EVENT_TYPE_PREFIX = "city.help."
 _NAMESPACE = uuid.UUID("5d0f8b8e-3b7a-4c55-9a51-6a0e4b2c9f10")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 
 # Header names; `ce_traceid` carries the id of the event that started a request's chain, and
 # `ce_causationid` the id of the event that caused this one, so a request can be followed
@@ -31,8 +33,18 @@ CONTENT_TYPE = "content-type"
 
 
 def derive_id(*parts: str) -> str:
-    """A stable id for an effect, from what identifies it (input event id, stage, ...)."""
-    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+    """A stable id for an effect, from what identifies it (input event id, stage, ...).
+
+    The RFC 4122 version-5 UUID of the parts in the project's namespace, the same string
+    `uuid.uuid5` gives, built from the digest directly: several ids are derived for every
+    record at every stage, and this takes about half the time of constructing `uuid.UUID`.
+    """
+    name = _NAMESPACE_BYTES + "\x1f".join(parts).encode()
+    digest = bytearray(hashlib.sha1(name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_id() -> str:
