@@ -140,12 +140,26 @@ async def attempts(
 
 
 def _log_attempt(message: Outbound, channel: Channel, decision: delivery.Decision) -> None:
-    extra = {"request_id": message.request_id, "channel": channel.name, "attempt": decision.attempt}
     if isinstance(decision, delivery.Sent):
         NOTIFICATIONS.labels(channel.name, "sent").inc()
-        logger.info("notification sent", extra={**extra, "status": message.event})
+        # DEBUG, not INFO: a line per message costs a surge more than its bookkeeping, and
+        # cityhelp_notifications_total counts the sent ones (as intake does for requests).
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "notification sent",
+                extra={**_attempt_fields(message, channel, decision), "status": message.event},
+            )
     else:
-        logger.warning("notification attempt failed", extra={**extra, "error": decision.error})
+        logger.warning(
+            "notification attempt failed",
+            extra={**_attempt_fields(message, channel, decision), "error": decision.error},
+        )
+
+
+def _attempt_fields(
+    message: Outbound, channel: Channel, decision: delivery.Decision
+) -> dict[str, object]:
+    return {"request_id": message.request_id, "channel": channel.name, "attempt": decision.attempt}
 
 
 async def note_failure(

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,13 +80,21 @@ class Level:
     ahead: timedelta
 
     def name(self, due_at: datetime) -> str:
-        return f"{BUCKET_PREFIX}{aware(due_at).astimezone(UTC):{self.format}}"
+        # By the bucket's index since the epoch: every timer of a batch falls in a few
+        # buckets, so the name is formatted once per bucket rather than once per timer.
+        return _bucket_name(self.format, self.step, (aware(due_at) - _EPOCH) // self.step)
 
     @property
     def digits(self) -> int:
         return len(f"{datetime(2000, 1, 1):{self.format}}")
 
 
+@functools.lru_cache(maxsize=1024)
+def _bucket_name(format: str, step: timedelta, index: int) -> str:
+    return f"{BUCKET_PREFIX}{_EPOCH + step * index:{format}}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MINUTE = Level(timedelta(minutes=1), "%Y%m%d%H%M", timedelta(minutes=90), timedelta(0))
 # Read 20 minutes ahead: its deadlines are then within the minute buckets' 90-minute lead.
 HOUR = Level(timedelta(hours=1), "%Y%m%d%H", timedelta(days=2), timedelta(minutes=20))

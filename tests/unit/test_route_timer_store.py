@@ -3,6 +3,7 @@ minutes begun), overdue ones in ``sla_timers``."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -24,6 +25,29 @@ def test_a_bucket_is_named_by_the_utc_minute_of_the_due_time() -> None:
     assert timer_store.bucket_start(bucket_of(NOW)) == NOW.replace(second=0)
     assert timer_store.bucket_start(TIMERS) is None
     assert timer_store.bucket_start("sla_timers_soon") is None
+
+
+def test_every_level_names_a_bucket_by_the_utc_time_of_the_due_time_in_its_format() -> None:
+    # Boundaries first (the last microsecond of a minute, hour, day and year), then random
+    # times in several zones and naive ones, each against the UTC time formatted directly.
+    rng = random.Random(3)
+    edges = [
+        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    ]
+    zones = [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-9, minutes=-30))]
+    randoms = [
+        datetime(2020, 1, 1, tzinfo=UTC)
+        + timedelta(microseconds=rng.randrange(10 * 365 * 86_400 * 10**6))
+        for _ in range(3000)
+    ]
+    for at in edges + randoms:
+        utc = at.astimezone(UTC)
+        for level in timer_store.LEVELS:
+            expected = f"sla_timers_{utc:{level.format}}"
+            for zone in zones:
+                assert level.name(at.astimezone(zone)) == expected
+            assert level.name(utc.replace(tzinfo=None)) == expected, "naive reads as UTC"
 
 
 def test_a_timer_goes_to_the_bucket_of_its_lead_unless_its_minute_has_passed() -> None:
