@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
+import bson
+from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -17,6 +20,29 @@ Database = AsyncDatabase[Document]
 
 # The server's error code for an insert whose ``_id`` (or unique key) exists already.
 DUPLICATE_KEY = 11000
+# How packed subdocuments are read back: times as the client returns them (tz-aware, UTC).
+_PACKED: CodecOptions[Document] = CodecOptions(tz_aware=True)
+
+
+def pack(document: Mapping[str, Any]) -> bytes:
+    """A subdocument stored as one value (its BSON bytes) instead of as fields.
+
+    For parts of a document written whole and read whole, never filtered, projected or
+    updated by field (a leg's job as it went out, the submission a decision carries).
+    FerretDB 1.x keeps a type schema of every field of every document and encodes each field
+    on its own, so its cost per insert grows with the number of fields, not the bytes: a
+    1.4 KB document of 100 nested fields took 0.30-0.39 ms of its CPU, the same bytes as one
+    value 0.04-0.05 ms (FerretDB 1.24 on SQLite, batches of 100). MongoDB stores both alike.
+    """
+    return bson.encode(document)
+
+
+def unpack(value: object) -> Document:
+    """A subdocument stored by :func:`pack`; one stored as fields (written before it was
+    packed) comes back as it is, and a missing one as ``{}``."""
+    if isinstance(value, bytes):
+        return bson.decode(value, codec_options=_PACKED)
+    return dict(value) if isinstance(value, Mapping) else {}
 
 
 # A collection named by a time bucket (route's ``sla_timers_<YYYYMMDDHHMM>``): labelled by its

@@ -24,7 +24,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from shared.db import Database, Document
+from shared.db import Database, Document, unpack
 from shared.schemas import SubmittedRequest
 
 COLLECTION = "requests"
@@ -33,7 +33,8 @@ COLLECTION = "requests"
 # written by verify and route alone.
 DECISIONS = "verify_decisions"
 CASES = "route_cases"
-# The field of a decision that holds the submission record, standing in for a missing one.
+# The field of a decision that holds the submission record, standing in for a missing one
+# (packed: shared.db.pack, read only whole).
 SUBMISSION = "submission"
 
 
@@ -118,7 +119,7 @@ async def _restore(db: Database, request_id: str) -> Document | None:
     """Insert the submission record verify's decision carries, when the record is missing (a
     duplicate ``_id``: another stage restored or created it meanwhile). None without one."""
     decision = await db[DECISIONS].find_one({"_id": request_id}, {SUBMISSION: 1})
-    record = decision.get(SUBMISSION) if decision is not None else None
+    record = unpack(decision.get(SUBMISSION)) if decision is not None else None
     if not record:
         return None
     try:
@@ -156,7 +157,7 @@ def merged(base: Document | None, decision: Document | None, case: Document | No
     doc: Document = dict(base or {})
     timeline: list[Document] = list(doc.get("timeline", []))
     if decision is not None:
-        submission: Document = decision.get(SUBMISSION) or {}
+        submission = unpack(decision.get(SUBMISSION))
         for key, value in submission.items():
             if key != "timeline" and doc.get(key) is None:
                 doc[key] = value

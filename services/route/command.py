@@ -16,6 +16,7 @@ from typing import Any
 
 from services.route import legs, redispatch
 from services.route.models import Leg
+from shared.db import unpack
 
 # Only these fields are read: nothing that identifies or locates a person. The district is
 # verification's code (its decision, or a verifier's correction), never the citizen's text.
@@ -28,7 +29,8 @@ LEG_FIELDS = (
     "breached",
     "acknowledge_by",
     "resolve_by",
-    "job.priority",
+    "priority",
+    "job.priority",  # a leg stored before its job was packed has its priority there only
 )
 PRIORITIES = ("P1", "P2", "P3", "P4")
 
@@ -81,7 +83,8 @@ def activity(
     for leg in all_legs:
         progress = str(leg.get("progress", "dispatched"))
         if leg.get("current", True) and leg.get("blocking", True) and progress not in legs.TERMINAL:
-            open_by_priority[str((leg.get("job") or {}).get("priority", "P3"))] += 1
+            priority = leg.get("priority") or unpack(leg.get("job")).get("priority", "P3")
+            open_by_priority[str(priority)] += 1
         breached = leg.get("breached") or ()
         if "acknowledge" in breached and leg.get("acknowledge_by"):
             breach_times.append(leg["acknowledge_by"])

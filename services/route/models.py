@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from services.route import legs
-from shared.db import Document
+from shared.db import Document, pack, unpack
 from shared.schemas import DispatchJob
 from shared.topics import Department
 
@@ -91,7 +91,7 @@ class Leg:
             request_id=str(doc["request_id"]),
             department=doc["department"],
             team_id=str(doc["team_id"]),
-            job=DispatchJob.model_validate(doc["job"]),
+            job=DispatchJob.model_validate(unpack(doc["job"])),
             acknowledge_by=doc["acknowledge_by"],
             resolve_by=doc["resolve_by"],
             slot=str(doc.get("slot", doc["department"])),
@@ -138,7 +138,9 @@ class Leg:
             "published": self.published,
             "counted": self.counted,
             "released": self.released,
-            "job": self.job.model_dump(mode="json"),
+            # Packed (read only whole); its priority also as a field, for the command centre.
+            "job": pack(self.job.model_dump(mode="json")),
+            "priority": self.job.priority,
             "acknowledge_by": self.acknowledge_by,
             "resolve_by": self.resolve_by,
         }

@@ -33,7 +33,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.verify import history
 from services.verify.domain import PRIORITY_RANK, Decision
 from shared import requests_store
-from shared.db import Database, Document
+from shared.db import Database, Document, pack
 from shared.kafka import effect_id
 from shared.schemas import SubmittedRequest
 
@@ -100,7 +100,7 @@ def decision_record(
     return {
         "_id": request_id,
         "event_id": event_id,
-        requests_store.SUBMISSION: submission_record(submitted),
+        requests_store.SUBMISSION: pack(submission_record(submitted)),
         "decision": decision_document(decision, at=at, by="verify"),
         "fields": decision_fields(decision, at=at, actor="verify"),
         "entry": requests_store.transition(

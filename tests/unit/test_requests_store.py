@@ -9,6 +9,7 @@ from typing import Any
 from services.verify.domain import Decision
 from services.verify.repository import decision_record
 from shared import requests_store
+from shared.db import unpack
 from shared.schemas import SubmittedRequest
 
 T0 = datetime(2022, 1, 9, 14, 5, tzinfo=UTC)
@@ -78,5 +79,5 @@ def test_a_partial_record_is_completed_from_the_copy() -> None:
 
 
 def _decision_submitted_id() -> str:
-    entry = _decision()[requests_store.SUBMISSION]["timeline"][0]
+    entry = unpack(_decision()[requests_store.SUBMISSION])["timeline"][0]
     return str(entry["event_id"])

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from services.route.models import Case, Leg
+from shared.db import unpack
 from shared.schemas import DispatchJob
 from tests.support.records import T0, dispatch_job
 
@@ -23,8 +24,11 @@ def test_a_new_leg_reads_back_as_it_was_stored() -> None:
     assert doc["_id"] == "r-1:medical:1"
     assert doc["history"] == []
     assert not doc["published"]
-    assert doc["job"] == job().model_dump(mode="json")
+    assert unpack(doc["job"]) == job().model_dump(mode="json")
+    assert doc["priority"] == job().priority
     assert Leg.from_document(doc) == leg
+    # A leg stored before its job was packed (the job as fields) reads back the same.
+    assert Leg.from_document({**doc, "job": job().model_dump(mode="json")}) == leg
     # The batch planner stores the same document (already counted against its team).
     counted = Leg.new(job(), slot="medical", cycle=0, counted=True).to_document()
     assert counted == {**doc, "counted": True}
