@@ -36,6 +36,9 @@ CASES = "route_cases"
 # The field of a decision that holds the submission record, standing in for a missing one
 # (packed: shared.db.pack, read only whole).
 SUBMISSION = "submission"
+# The field of a decision that holds verify's decision (packed), the merged record's
+# ``verification``.
+DECISION = "decision"
 
 
 def transition(
@@ -151,9 +154,9 @@ def merged(base: Document | None, decision: Document | None, case: Document | No
 
     Fields the record lacks (or holds as None) come from the submission record the decision
     carries (``base`` is None or partial when intake's write was lost), then from the
-    decision's fields; the timeline is the union of all of them, each event once, in time
-    order; the status is that of the last transition that sets it (a re-routed or oversight
-    leg is on the timeline only)."""
+    decision's fields (and its decision as ``verification``); the timeline is the union of
+    all of them, each event once, in time order; the status is that of the last transition
+    that sets it (a re-routed or oversight leg is on the timeline only)."""
     doc: Document = dict(base or {})
     timeline: list[Document] = list(doc.get("timeline", []))
     if decision is not None:
@@ -165,6 +168,8 @@ def merged(base: Document | None, decision: Document | None, case: Document | No
         for key, value in decision.get("fields", {}).items():
             if doc.get(key) is None:
                 doc[key] = value
+        if doc.get("verification") is None and decision.get(DECISION) is not None:
+            doc["verification"] = unpack(decision[DECISION])
         if decision.get("entry"):
             timeline.append(decision["entry"])
     if case is not None:

@@ -25,7 +25,7 @@ from services.verify.repository import (
     review_document,
 )
 from shared import requests_store
-from shared.db import Document
+from shared.db import Document, unpack
 from shared.envelope import Envelope, utcnow
 from shared.kafka import EventBus, effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS
@@ -171,7 +171,7 @@ async def finish_submitted(record: Record, *, ctx: VerifyContext) -> None:
         decision, at = _decide(submitted, ctx), now_ms(ctx.clock)
         await ctx.repo.store_decision(submitted, event_id=event_id, decision=decision, at=at)
     else:
-        decision, at = decision_from(stored["decision"])
+        decision, at = decision_from(unpack(stored[requests_store.DECISION]))
         if not stored.get(requests_store.SUBMISSION):
             # Stored before decisions carried the record: it may be all there is of it.
             await ctx.repo.ensure_record(submitted)

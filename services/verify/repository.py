@@ -76,18 +76,21 @@ def decision_from(doc: Document) -> tuple[Decision, datetime]:
 
 
 def decision_fields(
-    decision: Decision, *, at: datetime, actor: str, store_as: str = "verification"
+    decision: Decision, *, at: datetime, actor: str, store_as: str | None = "verification"
 ) -> Document:
-    """What a decision sets on the request record."""
-    return {
+    """What a decision sets on the request record; with ``store_as`` None, without the
+    decision itself (a decision record holds it once, in ``decision``)."""
+    fields: Document = {
         "priority": decision.priority,
         "green_channel": decision.green_channel,
         "reasons": decision.all_reasons,
         "phone_normalised": decision.phone,
         "district": decision.district,
         "duplicate_of": decision.duplicate_of,
-        store_as: decision_document(decision, at=at, by=actor),
     }
+    if store_as is not None:
+        fields[store_as] = decision_document(decision, at=at, by=actor)
+    return fields
 
 
 def decision_record(
@@ -101,8 +104,10 @@ def decision_record(
         "_id": request_id,
         "event_id": event_id,
         requests_store.SUBMISSION: pack(submission_record(submitted)),
-        "decision": decision_document(decision, at=at, by="verify"),
-        "fields": decision_fields(decision, at=at, actor="verify"),
+        # Packed (shared.db.pack): read whole only; the merged record shows it as its
+        # ``verification`` (requests_store.merged).
+        requests_store.DECISION: pack(decision_document(decision, at=at, by="verify")),
+        "fields": decision_fields(decision, at=at, actor="verify", store_as=None),
         "entry": requests_store.transition(
             event_id=event_id,
             status=decision.outcome,

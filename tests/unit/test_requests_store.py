@@ -81,3 +81,12 @@ def test_a_partial_record_is_completed_from_the_copy() -> None:
 def _decision_submitted_id() -> str:
     entry = unpack(_decision()[requests_store.SUBMISSION])["timeline"][0]
     return str(entry["event_id"])
+
+
+def test_the_merged_record_shows_the_decision_as_its_verification_unless_a_verifier_s() -> None:
+    base = requests_store.submission_document(_submitted(), event_id="x")
+    doc = requests_store.merged(base, _decision(), None)
+    assert doc["verification"]["outcome"] == "verified"
+    assert (doc["verification"]["district"], doc["verification"]["by"]) == ("jinshui", "verify")
+    corrected = {**base, "verification": {"outcome": "verified", "district": "erqi", "by": "v1"}}
+    assert requests_store.merged(corrected, _decision(), None)["verification"]["by"] == "v1"
