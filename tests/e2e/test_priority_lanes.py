@@ -88,7 +88,7 @@ async def test_a_p1_request_overtakes_a_backlog_at_dispatch(
 
     async def all_verified() -> bool:
         decided = await db[requests_store.DECISIONS].count_documents(
-            {"_id": {"$in": ids}, "decision.outcome": "verified"}
+            {"_id": {"$in": ids}, "entry.status": "verified"}
         )
         return decided == BACKLOG
 

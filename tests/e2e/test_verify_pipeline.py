@@ -201,13 +201,13 @@ async def test_a_p1_request_overtakes_a_backlog_of_ordinary_ones(
     assert doc["priority"] == "P1"
     p1_at = doc["verification"]["at"]
     before = await db[requests_store.DECISIONS].count_documents(
-        {"_id": {"$in": ids}, "decision.at": {"$lte": p1_at}}
+        {"_id": {"$in": ids}, "entry.at": {"$lte": p1_at}}
     )
     print(f"\nP1 verified after {before} of {BACKLOG} backlog requests")
     assert before < BACKLOG // 2, f"{before} of {BACKLOG} ordinary requests went first"
     later = await wait_until(
         lambda: db[requests_store.DECISIONS].count_documents(
-            {"_id": {"$in": ids}, "decision.at": {"$gt": p1_at}}
+            {"_id": {"$in": ids}, "entry.at": {"$gt": p1_at}}
         ),
         timeout=60,
     )
