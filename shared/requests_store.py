@@ -39,6 +39,9 @@ SUBMISSION = "submission"
 # The field of a decision that holds verify's decision (packed), the merged record's
 # ``verification``.
 DECISION = "decision"
+# The field of a case that holds what its first dispatch adds to the record (packed): its
+# ``timeline`` transitions and its ``legs`` summary.
+DISPATCH = "dispatch"
 
 
 def transition(
@@ -173,9 +176,11 @@ def merged(base: Document | None, decision: Document | None, case: Document | No
         if decision.get("entry"):
             timeline.append(decision["entry"])
     if case is not None:
-        timeline.extend(case.get("timeline", []))
-        if not doc.get("legs") and case.get("legs"):
-            doc["legs"] = case["legs"]
+        # A case stored before its dispatch was packed holds it as fields.
+        dispatch = unpack(case[DISPATCH]) if case.get(DISPATCH) is not None else case
+        timeline.extend(dispatch.get("timeline", []))
+        if not doc.get("legs") and dispatch.get("legs"):
+            doc["legs"] = dispatch["legs"]
         if not doc.get("departments") and case.get("departments"):
             doc["departments"] = case["departments"]
     seen: set[str] = set()
@@ -313,8 +318,6 @@ async def merge_all(db: Database, records: Sequence[Document]) -> list[Document]
     decisions = {
         doc["_id"]: doc async for doc in db[DECISIONS].find({}, {"fields.district": 1, "entry": 1})
     }
-    cases = {
-        doc["_id"]: doc
-        async for doc in db[CASES].find({}, {"timeline": 1, "legs": 1, "departments": 1})
-    }
+    projection = dict.fromkeys((DISPATCH, "timeline", "legs", "departments"), 1)
+    cases = {doc["_id"]: doc async for doc in db[CASES].find({}, projection)}
     return [merged(doc, decisions.get(doc["_id"]), cases.get(doc["_id"])) for doc in records]

@@ -29,7 +29,7 @@ from services.route.models import Leg
 from services.route.repository import CASES, LEGS, TEAMS
 from services.route.teams import Directory, choose_team
 from shared import requests_store
-from shared.db import Document
+from shared.db import Document, pack
 from shared.envelope import Envelope, utcnow
 from shared.kafka import effect_id
 from shared.metrics import END_TO_END_SECONDS, REQUESTS
@@ -160,16 +160,25 @@ def _leg_writes(job: DispatchJob) -> list[Write]:
 
 def case_document(request_id: str, jobs: Sequence[DispatchJob], departments: list[str]) -> Document:
     """The request's case as its first dispatch creates it: its legs and its cycle, and what
-    the dispatch adds to the request record (``requests_store.merged``): one ``dispatched``
-    transition per leg and the leg summary. It is stored before the jobs go out, and the batch's
-    offsets are committed only once they are acknowledged, so a stored ``dispatched`` is always
-    followed by its jobs (a crash in between: the redelivery publishes them)."""
+    the dispatch adds to the request record (``requests_store.merged``), packed: one
+    ``dispatched`` transition per leg and the leg summary. It is stored before the jobs go
+    out, and the batch's offsets are committed only once they are acknowledged, so a stored
+    ``dispatched`` is always followed by its jobs (a crash in between: the redelivery
+    publishes them)."""
     return {
         "_id": request_id,
         "leg_ids": [job.leg_id for job in jobs],
         "cycle": 0,
         "emitted": [],
         "reopens": [],
+        requests_store.DISPATCH: pack(_first_dispatch(jobs)),
+        "departments": departments,
+    }
+
+
+def _first_dispatch(jobs: Sequence[DispatchJob]) -> Document:
+    """A dispatch's transitions and leg summary, as the request record shows them."""
+    return {
         "timeline": [
             requests_store.transition(
                 event_id=effect_id("dispatch", job.leg_id),
@@ -197,7 +206,6 @@ def case_document(request_id: str, jobs: Sequence[DispatchJob], departments: lis
             }
             for job in jobs
         ],
-        "departments": departments,
     }
 
 

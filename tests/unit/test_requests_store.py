@@ -9,7 +9,7 @@ from typing import Any
 from services.verify.domain import Decision
 from services.verify.repository import decision_record
 from shared import requests_store
-from shared.db import unpack
+from shared.db import pack, unpack
 from shared.schemas import SubmittedRequest
 
 T0 = datetime(2022, 1, 9, 14, 5, tzinfo=UTC)
@@ -90,3 +90,18 @@ def test_the_merged_record_shows_the_decision_as_its_verification_unless_a_verif
     assert (doc["verification"]["district"], doc["verification"]["by"]) == ("jinshui", "verify")
     corrected = {**base, "verification": {"outcome": "verified", "district": "erqi", "by": "v1"}}
     assert requests_store.merged(corrected, _decision(), None)["verification"]["by"] == "v1"
+
+
+def test_a_case_s_dispatch_reads_alike_packed_or_stored_as_fields() -> None:
+    entry = requests_store.transition(
+        event_id="dispatch-1", status="dispatched", at=T0 + timedelta(seconds=3), actor="route"
+    )
+    dispatch = {"timeline": [entry], "legs": [{"leg_id": "l-1", "status": "dispatched"}]}
+    packed = {"_id": "r-1", requests_store.DISPATCH: pack(dispatch), "departments": ["medical"]}
+    as_fields = {"_id": "r-1", **dispatch, "departments": ["medical"]}
+    views = [requests_store.merged(None, _decision(), case) for case in (packed, as_fields)]
+    for doc in views:
+        assert _statuses(doc) == ["submitted", "verified", "dispatched"]
+        assert doc["status"] == "dispatched"
+        assert (doc["legs"][0]["leg_id"], doc["departments"]) == ("l-1", ["medical"])
+    assert views[0]["timeline"] == views[1]["timeline"]
