@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Generic, TypeVar
 
 
 def fold(text: str) -> str:
@@ -24,6 +25,7 @@ def is_cjk(char: str) -> bool:
 
 
 _WORD_START = r"(?<!\w)"
+K = TypeVar("K")
 
 
 def word_pattern(word: str) -> re.Pattern[str]:
@@ -33,21 +35,53 @@ def word_pattern(word: str) -> re.Pattern[str]:
     return re.compile(_WORD_START + re.escape(word))
 
 
-def any_word(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str]:
-    """One pattern that matches where any of ``patterns`` (made by :func:`word_pattern`)
-    does. One search instead of one per word, and with the start-of-word condition written
-    once the regex engine skips ahead on the words' letters: about ten times faster on
-    triage's words. No patterns: a pattern that never matches."""
-    anywhere, at_word_start = [], []
-    for pattern in patterns:
-        if pattern.pattern.startswith(_WORD_START):
-            at_word_start.append(pattern.pattern.removeprefix(_WORD_START))
-        else:
-            anywhere.append(pattern.pattern)
-    parts = [f"(?:{p})" for p in anywhere]
-    if at_word_start:
-        parts.append(_WORD_START + "(?:" + "|".join(at_word_start) + ")")
-    return re.compile("|".join(parts) or "(?!)")
+class WordIndex(Generic[K]):
+    """Which owners' words (patterns made by :func:`word_pattern`, each word with its owners)
+    a folded text contains, in one search per kind of word (anywhere, at a word's start)
+    rather than one per owner: about eight times faster on triage's words.
+
+    Each search tries the longer words first, and goes on from the character after where the
+    last match began, so every place a word begins is found once, with its longest word. A
+    shorter word found at the same place is one the longer one begins with (both are
+    literals), so a word's owners include those of each word of its kind it begins with."""
+
+    def __init__(self, words: Mapping[K, Iterable[re.Pattern[str]]]) -> None:
+        kinds: dict[str, dict[str, set[K]]] = {"": {}, _WORD_START: {}}
+        for owner, patterns in words.items():
+            for pattern in patterns:
+                at_start = pattern.pattern.startswith(_WORD_START)
+                body = pattern.pattern.removeprefix(_WORD_START)
+                kinds[_WORD_START if at_start else ""].setdefault(body, set()).add(owner)
+        self._searches: list[tuple[re.Pattern[str], dict[str, frozenset[K]]]] = []
+        for condition, owners in kinds.items():
+            if not owners:
+                continue
+            # re.escape puts a backslash before single characters, so an escaped word begins
+            # with an escaped word exactly when the words do, and is longer.
+            bodies = sorted(owners, key=len, reverse=True)
+            regex = re.compile(condition + "(?:" + "|".join(bodies) + ")")
+            found = {
+                _unescape(body): frozenset(
+                    o for shorter in owners if body.startswith(shorter) for o in owners[shorter]
+                )
+                for body in bodies
+            }
+            self._searches.append((regex, found))
+
+    def owners_in(self, text: str) -> set[K]:
+        """The owners of the words ``text`` contains."""
+        owners: set[K] = set()
+        for regex, found in self._searches:
+            match = regex.search(text)
+            while match is not None:
+                owners |= found[match.group()]
+                match = regex.search(text, match.start() + 1)
+        return owners
+
+
+def _unescape(escaped: str) -> str:
+    """The word ``re.escape`` made ``escaped`` of."""
+    return re.sub(r"\\(.)", r"\1", escaped, flags=re.DOTALL)
 
 
 def compact(text: str) -> str:

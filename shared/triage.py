@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.schemas import CATEGORIES, PRIORITIES, SPECIAL_GROUPS, Priority, SpecialGroup
-from shared.text import any_word, fold, word_pattern
+from shared.text import WordIndex, fold, word_pattern
 
 # Urgent requests take the fast lanes (submitted and verified priority topics).
 URGENT_PRIORITIES: frozenset[Priority] = frozenset({"P1", "P2"})
@@ -31,11 +31,6 @@ class KeywordRule:
     needs_group: bool
     patterns: tuple[re.Pattern[str], ...]
     all_of: tuple[str, ...] = ()  # named terms that together fire the rule, anywhere
-    # Any of the patterns, in one search (shared.text.any_word).
-    matcher: re.Pattern[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "matcher", any_word(self.patterns))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +52,16 @@ class Triage:
     keywords: tuple[KeywordRule, ...]
     terms: Mapping[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     fever: Fever = Fever()
-    # Each term's patterns in one search (shared.text.any_word).
-    term_matchers: Mapping[str, re.Pattern[str]] = field(init=False, repr=False, compare=False)
+    # Every keyword rule's words (owned by the rule's position) and every term's (by its
+    # name), found in one pass over a text.
+    words: WordIndex[int | str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        matchers = {name: any_word(patterns) for name, patterns in self.terms.items()}
-        object.__setattr__(self, "term_matchers", matchers)
+        owned: dict[int | str, tuple[re.Pattern[str], ...]] = {
+            n: rule.patterns for n, rule in enumerate(self.keywords)
+        }
+        owned.update((name, patterns) for name, patterns in self.terms.items())
+        object.__setattr__(self, "words", WordIndex(owned))
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,21 +172,16 @@ def has_fever(text: str, fever: Fever) -> bool:
     return any(fever.min_celsius <= t <= fever.max_celsius for t in temperatures(text))
 
 
-def terms_in(text: str, rules: Triage) -> frozenset[str]:
-    """The named terms a folded text contains (the fever term also by a temperature)."""
-    found = {name for name, matcher in rules.term_matchers.items() if matcher.search(text)}
+def fired_rules(text: str, rules: Triage) -> list[KeywordRule]:
+    """Keyword rules whose phrase, or all of whose terms, the folded text contains (the fever
+    term also by a temperature)."""
+    found = rules.words.owners_in(text)
     if has_fever(text, rules.fever):
         found.add(rules.fever.term)
-    return frozenset(found)
-
-
-def fired_rules(text: str, rules: Triage) -> list[KeywordRule]:
-    """Keyword rules whose phrase, or all of whose terms, the folded text contains."""
-    terms = terms_in(text, rules)
     return [
         rule
-        for rule in rules.keywords
-        if rule.matcher.search(text) or (rule.all_of and terms.issuperset(rule.all_of))
+        for n, rule in enumerate(rules.keywords)
+        if n in found or (rule.all_of and found.issuperset(rule.all_of))
     ]
 
 
