@@ -5,14 +5,20 @@ Shared because intake's fast lane and verify's triage must read a description th
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Generic, TypeVar
 
 
+@functools.lru_cache(maxsize=1024)
 def fold(text: str) -> str:
-    """Width-, case- and accent-insensitive form: full-width → ASCII, ё → е, tone marks gone."""
+    """Width-, case- and accent-insensitive form: full-width → ASCII, ё → е, tone marks gone.
+
+    The last 1,024 texts folded are kept (twice a batch of 500; at most 2,000 characters
+    each, a few MB at worst): verify folds each description for its completeness, its
+    duplicates and its triage within one batch."""
     text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
     decomposed = unicodedata.normalize("NFD", text)
     # Drop combining marks (pinyin tones, "й" → "и" is harmless for matching), then recompose.
