@@ -12,14 +12,18 @@ spaced or dashed, maybe after ``+86`` or ``0086``), has a fast path: it is check
 ``phonenumbers.parse`` (the most of a number's cost, paid in intake, verify and notify for each
 request). Its answers are held to the parser's by a property test (tests/unit/test_phones.py);
 every other shape, and any number the fast path is unsure of, goes to the parser.
+
+Each process keeps the answers for the last 4,096 numbers it read (verify reads a request's
+number three times, notify once for each of its events).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import phonenumbers
 
@@ -40,16 +44,36 @@ class PhoneCheck:
     problem: PhoneProblem | None = None
 
 
+class Dialling(NamedTuple):
+    """What reading a number takes from its jurisdiction (hashable: answers are kept by it)."""
+
+    country_code: int
+    phone_region: str
+    area_code: str
+    local_number_digits: int
+
+
 def normalise_phone(raw: str, jurisdiction: Jurisdiction) -> PhoneCheck:
     """E.164 form of a phone number typed in any of the usual shapes, and what is wrong with
     it: ``invalid_phone`` (no number), ``foreign_phone`` (a valid number of another country)."""
-    mobile = _chinese_mobile(raw, jurisdiction)
+    dialling = Dialling(
+        jurisdiction.country_code,
+        jurisdiction.phone_region,
+        jurisdiction.area_code,
+        jurisdiction.local_number_digits,
+    )
+    return _normalised(raw, dialling)
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised(raw: str, dialling: Dialling) -> PhoneCheck:
+    mobile = _chinese_mobile(raw, dialling)
     if mobile is not None:
         return PhoneCheck(mobile)
-    return parsed_phone(raw, jurisdiction)
+    return parsed_phone(raw, dialling)
 
 
-def _chinese_mobile(raw: str, jurisdiction: Jurisdiction) -> str | None:
+def _chinese_mobile(raw: str, jurisdiction: Jurisdiction | Dialling) -> str | None:
     """The E.164 form of a valid Chinese mobile number in a Chinese city, typed in its common
     shape; None for anything else (which the parser reads)."""
     if jurisdiction.country_code != 86 or jurisdiction.phone_region != "CN" or not raw.isascii():
@@ -64,7 +88,7 @@ def _chinese_mobile(raw: str, jurisdiction: Jurisdiction) -> str | None:
     return f"+86{digits}" if phonenumbers.is_valid_number(number) else None
 
 
-def parsed_phone(raw: str, jurisdiction: Jurisdiction) -> PhoneCheck:
+def parsed_phone(raw: str, jurisdiction: Jurisdiction | Dialling) -> PhoneCheck:
     """:func:`normalise_phone` by ``phonenumbers.parse`` alone, for every shape."""
     text = _SEPARATORS.sub("", unicodedata.normalize("NFKC", raw))
     if not re.fullmatch(r"\+?\d{3,20}", text):
