@@ -121,7 +121,7 @@ def registry() -> CollectorRegistry:
     return REGISTRY
 
 
-# Set when a service runs several HTTP worker processes (shared.runtime.serve): each process
+# Set when a service runs several HTTP worker processes (shared.serving.serve): each process
 # writes its samples to files there and /metrics adds them up. Counters and histograms are
 # summed; the gauges below say how (``multiprocess_mode``; ignored in a single process), and
 # the FastStream middleware's gauges carry a ``pid`` label.

@@ -4,7 +4,7 @@
 from services.intake.app import build_app
 from services.intake.server import protocol
 from services.intake.settings import IntakeSettings
-from shared.runtime import serve
+from shared.serving import serve
 
 if __name__ == "__main__":
     settings = IntakeSettings()

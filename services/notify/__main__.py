@@ -2,7 +2,7 @@
 
 from services.notify.app import build_app
 from services.notify.settings import NotifySettings
-from shared.runtime import serve
+from shared.serving import serve
 
 if __name__ == "__main__":
     settings = NotifySettings()

@@ -2,7 +2,7 @@
 
 from services.route.app import build_app
 from services.route.settings import RouteSettings
-from shared.runtime import serve
+from shared.serving import serve
 
 if __name__ == "__main__":
     settings = RouteSettings()

@@ -2,7 +2,7 @@
 
 from services.verify.app import build_app
 from services.verify.settings import VerifySettings
-from shared.runtime import serve
+from shared.serving import serve
 
 if __name__ == "__main__":
     settings = VerifySettings()
