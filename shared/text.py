@@ -67,7 +67,7 @@ class WordIndex(Generic[K]):
             bodies = sorted(owners, key=len, reverse=True)
             regex = re.compile(condition + "(?:" + "|".join(bodies) + ")")
             found = {
-                _unescape(body): frozenset(
+                body: frozenset(
                     o for shorter in owners if body.startswith(shorter) for o in owners[shorter]
                 )
                 for body in bodies
@@ -80,14 +80,9 @@ class WordIndex(Generic[K]):
         for regex, found in self._searches:
             match = regex.search(text)
             while match is not None:
-                owners |= found[match.group()]
+                owners |= found[re.escape(match.group())]  # the word as its pattern has it
                 match = regex.search(text, match.start() + 1)
         return owners
-
-
-def _unescape(escaped: str) -> str:
-    """The word ``re.escape`` made ``escaped`` of."""
-    return re.sub(r"\\(.)", r"\1", escaped, flags=re.DOTALL)
 
 
 def compact(text: str) -> str:
