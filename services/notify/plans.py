@@ -15,7 +15,8 @@ A delivery in the batch path:
 3. the send, with the notification id as idempotency key, retried with the shared back-off
    (the one send loop, :func:`services.notify.sending.attempts`, deciding by
    services/notify/delivery.py); every attempt is published on ``help.notifications``;
-4. the delivery record, inserted with its final status and attempt log (``notifications``);
+4. the delivery record, inserted with its final status and attempt log (``notifications``,
+   packed: :func:`services.notify.repository.packed_delivery`);
    past the last attempt it is stored ``failed``, the request's timeline shows
    ``notification_failed`` and the plan dead-letters the record (the stage's dead letters).
 
@@ -34,7 +35,7 @@ from typing import Any
 from services.notify import delivery, domain, handlers, sending
 from services.notify.channels import Channel, Outbound
 from services.notify.handlers import NotifyContext, parse_notice
-from services.notify.repository import CLAIMS, NOTIFICATIONS
+from services.notify.repository import CLAIMS, NOTIFICATIONS, packed_delivery
 from shared import requests_store
 from shared.db import Document
 from shared.metrics import NOTIFICATIONS as SENT
@@ -137,7 +138,9 @@ async def _deliver_all(
             documents.append(
                 Insert(
                     NOTIFICATIONS,
-                    {**base, "status": "suppressed", "reason": "rate_limited", "attempts": 0},
+                    packed_delivery(
+                        {**base, "status": "suppressed", "reason": "rate_limited", "attempts": 0}
+                    ),
                 )
             )
             continue
@@ -167,22 +170,26 @@ async def _deliver_all(
             documents.append(
                 Insert(
                     NOTIFICATIONS,
-                    {**base, **failure.fields, "attempts": len(log), "attempt_log": log},
+                    packed_delivery(
+                        {**base, **failure.fields, "attempts": len(log), "attempt_log": log}
+                    ),
                 )
             )
             continue
         documents.append(
             Insert(
                 NOTIFICATIONS,
-                {
-                    **base,
-                    "status": "sent",
-                    "admitted": True,
-                    "attempts": len(log),
-                    "attempt_log": log,
-                    "sent_at": at,
-                    "updated_at": at,
-                },
+                packed_delivery(
+                    {
+                        **base,
+                        "status": "sent",
+                        "admitted": True,
+                        "attempts": len(log),
+                        "attempt_log": log,
+                        "sent_at": at,
+                        "updated_at": at,
+                    }
+                ),
             )
         )
     return Plan(

@@ -21,6 +21,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pymongo import AsyncMongoClient
 
 from services.notify.app import build_app
+from services.notify.repository import delivery_record
 from services.notify.settings import NotifySettings
 from shared.envelope import decode_headers, event_type
 from shared.runtime import Runtime
@@ -207,8 +208,10 @@ async def test_receipt_in_the_citizens_language_once_despite_redelivery(notify: 
     assert {(o["event"], o["channel"], o["status"], o["language"]) for o in outcomes} == {
         ("received", "sms", "sent", "ru")
     }
-    stored = await notify.db["notifications"].find_one({"request_id": "R-1"})
+    stored = delivery_record(await notify.db["notifications"].find_one({"request_id": "R-1"}))
     assert stored["status"] == "sent"
+    assert stored["channel"] == "sms"
+    assert stored["attempts"] == 1
     assert "phone" not in stored
     assert PHONE not in json.dumps(stored, default=str)
 
@@ -223,8 +226,11 @@ async def test_crash_after_the_gateway_accepted_resends_the_same_key(notify: Not
     await notify.publish(Topic.VERIFIED, verified("R-2"))
     assert len(notify.sms("R-2")) == 1
     assert notify.gateway.snapshot()["duplicates"] == 1
-    stored = await notify.db["notifications"].find_one({"_id": first["idempotency_key"]})
+    stored = delivery_record(
+        await notify.db["notifications"].find_one({"_id": first["idempotency_key"]})
+    )
     assert stored["status"] == "sent"
+    assert [a["attempt"] for a in stored["attempt_log"]] == [1, 2], "the resend follows the first"
 
 
 async def test_resolution_sends_survey_and_unsatisfied_answer_reopens(notify: Notify) -> None:
@@ -351,7 +357,7 @@ async def test_unreachable_gateway_backs_off_then_dead_letters(notify_no_gateway
     [entry] = request["timeline"]
     assert entry["status"] == "notification_failed"
     assert entry["reason"].startswith("sms:verified:unreachable")
-    delivery = await notify.db["notifications"].find_one({"request_id": "R-5"})
+    delivery = delivery_record(await notify.db["notifications"].find_one({"request_id": "R-5"}))
     assert delivery["status"] == "failed"
     assert len(delivery["attempt_log"]) == 3
 

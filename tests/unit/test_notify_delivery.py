@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.notify import delivery
+from services.notify.repository import delivery_record, packed_delivery
 from shared.retry import Backoff
 from tests.support.records import outbound
 
@@ -110,3 +111,38 @@ def test_announcements_are_keyed_by_notification_attempt_and_status() -> None:
     assert sent.name == "notification.sent"
     assert sent.event_id != failed.event_id
     assert sent.event_id == delivery.announcement(MESSAGE, "sms", "sent", attempt=2, at=AT).event_id
+
+
+def test_a_packed_delivery_record_reads_back_whole() -> None:
+    document = {
+        "_id": "n-1",
+        "request_id": "R-1",
+        "status": "sent",
+        "channel": "sms",
+        "admitted": True,
+        "attempts": 1,
+        "attempt_log": [{"attempt": 1, "status": "sent", "at": AT, "error": None}],
+    }
+    stored = packed_delivery(document)
+    assert set(stored) == {"_id", "request_id", "status", "detail"}
+    assert isinstance(stored["detail"], bytes)
+    assert delivery_record(stored) == document
+    assert delivery_record(document) == document, "a record stored as fields reads as it is"
+
+
+def test_fields_set_on_a_packed_record_win_and_its_attempts_follow() -> None:
+    first = {"attempt": 1, "status": "failed", "at": AT, "error": "timeout"}
+    stored = packed_delivery(
+        {
+            "_id": "n-1",
+            "request_id": "R-1",
+            "status": "failed",
+            "attempts": 1,
+            "attempt_log": [first],
+        }
+    )
+    second = {"attempt": 2, "status": "sent", "at": AT, "error": None}
+    stored.update(status="sent", attempts=2, attempt_log=[second])  # the per-record path's update
+    record = delivery_record(stored)
+    assert (record["status"], record["attempts"]) == ("sent", 2)
+    assert record["attempt_log"] == [first, second]
