@@ -9,6 +9,10 @@ recorded on the record itself with :func:`apply_transition`. Each transition car
 the event that caused it; one whose event id is already applied is skipped, and the merge keeps
 each event id once, so redelivered events never add a second entry.
 
+Intake stores the record packed (:func:`packed_record`): what its submission fixes and no query
+filters on is one value (``BODY``); :func:`record` (and so :func:`merged`) reads it whole, and a
+field a later transition sets on the record wins over the packed one.
+
 Intake answers once Kafka has the request and writes the record afterwards, so its write can be
 lost (a crash, a database outage longer than its buffer). Verify's decision therefore carries
 the record as intake writes it (``submission``, :func:`submission_document`): the merge takes
@@ -24,7 +28,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from shared.db import Database, Document, unpack
+from shared.db import Database, Document, pack, unpack
 from shared.schemas import SubmittedRequest
 
 COLLECTION = "requests"
@@ -42,6 +46,36 @@ DECISION = "decision"
 # The field of a case that holds what its first dispatch adds to the record (packed): its
 # ``timeline`` transitions and its ``legs`` summary.
 DISPATCH = "dispatch"
+# The field of a request record that holds, packed, the submission's fields no query filters
+# on (intake's write: :func:`packed_record`; read through :func:`record`).
+BODY = "body"
+# What a packed record keeps as fields: its id, what queries filter on (category, submission
+# time; the status for operators), and what transitions update by field.
+_FIELDS = frozenset(
+    ("_id", "status", "category", "submitted_at", "updated_at", "timeline", "applied_events")
+)
+
+
+def packed_record(document: Document) -> Document:
+    """A request record as intake stores it: ``_FIELDS`` as fields, the rest packed in
+    ``BODY`` (FerretDB's cost per insert follows the number of fields)."""
+    stored = {key: document[key] for key in _FIELDS if key in document}
+    stored[BODY] = pack({k: v for k, v in document.items() if k not in _FIELDS})
+    return stored
+
+
+def record(stored: Document) -> Document:
+    """A stored request record with its packed fields read, packed or not; a field a later
+    transition set on the record wins over the packed one."""
+    if BODY not in stored:
+        return dict(stored)
+    rest = {key: value for key, value in stored.items() if key != BODY}
+    return {**unpack(stored[BODY]), **rest}
+
+
+def projection(*fields: str) -> Document:
+    """A projection of ``fields`` of a stored record, packed or not (for :func:`record`)."""
+    return dict.fromkeys((*fields, BODY), 1)
 
 
 def transition(
@@ -160,7 +194,7 @@ def merged(base: Document | None, decision: Document | None, case: Document | No
     decision's fields (and its decision as ``verification``); the timeline is the union of
     all of them, each event once, in time order; the status is that of the last transition
     that sets it (a re-routed or oversight leg is on the timeline only)."""
-    doc: Document = dict(base or {})
+    doc: Document = record(base) if base is not None else {}
     timeline: list[Document] = list(doc.get("timeline", []))
     if decision is not None:
         submission = unpack(decision.get(SUBMISSION))
@@ -296,9 +330,9 @@ async def scan(db: Database, fields: Sequence[str]) -> list[Document]:
     """Every request, merged (:func:`merged`), with only ``fields`` of the record and what the
     status needs: a whole-collection read of the three collections, for rare summaries. A
     decided request whose record is missing is there too, whole, from its decision's copy."""
-    projection = {"_id": 1, "timeline.event_id": 1, "timeline.status": 1, "timeline.at": 1}
-    projection.update({"timeline.sets_status": 1, **dict.fromkeys(fields, 1)})
-    records = [doc async for doc in db[COLLECTION].find({}, projection)]
+    wanted = {"_id": 1, "timeline.event_id": 1, "timeline.status": 1, "timeline.at": 1}
+    wanted.update({"timeline.sets_status": 1, **projection(*fields)})
+    records = [doc async for doc in db[COLLECTION].find({}, wanted)]
     return await merge_all(db, records) + await _without_record(db, {d["_id"] for d in records})
 
 
@@ -318,6 +352,6 @@ async def merge_all(db: Database, records: Sequence[Document]) -> list[Document]
     decisions = {
         doc["_id"]: doc async for doc in db[DECISIONS].find({}, {"fields.district": 1, "entry": 1})
     }
-    projection = dict.fromkeys((DISPATCH, "timeline", "legs", "departments"), 1)
-    cases = {doc["_id"]: doc async for doc in db[CASES].find({}, projection)}
+    wanted = dict.fromkeys((DISPATCH, "timeline", "legs", "departments"), 1)
+    cases = {doc["_id"]: doc async for doc in db[CASES].find({}, wanted)}
     return [merged(doc, decisions.get(doc["_id"]), cases.get(doc["_id"])) for doc in records]

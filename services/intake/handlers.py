@@ -22,6 +22,7 @@ from shared.faults import crash_point
 from shared.kafka import EventBus, effect_id
 from shared.keys import KeyDigests
 from shared.metrics import INTAKE_REPLAYS, REQUESTS
+from shared.requests_store import packed_record
 from shared.schemas import Channel, HelpRequest, PartnerHelpRequest, SubmittedRequest
 from shared.stage import PermanentError, Record
 
@@ -139,7 +140,7 @@ async def submit(
     if idempotency_key:
         ctx.receipts.put(request_id)
     if ctx.recorder is not None:
-        ctx.recorder.add(submission_document(submitted, event_id=event_id))
+        ctx.recorder.add(packed_record(submission_document(submitted, event_id=event_id)))
     # DEBUG, not INFO: a line per request costs the accept path more than its publish, and
     # cityhelp_http_requests_total and cityhelp_requests_total count the accepted ones.
     if logger.isEnabledFor(logging.DEBUG):

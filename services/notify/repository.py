@@ -131,16 +131,11 @@ class NotifyRepository:
     # --- the shared request record ---
 
     async def get_request(self, request_id: str) -> Document | None:
-        return await self.db[requests_store.COLLECTION].find_one(
-            {"_id": request_id},
-            {
-                "contact": 1,
-                "phone_normalised": 1,
-                "language": 1,
-                "category": 1,
-                "tracking_token_hash": 1,
-            },
+        fields = ("contact", "phone_normalised", "language", "category", "tracking_token_hash")
+        doc = await self.db[requests_store.COLLECTION].find_one(
+            {"_id": request_id}, requests_store.projection(*fields)
         )
+        return None if doc is None else requests_store.record(doc)
 
     async def record_transition(
         self,

@@ -20,11 +20,11 @@ from pymongo import MongoClient
 from services.route import domain
 from services.route.settings import RouteSettings
 from shared.db import Document
-from shared.requests_store import COLLECTION, DECISIONS, merged
+from shared.requests_store import COLLECTION, DECISIONS, merged, projection
 
 # A request counts as verified once its timeline has this step (later steps keep it).
 _VERIFIED = "verified"
-_FIELDS = {"category": 1, "description": 1, "special_groups": 1, "location": 1, "district": 1}
+_FIELDS = projection("category", "description", "special_groups", "location", "district")
 
 
 def routing_input(doc: Document) -> domain.RoutingInput | None:

@@ -46,14 +46,14 @@ async def add_info(
     ctx: RouteContext, request_id: str, *, token: str | None, text: str, at: datetime
 ) -> InfoAdded | Refusal:
     """Check the token, find the leg that asked and send it the addition."""
-    record = await ctx.repo.db[requests_store.COLLECTION].find_one(
-        {"_id": request_id}, {"tracking_token_hash": 1}
+    stored = await ctx.repo.db[requests_store.COLLECTION].find_one(
+        {"_id": request_id}, requests_store.projection("tracking_token_hash")
     )
-    if record is None:
+    if stored is None:
         return Refusal(404, "not_found", "No request with this id.")
     if not token:
         return Refusal(401, "token_required", "Send the tracking token (X-Tracking-Token).")
-    if not token_matches(token, record.get("tracking_token_hash")):
+    if not token_matches(token, requests_store.record(stored).get("tracking_token_hash")):
         return Refusal(403, "wrong_token", "The tracking token does not match this request.")
     asked = await ctx.repo.info_request(request_id)
     if asked is None:

@@ -82,7 +82,9 @@ async def write_records(
     try:
         collection = client[database][requests_store.COLLECTION]
         documents = [
-            submission_document(value, event_id=effect_id("submitted", value.request_id))
+            requests_store.packed_record(
+                submission_document(value, event_id=effect_id("submitted", value.request_id))
+            )
             for _, value in items
         ]
         for start in range(0, len(documents), RECORDS_PER_INSERT):

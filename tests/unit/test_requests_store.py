@@ -105,3 +105,27 @@ def test_a_case_s_dispatch_reads_alike_packed_or_stored_as_fields() -> None:
         assert doc["status"] == "dispatched"
         assert (doc["legs"][0]["leg_id"], doc["departments"]) == ("l-1", ["medical"])
     assert views[0]["timeline"] == views[1]["timeline"]
+
+
+def test_a_packed_record_reads_as_the_record_and_later_fields_win() -> None:
+    document = requests_store.submission_document(_submitted(), event_id="x")
+    stored = requests_store.packed_record(document)
+    assert set(stored) == {
+        "_id",
+        "status",
+        "category",
+        "submitted_at",
+        "updated_at",
+        "timeline",
+        "applied_events",
+        requests_store.BODY,
+    }
+    assert "王女士" not in str(stored), "the contact is inside the packed value"
+    assert requests_store.record(stored) == document
+    assert requests_store.record(document) == document, "a record stored as fields reads as it is"
+    # A verifier's correction sets fields on the stored record: they win over the packed ones.
+    fields = {"priority": "P1", "departments": ["medical"]}
+    doc = requests_store.merged({**stored, **fields}, _decision(), None)
+    assert (doc["priority"], doc["departments"]) == ("P1", ["medical"])
+    assert (doc["contact"]["name"], doc["description"]) == ("王女士", "小区封控，需要买菜")
+    assert doc == requests_store.merged({**document, **fields}, _decision(), None)
