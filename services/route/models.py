@@ -115,39 +115,42 @@ class Leg:
         )
 
     def to_document(self) -> Document:
-        """The leg as stored (a new leg's history is empty; reports are pushed onto it)."""
+        """The leg as stored: what identifies it, what its queries filter on (department and
+        ``current``), its state and deadlines, and its job packed (read only whole; its
+        priority also as a field, for the command centre). A field still at its default is
+        left out (``from_document`` reads it back as the default; FerretDB's cost per insert
+        follows the number of fields), and reports push its history onto it later."""
         doc: Document = {
             "_id": self.leg_id,
             "request_id": self.request_id,
             "department": self.department,
             "team_id": self.team_id,
-            "slot": self.slot,
-            "attempt": self.attempt,
-            "cycle": self.cycle,
-            "blocking": self.blocking,
-            "parent": self.parent,
             "current": self.current,
             "status": self.status,
             "progress": self.progress,
-            "last_occurred_at": self.last_occurred_at,
-            "last_event_id": self.last_event_id,
-            "applied_events": sorted(self.applied_events),
-            "history": [],
-            "breached": list(self.breached),
-            "rejected_by": list(self.rejected_by),
-            "published": self.published,
-            "counted": self.counted,
-            "released": self.released,
-            # Packed (read only whole); its priority also as a field, for the command centre.
             "job": pack(self.job.model_dump(mode="json")),
             "priority": self.job.priority,
             "acknowledge_by": self.acknowledge_by,
             "resolve_by": self.resolve_by,
         }
-        if self.superseded_by is not None:
-            doc["superseded_by"] = self.superseded_by
-        if self.dispatched_at is not None:
-            doc["dispatched_at"] = self.dispatched_at
+        optional: dict[str, Any] = {
+            "slot": None if self.slot == self.department else self.slot,
+            "attempt": None if self.attempt == 1 else self.attempt,
+            "cycle": self.cycle or None,
+            "blocking": None if self.blocking else False,
+            "parent": self.parent,
+            "last_occurred_at": self.last_occurred_at,
+            "last_event_id": self.last_event_id,
+            "applied_events": sorted(self.applied_events) or None,
+            "breached": list(self.breached) or None,
+            "rejected_by": list(self.rejected_by) or None,
+            "superseded_by": self.superseded_by,
+            "published": self.published or None,
+            "dispatched_at": self.dispatched_at,
+            "counted": self.counted or None,
+            "released": self.released or None,
+        }
+        doc.update((key, value) for key, value in optional.items() if value is not None)
         return doc
 
     def changed(self, **fields: Any) -> Leg:

@@ -22,8 +22,20 @@ def test_a_new_leg_reads_back_as_it_was_stored() -> None:
     leg = Leg.new(job(), slot="medical", cycle=0)
     doc = leg.to_document()
     assert doc["_id"] == "r-1:medical:1"
-    assert doc["history"] == []
-    assert not doc["published"]
+    # Fields at their defaults are left out; reports push the history onto the leg later.
+    assert set(doc) == {
+        "_id",
+        "request_id",
+        "department",
+        "team_id",
+        "current",
+        "status",
+        "progress",
+        "job",
+        "priority",
+        "acknowledge_by",
+        "resolve_by",
+    }
     assert unpack(doc["job"]) == job().model_dump(mode="json")
     assert doc["priority"] == job().priority
     assert Leg.from_document(doc) == leg
@@ -32,6 +44,35 @@ def test_a_new_leg_reads_back_as_it_was_stored() -> None:
     # The batch planner stores the same document (already counted against its team).
     counted = Leg.new(job(), slot="medical", cycle=0, counted=True).to_document()
     assert counted == {**doc, "counted": True}
+
+
+def test_a_leg_away_from_every_default_reads_back_whole() -> None:
+    leg = Leg.new(
+        job(), slot="medical-night", cycle=2, blocking=False, parent="r-1:command:1"
+    ).changed(
+        attempt=3,
+        current=False,
+        status="escalated",
+        progress="acknowledged",
+        last_occurred_at=T0 + timedelta(minutes=3),
+        last_event_id="e1",
+        applied_events=frozenset({"e0", "e1"}),
+        breached=("acknowledge",),
+        rejected_by=("medical-jinshui-2",),
+        superseded_by="r-1:medical:2",
+        published=True,
+        dispatched_at=T0 + timedelta(seconds=5),
+        counted=True,
+        released=True,
+    )
+    doc = leg.to_document()
+    assert Leg.from_document(doc) == leg
+    assert (doc["blocking"], doc["cycle"], doc["slot"], doc["attempt"]) == (
+        False,
+        2,
+        "medical-night",
+        3,
+    )
 
 
 def test_a_stored_leg_with_reports_reads_back_with_its_state() -> None:
