@@ -9,7 +9,7 @@ a change is a new value, returned by the repository method that stored it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -133,24 +133,18 @@ class Leg:
             "acknowledge_by": self.acknowledge_by,
             "resolve_by": self.resolve_by,
         }
-        optional: dict[str, Any] = {
-            "slot": None if self.slot == self.department else self.slot,
-            "attempt": None if self.attempt == 1 else self.attempt,
-            "cycle": self.cycle or None,
-            "blocking": None if self.blocking else False,
-            "parent": self.parent,
-            "last_occurred_at": self.last_occurred_at,
-            "last_event_id": self.last_event_id,
-            "applied_events": sorted(self.applied_events) or None,
-            "breached": list(self.breached) or None,
-            "rejected_by": list(self.rejected_by) or None,
-            "superseded_by": self.superseded_by,
-            "published": self.published or None,
-            "dispatched_at": self.dispatched_at,
-            "counted": self.counted or None,
-            "released": self.released or None,
-        }
-        doc.update((key, value) for key, value in optional.items() if value is not None)
+        if self.slot != self.department:
+            doc["slot"] = self.slot
+        for name, default in _LEG_DEFAULTS.items():
+            value = getattr(self, name)
+            if value != default:
+                doc[name] = (
+                    sorted(value)
+                    if isinstance(value, frozenset)
+                    else list(value)
+                    if isinstance(value, tuple)
+                    else value
+                )
         return doc
 
     def changed(self, **fields: Any) -> Leg:
@@ -198,6 +192,16 @@ class Leg:
             "current": self.current,
             "role": self.role,
         }
+
+
+# The fields a leg is stored without while they hold the class's defaults (``current``,
+# ``status`` and ``progress`` always stored: queries and operators read them; ``created_now``,
+# compare=False, is never stored).
+_LEG_DEFAULTS: dict[str, Any] = {
+    f.name: f.default
+    for f in fields(Leg)
+    if f.default is not MISSING and f.compare and f.name not in ("current", "status", "progress")
+}
 
 
 @dataclass(frozen=True, slots=True)
